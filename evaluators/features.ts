@@ -1,0 +1,108 @@
+/**
+ * Cheap hand-made features for the answer-confidence model and the pre-router. The lists are
+ * versioned: a trained model records the version it was trained with, and loading a model trained
+ * on another version fails loudly instead of scoring garbage.
+ */
+import { checkArithmetic } from './arithmetic.js';
+import type { EvaluationInput } from './types.js';
+import { countMatches, extractFinalAnswer, HEDGE_RE, isRefusal, lastUserMessage, parseJsonAnswer, promptAsksForJson } from './text.js';
+
+export const FEATURE_VERSION = 'cheap-v1';
+
+const log1p = Math.log1p;
+const share = (text: string, re: RegExp) => (text.length ? countMatches(text, re) / text.length : 0);
+
+export const PROMPT_FEATURE_NAMES = [
+  'p_log_chars',
+  'p_digit_share',
+  'p_numbers',
+  'p_code',
+  'p_math',
+  'p_json',
+  'p_format',
+  'p_choice',
+  'p_question_marks',
+  'p_lines',
+] as const;
+
+export function promptFeatures(prompt: string): number[] {
+  const numbers = countMatches(prompt, /\d+(?:\.\d+)?/g);
+  return [
+    log1p(prompt.length) / 10,
+    share(prompt, /\d/g) * 10,
+    log1p(numbers) / 3,
+    /```|\bdef |\bfunction\b|\bclass \w+|[{};]\s*$|\bcode\b|\bpython\b|\bjavascript\b|\bSQL\b|\bprogram\b/im.test(prompt) ? 1 : 0,
+    /\bhow (?:many|much)\b|\bcalculate\b|\bsolve\b|\bequation\b|[=+×÷^]|\bprobability\b|\bpercent|%|\$\d/i.test(prompt) ? 1 : 0,
+    promptAsksForJson(prompt) ? 1 : 0,
+    /\b(?:list|bullet|table|in \d+ words|no more than|exactly \d+|format|rewrite|start (?:every|each))\b/i.test(prompt) ? 1 : 0,
+    /(?:^|\n)\s*[A-D][.)]\s/.test(prompt) ? 1 : 0,
+    log1p(countMatches(prompt, /\?/g)) / 2,
+    log1p(prompt.split('\n').length) / 3,
+  ];
+}
+
+export const ANSWER_FEATURE_NAMES = [
+  ...PROMPT_FEATURE_NAMES,
+  'a_log_chars',
+  'a_len_ratio',
+  'a_digit_share',
+  'a_lines',
+  'a_code_block',
+  'a_refusal',
+  'a_hedges',
+  'a_final_explicit',
+  'a_final_numeric',
+  'a_final_integer',
+  'a_final_in_prompt',
+  'a_arith_checked',
+  'a_arith_wrong',
+  'a_arith_any_wrong',
+  'a_arith_final_mismatch',
+  'a_json_asked',
+  'a_json_valid',
+  'a_truncated',
+  'a_has_logprob',
+  'a_logprob_mean',
+  'a_repetition',
+  'a_unfinished',
+  'a_equals',
+] as const;
+
+export function answerFeatures(input: EvaluationInput): number[] {
+  const prompt = lastUserMessage(input.messages);
+  const answer = input.answer;
+  const final = extractFinalAnswer(answer);
+  const arith = checkArithmetic(answer);
+  const jsonAsked =
+    input.responseFormat?.type === 'json_object' || input.responseFormat?.type === 'json_schema' || promptAsksForJson(prompt);
+  const lps = (input.logprobs ?? []).map((t) => t.logprob).filter(Number.isFinite);
+  const lines = answer.split('\n').map((l) => l.trim()).filter(Boolean);
+  const promptNumbers = new Set([...prompt.matchAll(/\d[\d,]*(?:\.\d+)?/g)].map((m) => Number(m[0].replace(/,/g, ''))));
+  const trimmed = answer.trim();
+  return [
+    ...promptFeatures(prompt),
+    log1p(answer.length) / 10,
+    Math.max(-3, Math.min(3, Math.log((answer.length + 1) / (prompt.length + 1)))) / 3,
+    share(answer, /\d/g) * 10,
+    log1p(lines.length) / 3,
+    /```/.test(answer) ? 1 : 0,
+    isRefusal(answer) ? 1 : 0,
+    log1p(countMatches(answer, HEDGE_RE)) / 2,
+    final?.explicit ? 1 : 0,
+    final?.numeric != null ? 1 : 0,
+    final?.numeric != null && Number.isInteger(final.numeric) ? 1 : 0,
+    final?.numeric != null && promptNumbers.has(final.numeric) ? 1 : 0,
+    log1p(arith.checked) / 2,
+    log1p(arith.wrong),
+    arith.wrong > 0 ? 1 : 0,
+    arith.finalMatchesLastResult === false ? 1 : 0,
+    jsonAsked ? 1 : 0,
+    jsonAsked && parseJsonAnswer(answer).ok ? 1 : 0,
+    input.finishReason === 'length' ? 1 : 0,
+    lps.length ? 1 : 0,
+    lps.length ? lps.reduce((a, b) => a + b, 0) / lps.length : 0,
+    lines.length > 1 ? 1 - new Set(lines).size / lines.length : 0,
+    trimmed && !/[.!?)\]}"'`*\d]$/.test(trimmed) ? 1 : 0,
+    log1p(countMatches(answer, /=/g)) / 3,
+  ];
+}
