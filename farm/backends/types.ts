@@ -20,6 +20,8 @@ export interface GenerateRequest {
   wantLogprobs: boolean;
   /** 0..20, from `top_logprobs`. */
   topLogprobs: number;
+  /** Requested answer length in tokens (synthetic backend, from the `x-farm-output-tokens` header). */
+  outputTokens?: number;
   /** Aborted when the client goes away; long generations should stop. */
   signal?: AbortSignal;
 }

@@ -1,0 +1,101 @@
+/**
+ * Builds the farm's backends from its config: one replay backend over all datasets, one synthetic
+ * backend (synthetic-only models and fallbacks), and the node-llama-cpp backend, loaded by dynamic
+ * import only when a model uses `backend: llama`.
+ */
+import { access } from 'node:fs/promises';
+import { contextWindowOf, DEFAULT_SYNTHETIC, FarmConfigError, type FarmConfig, type SyntheticSettings } from '../config.js';
+import { createReplayBackend } from './replay.js';
+import { createSyntheticBackend } from './synthetic.js';
+import type { Backend } from './types.js';
+
+export interface LlamaBackendOptions {
+  models: { name: string; gguf: string; threads?: number; contextSize?: number }[];
+}
+interface LlamaModule {
+  createLlamaBackend(options: LlamaBackendOptions): Promise<Backend>;
+}
+/** A variable specifier: the llama backend is optional and written separately. */
+const LLAMA_MODULE = './llama.js';
+
+export interface FarmBackends {
+  /** Model name → the backend that answers for it. */
+  primary: Map<string, Backend>;
+  /** Answers any configured model with simulated text (pool fallback). */
+  synthetic: Backend;
+  close(): Promise<void>;
+}
+
+async function mustExist(path: string, what: string, source: string): Promise<void> {
+  try {
+    await access(path);
+  } catch {
+    throw new FarmConfigError(`${source}: ${what}: file not found: ${path}`);
+  }
+}
+
+export async function createBackends(config: FarmConfig): Promise<FarmBackends> {
+  const { source } = config;
+  const models = Object.entries(config.models);
+  const backends: Backend[] = [];
+  const primary = new Map<string, Backend>();
+
+  const syntheticSettings: Record<string, SyntheticSettings> = {};
+  for (const [name, model] of models) syntheticSettings[name] = model.synthetic ?? DEFAULT_SYNTHETIC;
+  const synthetic = createSyntheticBackend(syntheticSettings);
+  backends.push(synthetic);
+
+  const replayModels: Record<string, string> = {};
+  for (const [name, model] of models) if (model.backend === 'replay') replayModels[name] = model.recorded_as ?? name;
+  if (Object.keys(replayModels).length > 0) {
+    for (const [i, path] of config.datasetPaths.entries()) {
+      await mustExist(path, `datasets.${i} (${config.datasets[i]}; CASCADE_DATA_DIR=${process.env.CASCADE_DATA_DIR ?? 'unset'})`, source);
+    }
+    const replay = await createReplayBackend({ datasets: config.datasetPaths, models: replayModels });
+    const recorded = replay.recordedModels();
+    for (const [name, recordedAs] of Object.entries(replayModels)) {
+      if (!recorded.has(recordedAs)) {
+        throw new FarmConfigError(
+          `${source}: models.${name}: no recorded responses for "${recordedAs}" in the datasets (recorded models: ${[...recorded].join(', ') || 'none'})`,
+        );
+      }
+      primary.set(name, replay);
+    }
+    backends.push(replay);
+  }
+
+  const llamaModels = models.filter(([, m]) => m.backend === 'llama');
+  if (llamaModels.length > 0) {
+    const options: LlamaBackendOptions = { models: [] };
+    for (const [name, model] of llamaModels) {
+      if (model.backend !== 'llama') continue;
+      const gguf = config.ggufPaths[name]!;
+      await mustExist(gguf, `models.${name}.gguf`, source);
+      options.models.push({
+        name,
+        gguf,
+        contextSize: model.context_size ?? contextWindowOf(model),
+        ...(model.threads !== undefined ? { threads: model.threads } : {}),
+      });
+    }
+    let mod: LlamaModule;
+    try {
+      mod = (await import(LLAMA_MODULE)) as LlamaModule;
+    } catch (err) {
+      throw new FarmConfigError(`${source}: models use backend "llama" but farm/backends/llama.ts could not be loaded (${(err as Error).message})`);
+    }
+    const llama = await mod.createLlamaBackend(options);
+    for (const { name } of options.models) primary.set(name, llama);
+    backends.push(llama);
+  }
+
+  for (const [name, model] of models) if (model.backend === 'synthetic') primary.set(name, synthetic);
+
+  return {
+    primary,
+    synthetic,
+    async close() {
+      await Promise.all(backends.map((b) => b.close?.()));
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * Farm control endpoints, served on every pool's port under /farm and /_farm, over farm-wide state:
+ *   GET    /farm/log?request_id=&pool=&model=   the attempt log
+ *   POST   /farm/reset                          clear once-counters and the log, restart the flap clock
+ *   GET    /farm/faults                         runtime faults
+ *   POST   /farm/faults {fault, pool?, model?}  add a runtime fault
+ *   DELETE /farm/faults                         clear runtime faults
+ */
+import express, { type Request, type Router } from 'express';
+import { z } from 'zod';
+import { AttemptLog, type AttemptFilter } from './attempt-log.js';
+import { FAULT_NAMES, FaultState } from './faults.js';
+import { farmErrors } from './openai-wire.js';
+
+export interface FarmState {
+  log: AttemptLog;
+  faults: FaultState;
+}
+
+export const CONTROL_PREFIXES = ['/farm', '/_farm'];
+
+const runtimeFaultSchema = z
+  .object({ fault: z.enum(FAULT_NAMES), pool: z.string().min(1).optional(), model: z.string().min(1).optional() })
+  .strict();
+
+const queryString = (req: Request, key: string): string | undefined => {
+  const v = req.query[key];
+  return typeof v === 'string' ? v : undefined;
+};
+
+export function createControlRouter(state: FarmState, maxBodyBytes: number): Router {
+  const router = express.Router();
+  router.get('/log', (req, res) => {
+    const filter: AttemptFilter = {};
+    for (const key of ['request_id', 'pool', 'model'] as const) {
+      const v = queryString(req, key);
+      if (v !== undefined) filter[key] = v;
+    }
+    res.json({ attempts: state.log.query(filter) });
+  });
+  router.post('/reset', (_req, res) => {
+    state.faults.reset();
+    state.log.clear();
+    res.json({ ok: true });
+  });
+  router.get('/faults', (_req, res) => {
+    res.json({ faults: state.faults.runtimeRules() });
+  });
+  router.post('/faults', express.json({ limit: maxBodyBytes, type: () => true }), (req, res) => {
+    const parsed = runtimeFaultSchema.safeParse(req.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw farmErrors.invalidRequest(`invalid fault: ${issue?.path.join('.') || '(body)'}: ${issue?.message}`, issue?.path.join('.') || null);
+    }
+    state.faults.addRuntime(parsed.data);
+    res.json({ faults: state.faults.runtimeRules() });
+  });
+  router.delete('/faults', (_req, res) => {
+    state.faults.clearRuntime();
+    res.json({ faults: [] });
+  });
+  return router;
+}

@@ -1,0 +1,122 @@
+/**
+ * The model farm's programmatic API: load a config, start every pool on 127.0.0.1, close.
+ * Used by `npm run farm` (farm/main.ts), `npm start` and the router's tests.
+ */
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { pino, type Logger } from 'pino';
+import { AttemptLog } from './attempt-log.js';
+import { createBackends } from './backends/index.js';
+import { contextWindowOf, FarmConfigError, type FarmConfig } from './config.js';
+import type { FarmState } from './control.js';
+import { FaultState } from './faults.js';
+import { createPoolApp, type PoolModel } from './pool.js';
+
+export {
+  defineFarmConfig,
+  FarmConfigError,
+  loadFarmConfig,
+  parseFarmConfig,
+  type FarmConfig,
+  type FarmConfigInput,
+  type FaultRule,
+} from './config.js';
+export { FAULT_DELAY_HEADER, FAULT_HEADER, FAULT_NAMES, type FaultName } from './faults.js';
+export { OUTPUT_TOKENS_HEADER, REPLAY_ID_HEADER, SIMULATED_HEADER } from './pool.js';
+export { SIMULATED_PREFIX } from './backends/synthetic.js';
+export type { Attempt, AttemptOutcome } from './attempt-log.js';
+
+export interface RunningPool {
+  name: string;
+  port: number;
+  /** http://127.0.0.1:<port>/v1 — what an OpenAI client takes as its base URL. */
+  baseUrl: string;
+}
+
+export interface RunningFarm {
+  pools: RunningPool[];
+  close(): Promise<void>;
+}
+
+export interface StartFarmOptions {
+  /** 0 = a random free port for every pool; n > 0 = consecutive ports n, n+1, … in config order. */
+  portOverride?: number;
+  logger?: Logger;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Hung requests (no-response, stalls) and keep-alive sockets must not hold the close.
+    server.closeAllConnections();
+  });
+}
+
+export async function startFarm(config: FarmConfig, opts: StartFarmOptions = {}): Promise<RunningFarm> {
+  const logger = opts.logger ?? pino({ name: 'farm' }, pino.destination(2));
+  const started = Date.now();
+  const backends = await createBackends(config);
+  const state: FarmState = {
+    log: new AttemptLog(config.attempt_log_limit),
+    faults: new FaultState(config.faults, config.fault_settings.flap_seconds),
+  };
+
+  const servers: Server[] = [];
+  const pools: RunningPool[] = [];
+  const close = async () => {
+    await Promise.all(servers.map(closeServer));
+    await backends.close();
+  };
+  try {
+    for (const [i, [name, pool]] of Object.entries(config.pools).entries()) {
+      const models = new Map<string, PoolModel>();
+      for (const [modelName, latency] of Object.entries(pool.models)) {
+        const modelConfig = config.models[modelName]!;
+        models.set(modelName, {
+          name: modelName,
+          contextWindow: contextWindowOf(modelConfig),
+          latency,
+          backend: backends.primary.get(modelName)!,
+          fallback: pool.fallback === 'synthetic' && modelConfig.backend !== 'synthetic' ? backends.synthetic : null,
+        });
+      }
+      const app = createPoolApp({
+        name,
+        models,
+        concurrency: pool.concurrency,
+        maxBodyBytes: config.max_body_bytes,
+        faultSettings: config.fault_settings,
+        state,
+        logger: logger.child({ pool: name }),
+      });
+      const server = createServer(app);
+      servers.push(server);
+      const wanted = opts.portOverride === undefined ? pool.port : opts.portOverride === 0 ? 0 : opts.portOverride + i;
+      let port: number;
+      try {
+        port = await listen(server, wanted, config.host);
+      } catch (err) {
+        servers.pop();
+        throw new FarmConfigError(
+          `${config.source}: pools.${name}.port: cannot listen on ${config.host}:${wanted} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        );
+      }
+      pools.push({ name, port, baseUrl: `http://${config.host}:${port}/v1` });
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  logger.info({ pools: pools.map((p) => p.name), ms: Date.now() - started }, 'farm started');
+  return { pools, close };
+}

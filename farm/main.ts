@@ -1,0 +1,35 @@
+/**
+ * CLI: `npm run farm [-- --config <path>] [--random-ports]`.
+ * Prints `farm pool <name> ready <baseUrl>` per pool, then `farm ready`, on stdout; logs go to stderr.
+ */
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { loadFarmConfig, startFarm } from './index.js';
+
+const DEFAULT_CONFIG = fileURLToPath(new URL('../config/farm.yaml', import.meta.url));
+
+async function run(): Promise<void> {
+  const { values } = parseArgs({
+    options: { config: { type: 'string', default: DEFAULT_CONFIG }, 'random-ports': { type: 'boolean', default: false } },
+  });
+  const logger = pino({ name: 'farm', level: process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
+  let farm;
+  try {
+    const config = await loadFarmConfig(values.config!);
+    farm = await startFarm(config, { logger, ...(values['random-ports'] ? { portOverride: 0 } : {}) });
+  } catch (err) {
+    process.stderr.write(`farm: start-up failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  for (const pool of farm.pools) process.stdout.write(`farm pool ${pool.name} ready ${pool.baseUrl}\n`);
+  process.stdout.write('farm ready\n');
+  const stop = async () => {
+    await farm.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+void run();

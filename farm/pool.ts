@@ -1,0 +1,382 @@
+/**
+ * One pool: an OpenAI-compatible server (express app factory, no listen here) serving
+ * POST /v1/chat/completions and GET /v1/models for the models the pool hosts, with simulated
+ * latency, a concurrency limit, injected faults and an attempt record per request.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { estimateTokens } from '../common/dataset.js';
+import type { Attempt } from './attempt-log.js';
+import type { Backend, ChatMessage, GeneratedAnswer, GenerateRequest } from './backends/types.js';
+import type { LatencyConfig } from './config.js';
+import { CONTROL_PREFIXES, createControlRouter, type FarmState } from './control.js';
+import { FAULT_DELAY_HEADER, FAULT_HEADER, FaultHeaderError, parseFaultHeader, type FaultName } from './faults.js';
+import { planTiming, Semaphore, sleep, type Timing } from './latency.js';
+import {
+  chunkBody,
+  completionBody,
+  FarmHttpError,
+  farmErrors,
+  logprobContent,
+  SSE_DONE,
+  sseEvent,
+  usageChunkBody,
+  type ResponseIdentity,
+} from './openai-wire.js';
+import { lastUserMessage } from './tokens.js';
+
+export const REPLAY_ID_HEADER = 'x-replay-id';
+export const OUTPUT_TOKENS_HEADER = 'x-farm-output-tokens';
+export const SIMULATED_HEADER = 'x-farm-simulated';
+
+export interface PoolModel {
+  name: string;
+  contextWindow: number;
+  latency: LatencyConfig;
+  backend: Backend;
+  /** Answers what `backend` cannot (the pool's `fallback`), or null. */
+  fallback: Backend | null;
+}
+
+export interface PoolContext {
+  name: string;
+  models: Map<string, PoolModel>;
+  concurrency: number;
+  maxBodyBytes: number;
+  faultSettings: { slow_first_token_ms: number; stall_ms: number };
+  state: FarmState;
+  logger: Logger;
+}
+
+const CHAT_PATH = '/v1/chat/completions';
+/** `created` of every model in /v1/models: fixed, so listings are stable. */
+const MODELS_CREATED = 1_700_000_000;
+
+const contentPart = z.object({ type: z.string(), text: z.string().optional() });
+const chatRequestSchema = z.object({
+  model: z.string().min(1),
+  messages: z
+    .array(
+      z.object({
+        role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
+        content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+      }),
+    )
+    .min(1),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  max_tokens: z.number().int().positive().nullish(),
+  max_completion_tokens: z.number().int().positive().nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  n: z.literal(1, { message: 'the farm answers with one choice (n must be 1)' }).nullish(),
+});
+type ChatRequest = z.infer<typeof chatRequestSchema>;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function headerValue(req: Request, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function toMessages(chat: ChatRequest): ChatMessage[] {
+  return chat.messages.map((m) => ({
+    role: m.role,
+    content: typeof m.content === 'string' ? m.content : (m.content ?? []).map((p) => p.text ?? '').join(''),
+  }));
+}
+
+function optionalInt(req: Request, header: string): number | undefined {
+  const raw = headerValue(req, header);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw farmErrors.invalidRequest(`${header} must be a non-negative integer`, header);
+  return n;
+}
+
+/** Writes and resolves once the bytes are handed to the socket, so a following destroy cannot drop them. */
+const writeFlushed = (res: Response, data: string) => new Promise<void>((resolve) => res.write(data, () => resolve()));
+
+interface Delivery {
+  res: Response;
+  ident: ResponseIdentity;
+  answer: GeneratedAnswer;
+  timing: Timing;
+  fault: FaultName | null;
+  faultDelayMs: number;
+  stallMs: number;
+  wantLogprobs: boolean;
+  includeUsage: boolean;
+  attempt: Attempt;
+  signal: AbortSignal;
+  headers: Record<string, string>;
+}
+
+/** SSE delivery, with the stream-shaping faults applied on the wire. */
+async function deliverStream(d: Delivery): Promise<void> {
+  const { res, ident, answer, timing, fault, attempt, signal } = d;
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...d.headers });
+  res.flushHeaders();
+  await sleep(fault === 'slow-first-token' ? d.faultDelayMs : timing.ttftMs, signal);
+  if (signal.aborted) return;
+
+  const tokens = answer.tokens;
+  const n = tokens.length;
+  const logprobs = d.wantLogprobs ? logprobContent(tokens) : null;
+  const cutAt = fault === 'stream-cut' ? Math.floor((2 * n) / 3) : -1;
+  const midAt = fault === 'stream-stall' || fault === 'malformed-chunk' ? Math.floor(n / 2) : -1;
+  let pending = sseEvent(chunkBody(ident, { role: 'assistant', content: '' }, null, null, d.includeUsage));
+  const start = Date.now();
+  for (let i = 0; i < n; i++) {
+    if (i === cutAt) {
+      attempt.outcome = 'stream-cut';
+      await writeFlushed(res, pending);
+      res.destroy();
+      return;
+    }
+    if (i === midAt && fault === 'stream-stall') {
+      attempt.outcome = 'stream-stall';
+      await writeFlushed(res, pending);
+      await sleep(d.stallMs, signal);
+      res.destroy();
+      return;
+    }
+    if (i === midAt && fault === 'malformed-chunk') {
+      pending += `data: {"id":"${ident.id}","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":\n\n`;
+    }
+    const wait = start + i * timing.perPieceMs - Date.now();
+    if (wait > 1) {
+      res.write(pending);
+      pending = '';
+      await sleep(wait, signal);
+      if (signal.aborted) return;
+    }
+    pending += sseEvent(chunkBody(ident, { content: tokens[i]!.text }, null, logprobs ? [logprobs[i]!] : null, d.includeUsage));
+  }
+  pending += sseEvent(chunkBody(ident, {}, answer.finishReason, null, d.includeUsage));
+  if (d.includeUsage) pending += sseEvent(usageChunkBody(ident, answer));
+  attempt.outcome = fault === 'malformed-chunk' || fault === 'no-done' ? fault : 'ok';
+  if (fault !== 'no-done') pending += SSE_DONE;
+  res.end(pending);
+}
+
+/**
+ * JSON delivery. Stream-only faults act on the body: stream-cut sends 2/3 of the body then
+ * destroys the socket; stream-stall sends half, goes silent, then destroys; malformed-chunk
+ * answers 200 with a truncated (invalid) JSON body; no-done has nothing to drop and is ignored.
+ */
+async function deliverJson(d: Delivery): Promise<void> {
+  const { res, fault, attempt, signal } = d;
+  const body = JSON.stringify(completionBody(d.ident, d.answer, d.wantLogprobs));
+  const full = Buffer.from(body, 'utf8');
+  const sent = fault === 'malformed-chunk' ? full.subarray(0, Math.floor(full.length / 2)) : full;
+  const headers = { 'content-type': 'application/json', 'content-length': String(sent.length), ...d.headers };
+  const generationMs = d.timing.perPieceMs * Math.max(0, d.answer.tokens.length - 1);
+  if (fault === 'slow-first-token') {
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    await sleep(d.faultDelayMs + generationMs, signal);
+  } else {
+    await sleep(d.timing.ttftMs + generationMs, signal);
+  }
+  if (signal.aborted) return;
+  if (fault === 'stream-cut' || fault === 'stream-stall') {
+    attempt.outcome = fault;
+    if (!res.headersSent) res.writeHead(200, headers);
+    const part = fault === 'stream-cut' ? Math.floor((2 * full.length) / 3) : Math.floor(full.length / 2);
+    await new Promise<void>((resolve) => res.write(full.subarray(0, part), () => resolve()));
+    if (fault === 'stream-stall') await sleep(d.stallMs, signal);
+    res.destroy();
+    return;
+  }
+  attempt.outcome = fault === 'malformed-chunk' ? 'malformed-chunk' : 'ok';
+  if (!res.headersSent) res.writeHead(200, headers);
+  res.end(sent);
+}
+
+export function createPoolApp(ctx: PoolContext): express.Express {
+  const { state } = ctx;
+  const semaphore = new Semaphore(ctx.concurrency);
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  const modelList = [...ctx.models.values()].map((m) => {
+    const simulated = m.backend.kind === 'synthetic';
+    return {
+      id: m.name,
+      object: 'model',
+      created: MODELS_CREATED,
+      owned_by: simulated ? 'cascade-farm (simulated)' : `cascade-farm (${m.backend.kind})`,
+      context_window: m.contextWindow,
+      ...(simulated ? { simulated: true } : {}),
+      ...(!simulated && m.fallback ? { simulated_fallback: true } : {}),
+    };
+  });
+  app.get('/v1/models', (_req, res) => {
+    res.json({ object: 'list', data: modelList });
+  });
+  app.get('/v1/models/*id', (req, res) => {
+    const id = ([] as string[]).concat(req.params.id as string | string[]).join('/');
+    const model = modelList.find((m) => m.id === id);
+    if (!model) throw farmErrors.modelNotFound(id, ctx.name);
+    res.json(model);
+  });
+
+  app.post(CHAT_PATH, express.json({ limit: ctx.maxBodyBytes, type: () => true }), async (req, res) => {
+    const requestId = headerValue(req, 'x-request-id') ?? null;
+    const body: unknown = req.body;
+    const stream = isRecord(body) && body.stream === true;
+    const attempt = state.log.start(ctx.name, isRecord(body) && typeof body.model === 'string' ? body.model : null, requestId, stream);
+    const ac = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort();
+      if (attempt.outcome === 'pending') attempt.outcome = 'client-closed';
+    });
+    const headers: Record<string, string> = { 'x-request-id': requestId ?? `req_${randomUUID()}`, 'x-farm-pool': ctx.name };
+    try {
+      const parsed = chatRequestSchema.safeParse(body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const param = issue?.path.join('.') || null;
+        throw farmErrors.invalidRequest(`Invalid request: ${param ?? 'body'}: ${issue?.message ?? 'invalid'}`, param);
+      }
+      const chat = parsed.data;
+      const model = ctx.models.get(chat.model);
+      if (!model) throw farmErrors.modelNotFound(chat.model, ctx.name);
+
+      let headerRules;
+      try {
+        headerRules = parseFaultHeader(headerValue(req, FAULT_HEADER) ?? '');
+      } catch (e) {
+        if (e instanceof FaultHeaderError) throw farmErrors.invalidRequest(e.message, FAULT_HEADER);
+        throw e;
+      }
+      const delayOverride = optionalInt(req, FAULT_DELAY_HEADER);
+      const outputTokens = optionalInt(req, OUTPUT_TOKENS_HEADER);
+      const replayId = headerValue(req, REPLAY_ID_HEADER);
+      const messages = toMessages(chat);
+      const lastUser = lastUserMessage(messages);
+      const requestKey = requestId ?? createHash('sha1').update(lastUser).digest('base64');
+      const fault = state.faults.choose(ctx.name, model.name, requestKey, headerRules);
+      attempt.fault = fault;
+
+      switch (fault) {
+        case 'rate-limit-retry-after':
+          throw farmErrors.rateLimit(2);
+        case 'rate-limit':
+          throw farmErrors.rateLimit();
+        case 'error-once':
+          throw farmErrors.serverError();
+        case 'unavailable':
+        case 'flap':
+          throw farmErrors.unavailable();
+        case 'content-filter':
+          throw farmErrors.contentFilter();
+        case 'reset':
+          attempt.outcome = 'reset';
+          req.socket.resetAndDestroy();
+          return;
+        case 'no-response':
+          attempt.outcome = 'no-response';
+          return;
+      }
+      const maxTokens = chat.max_completion_tokens ?? chat.max_tokens ?? undefined;
+      const promptTokens = messages.reduce((sum, m) => sum + estimateTokens(m.content), 0);
+      if (fault === 'context-length' || promptTokens + (maxTokens ?? 0) > model.contextWindow) {
+        const reported = Math.max(promptTokens, model.contextWindow + 1 - (maxTokens ?? 0));
+        throw farmErrors.contextLength(model.contextWindow, reported, maxTokens ?? 0);
+      }
+
+      const release = await semaphore.acquire(ac.signal);
+      if (!release) return;
+      try {
+        const wantLogprobs = chat.logprobs === true;
+        const genReq: GenerateRequest = {
+          model: model.name,
+          messages,
+          wantLogprobs,
+          topLogprobs: wantLogprobs ? (chat.top_logprobs ?? 0) : 0,
+          signal: ac.signal,
+          ...(maxTokens !== undefined ? { maxTokens } : {}),
+          ...(chat.temperature != null ? { temperature: chat.temperature } : {}),
+          ...(replayId !== undefined ? { replayId } : {}),
+          ...(outputTokens !== undefined ? { outputTokens } : {}),
+        };
+        let backend = model.backend;
+        let answer = await backend.generate(genReq);
+        if (!answer && model.fallback) {
+          backend = model.fallback;
+          answer = await backend.generate(genReq);
+        }
+        if (!answer) throw farmErrors.promptNotInReplaySet(model.name);
+        if (ac.signal.aborted) return;
+        attempt.backend = backend.kind;
+        headers['x-farm-backend'] = backend.kind;
+        if (answer.simulated) headers[SIMULATED_HEADER] = 'true';
+        const delivery: Delivery = {
+          res,
+          ident: { id: `chatcmpl-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model: chat.model, simulated: answer.simulated },
+          answer,
+          timing: planTiming(model.latency, answer.outputTokens, answer.tokens.length, answer.recordedLatencyMs),
+          fault,
+          faultDelayMs: delayOverride ?? ctx.faultSettings.slow_first_token_ms,
+          stallMs: delayOverride ?? ctx.faultSettings.stall_ms,
+          wantLogprobs,
+          includeUsage: chat.stream_options?.include_usage === true,
+          attempt,
+          signal: ac.signal,
+          headers,
+        };
+        await (stream ? deliverStream(delivery) : deliverJson(delivery));
+      } finally {
+        release();
+      }
+    } catch (e) {
+      const error = e instanceof FarmHttpError ? e : null;
+      if (!error) ctx.logger.error({ err: e, pool: ctx.name }, 'chat completion failed');
+      attempt.outcome = error?.outcome ?? '500';
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const { status, body: errorBody } = error ?? farmErrors.serverError();
+      res.status(status).set({ ...headers, ...(error?.headers ?? {}) }).json(errorBody);
+    }
+  });
+
+  const control = createControlRouter(state, ctx.maxBodyBytes);
+  for (const prefix of CONTROL_PREFIXES) app.use(prefix, control);
+
+  app.use((req, _res, next) => next(farmErrors.routeNotFound(req.method, req.path)));
+  // Central error mapping: body-parser failures and thrown FarmHttpErrors become OpenAI-shaped errors.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { type?: string; status?: number; message?: string };
+    const error =
+      err instanceof FarmHttpError
+        ? err
+        : e.type === 'entity.too.large'
+          ? farmErrors.tooLarge(ctx.maxBodyBytes)
+          : e.type === 'entity.parse.failed'
+            ? farmErrors.invalidJson(e.message ?? 'parse error')
+            : typeof e.status === 'number' && e.status >= 400 && e.status < 500
+              ? farmErrors.invalidRequest(e.message ?? 'bad request')
+              : null;
+    if (!error) ctx.logger.error({ err, pool: ctx.name }, 'request failed');
+    if (req.path === CHAT_PATH && req.method === 'POST') {
+      const attempt = state.log.start(ctx.name, null, headerValue(req, 'x-request-id') ?? null, false);
+      attempt.outcome = error?.outcome ?? '500';
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const { status, body } = error ?? farmErrors.serverError();
+    res.status(status).set(error?.headers ?? {}).json(body);
+  });
+  return app;
+}
