@@ -94,8 +94,11 @@ export class FaultState {
     return this.runtime.map(({ fault, pool, model }) => ({ fault, ...(pool ? { pool } : {}), ...(model ? { model } : {}) }));
   }
 
-  /** The fault this attempt gets, or null for the healthy path. */
-  choose(pool: string, model: string, requestKey: string, headerRules: readonly FaultRule[]): FaultName | null {
+  /**
+   * The fault this attempt gets, or null for the healthy path. `requestKey` is called only when a
+   * first-attempt fault needs it (it may hash the prompt).
+   */
+  choose(pool: string, model: string, requestKey: () => string, headerRules: readonly FaultRule[]): FaultName | null {
     const now = Date.now();
     for (const rule of headerRules) if (this.fires(rule, this.clockStart, pool, model, requestKey, now)) return rule.fault;
     for (const rule of this.runtime) {
@@ -105,11 +108,11 @@ export class FaultState {
     return null;
   }
 
-  private fires(rule: FaultRule, since: number, pool: string, model: string, requestKey: string, now: number): boolean {
+  private fires(rule: FaultRule, since: number, pool: string, model: string, requestKey: () => string, now: number): boolean {
     if ((rule.pool && rule.pool !== pool) || (rule.model && rule.model !== model)) return false;
     if (rule.fault === 'flap') return now - since < this.flapSeconds * 1000;
     if (!FIRST_ATTEMPT_ONLY.has(rule.fault)) return true;
-    const key = `${rule.fault}\u0000${model}\u0000${requestKey}`;
+    const key = `${rule.fault}\u0000${model}\u0000${requestKey()}`;
     const seen = (this.counters.get(key) ?? 0) + 1;
     this.counters.set(key, seen);
     return seen === 1;

@@ -251,7 +251,8 @@ export function createPoolApp(ctx: PoolContext): express.Express {
 
       let headerRules;
       try {
-        headerRules = parseFaultHeader(headerValue(req, FAULT_HEADER) ?? '');
+        const faultHeader = headerValue(req, FAULT_HEADER);
+        headerRules = faultHeader ? parseFaultHeader(faultHeader) : [];
       } catch (e) {
         if (e instanceof FaultHeaderError) throw farmErrors.invalidRequest(e.message, FAULT_HEADER);
         throw e;
@@ -260,8 +261,7 @@ export function createPoolApp(ctx: PoolContext): express.Express {
       const outputTokens = optionalInt(req, OUTPUT_TOKENS_HEADER);
       const replayId = headerValue(req, REPLAY_ID_HEADER);
       const messages = toMessages(chat);
-      const lastUser = lastUserMessage(messages);
-      const requestKey = requestId ?? createHash('sha1').update(lastUser).digest('base64');
+      const requestKey = () => requestId ?? createHash('sha1').update(lastUserMessage(messages)).digest('base64');
       const fault = state.faults.choose(ctx.name, model.name, requestKey, headerRules);
       attempt.fault = fault;
 

@@ -153,7 +153,7 @@ test('loads through prebuilt llama.cpp with the requested threads and picks the 
   assert.equal(plain?.templateFromGguf, false);
   assert.equal(plain?.chatTemplate, 'General');
   assert.equal(chatml?.templateFromGguf, true);
-  assert.equal(chatml?.chatTemplate, 'ChatML');
+  assert.equal(chatml?.chatTemplate, 'JinjaTemplate');
 
   const msgs = req().messages;
   const plainPrompt = backend.renderPrompt('tiny', msgs) ?? '';

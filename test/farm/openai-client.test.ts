@@ -9,7 +9,7 @@ let row: DatasetRow;
 
 before(async () => {
   farm = await startTestFarm();
-  [row] = await firstRows(GSM8K, 1);
+  row = (await firstRows(GSM8K, 1))[0]!;
 });
 after(() => farm.close());
 
