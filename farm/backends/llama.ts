@@ -7,8 +7,8 @@
  * FIFO pool so each sequence runs one generation at a time. On a 2-core machine one sequence and one
  * thread per model is the right default (see docs/farm-llama.md).
  *
- * Prompting: when the GGUF carries `tokenizer.chat_template`, node-llama-cpp's resolveChatWrapper
- * applies it (a built-in wrapper equivalent to the template, or the Jinja template itself);
+ * Prompting: when the GGUF carries `tokenizer.chat_template`, that Jinja template is rendered as
+ * written (node-llama-cpp's JinjaTemplateChatWrapper; its built-in resolution only if it fails to parse);
  * otherwise a plain "### System / ### Human / ### Assistant" template (GeneralChatWrapper) is used.
  * Token pieces, per-token logprobs (the sampler's probability of the chosen token, from llama.cpp),
  * optional top logprobs, and token counts all come from the model's own tokenizer.
@@ -20,6 +20,7 @@ import {
   resolveChatWrapper,
   GeneralChatWrapper,
   LlamaLogLevel,
+  SpecialToken,
   type ChatHistoryItem,
   type ChatWrapper,
   type Llama,
@@ -62,7 +63,7 @@ export interface LlamaModelInfo {
   threads: number;
   contextSize: number;
   sequences: number;
-  /** Name of the chat wrapper in use, e.g. "ChatML", "Jinja", "General". */
+  /** Name of the chat wrapper in use: "JinjaTemplate" (the GGUF's template) or "General" (plain). */
   chatTemplate: string;
   /** True when the template came from the GGUF's tokenizer.chat_template. */
   templateFromGguf: boolean;
@@ -267,7 +268,19 @@ function endsWithTokens(hay: readonly Token[], needle: readonly Token[]): boolea
 
 function promptTokensFor(m: LoadedModel, messages: ChatMessage[]) {
   const state = m.wrapper.generateContextState({ chatHistory: toChatHistory(messages) });
-  return { state, promptTokens: state.contextText.tokenize(m.model.tokenizer) };
+  const promptTokens = state.contextText.tokenize(m.model.tokenizer);
+  // node-llama-cpp's built-in wrappers always open with BOS; honour the GGUF's add_bos_token = false
+  // (e.g. SmolLM2, whose BOS is <|im_start|> and would otherwise appear twice).
+  const first = state.contextText.values[0];
+  if (
+    !m.model.tokens.shouldPrependBosToken &&
+    first instanceof SpecialToken &&
+    first.value === 'BOS' &&
+    promptTokens[0] === m.model.tokens.bos
+  ) {
+    promptTokens.shift();
+  }
+  return { state, promptTokens };
 }
 
 /**
@@ -427,7 +440,8 @@ async function loadOne(llama: Llama, logs: LlamaLogTail, raw: LlamaModelConfig):
     const template = model.fileInfo.metadata.tokenizer?.chat_template;
     const templateFromGguf = typeof template === 'string' && template.trim() !== '';
     const wrapper: ChatWrapper = templateFromGguf
-      ? resolveChatWrapper(model, { warningLogs: false })
+      ? // The GGUF's own Jinja template, rendered as written; falls back to node-llama-cpp's resolution if it cannot be parsed.
+        resolveChatWrapper(model, { type: 'jinjaTemplate', warningLogs: false })
       : new GeneralChatWrapper();
 
     const info: LlamaModelInfo = {

@@ -401,9 +401,23 @@ export async function writeTinyGguf(path: string, opts: TinyGgufOptions = {}): P
   return { path: abs, bytes: bytes.length, vocabSize, tensorCount, parameters };
 }
 
-function parseCli(argv: string[]): { out: string; opts: TinyGgufOptions } {
+interface CliArgs {
+  out: string;
+  opts: TinyGgufOptions;
+  /** --bench: after writing, measure generation speed through the farm's llama backend. */
+  bench?: { gguf?: string; threads: number; tokens: number; rounds: number };
+}
+
+const USAGE =
+  'usage: make-tiny-gguf <out.gguf> [--seed N] [--layers N] [--embd N] [--heads N] [--ctx N] [--chatml]\n' +
+  '                      [--bench [--threads N] [--tokens N] [--rounds N] [--gguf other.gguf]]\n' +
+  '  --bench measures the written model (or --gguf, any GGUF) through farm/backends/llama.ts\n';
+
+function parseCli(argv: string[]): CliArgs {
   const opts: TinyGgufOptions = {};
   let out: string | undefined;
+  let bench: CliArgs['bench'];
+  const benchOpts = { threads: 1, tokens: 64, rounds: 3 } as NonNullable<CliArgs['bench']>;
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n)) throw new Error(`${flag} needs an integer`);
@@ -417,30 +431,88 @@ function parseCli(argv: string[]): { out: string; opts: TinyGgufOptions } {
     else if (a === '--heads') opts.heads = num(a, argv[++i]);
     else if (a === '--ctx') opts.contextLength = num(a, argv[++i]);
     else if (a === '--chatml') opts.chatTemplate = 'chatml';
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write(
-        'usage: make-tiny-gguf <out.gguf> [--seed N] [--layers N] [--embd N] [--heads N] [--ctx N] [--chatml]\n',
-      );
+    else if (a === '--bench') bench = benchOpts;
+    else if (a === '--threads') benchOpts.threads = num(a, argv[++i]);
+    else if (a === '--tokens') benchOpts.tokens = num(a, argv[++i]);
+    else if (a === '--rounds') benchOpts.rounds = num(a, argv[++i]);
+    else if (a === '--gguf') {
+      const v = argv[++i];
+      if (v === undefined) throw new Error('--gguf needs a path');
+      benchOpts.gguf = v;
+    } else if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE);
       process.exit(0);
     } else if (a.startsWith('-')) throw new Error(`unknown flag ${a}`);
     else if (out === undefined) out = a;
     else throw new Error(`unexpected argument ${a}`);
   }
-  if (out === undefined)
-    throw new Error('missing output path (usage: make-tiny-gguf <out.gguf> [--seed N] [--chatml])');
-  return { out, opts };
+  if (out === undefined) throw new Error(`missing output path\n${USAGE}`);
+  return { out, opts, ...(bench ? { bench } : {}) };
+}
+
+/**
+ * Generation speed through the farm's llama backend. Prompt cost is measured with maxTokens 1;
+ * decode speed is (tokens - 1) / (full time - prompt time), median over the rounds. Each round uses
+ * a different prompt so no prefix cache helps beyond the template's common start.
+ */
+async function runBench(gguf: string, b: NonNullable<CliArgs['bench']>): Promise<void> {
+  const { createLlamaBackend } = await import('../backends/llama.js');
+  const t0 = performance.now();
+  const backend = await createLlamaBackend({
+    models: [{ name: 'bench', gguf, threads: b.threads, maxTokens: b.tokens }],
+  });
+  const createMs = performance.now() - t0;
+  const info = backend.info()[0]!;
+  const ask = (i: number, maxTokens: number) =>
+    backend.generate({
+      model: 'bench',
+      messages: [{ role: 'user', content: `Story ${i}: write a long story about a robot that learns to paint.` }],
+      maxTokens,
+      wantLogprobs: false,
+      topLogprobs: 0,
+    });
+  await ask(-1, 2); // warm-up (page in the weights)
+  const decode: number[] = [];
+  const prompt: number[] = [];
+  let inputTokens = 0;
+  let outputTokens = 0;
+  for (let i = 0; i < b.rounds; i++) {
+    const p0 = performance.now();
+    await ask(i, 1);
+    const promptMs = performance.now() - p0;
+    await ask(1000 + i, 1); // evict the cached prompt of round i
+    const g0 = performance.now();
+    const full = await ask(i, b.tokens);
+    const fullMs = performance.now() - g0;
+    if (!full) throw new Error('no answer');
+    inputTokens = full.inputTokens;
+    outputTokens = full.outputTokens;
+    prompt.push((full.inputTokens / promptMs) * 1000);
+    if (full.outputTokens > 1) decode.push(((full.outputTokens - 1) / Math.max(1e-3, fullMs - promptMs)) * 1000);
+  }
+  await backend.close();
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
+  process.stdout.write(
+    `bench ${gguf}\n` +
+      `  threads ${info.threads}, context ${info.contextSize}, template ${info.chatTemplate}, binary ${info.binary}\n` +
+      `  backend create ${createMs.toFixed(0)} ms (model load ${info.loadMs} ms), model ${(info.modelBytes / 1e6).toFixed(1)} MB\n` +
+      `  prompt ${inputTokens} tokens: ${median(prompt).toFixed(0)} tokens/s; ` +
+      `decode ${outputTokens} tokens: ${median(decode).toFixed(1)} tokens/s (median of ${b.rounds})\n` +
+      `  process RSS ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB\n`,
+  );
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href;
 if (isMain) {
   try {
-    const { out, opts } = parseCli(process.argv.slice(2));
+    const { out, opts, bench } = parseCli(process.argv.slice(2));
     const t0 = performance.now();
     const info = await writeTinyGguf(out, opts);
     const ms = (performance.now() - t0).toFixed(1);
     process.stdout.write(
       `wrote ${info.path}: ${info.bytes} bytes, ${info.tensorCount} tensors, ${info.parameters} parameters, vocab ${info.vocabSize}, ${ms} ms\n`,
     );
+    if (bench) await runBench(bench.gguf ?? info.path, bench);
   } catch (err) {
     process.stderr.write(`make-tiny-gguf: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
