@@ -16,7 +16,7 @@ async function run(): Promise<void> {
   const logger = pino({ name: 'farm', level: process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
   let farm;
   try {
-    const config = await loadFarmConfig(values.config!);
+    const config = await loadFarmConfig(values.config);
     farm = await startFarm(config, { logger, ...(values['random-ports'] ? { portOverride: 0 } : {}) });
   } catch (err) {
     process.stderr.write(`farm: start-up failed: ${(err as Error).message}\n`);

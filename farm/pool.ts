@@ -221,7 +221,7 @@ export function createPoolApp(ctx: PoolContext): express.Express {
     res.json({ object: 'list', data: modelList });
   });
   app.get('/v1/models/*id', (req, res) => {
-    const id = ([] as string[]).concat(req.params.id as string | string[]).join('/');
+    const id = ([] as string[]).concat(req.params.id).join('/');
     const model = modelList.find((m) => m.id === id);
     if (!model) throw farmErrors.modelNotFound(id, ctx.name);
     res.json(model);

@@ -95,7 +95,7 @@ export async function createBackends(config: FarmConfig): Promise<FarmBackends> 
     primary,
     synthetic,
     async close() {
-      await Promise.all(backends.map((b) => b.close?.()));
+      await Promise.all(backends.map(async (b) => b.close?.()));
     },
   };
 }

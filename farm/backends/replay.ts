@@ -38,7 +38,7 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
   // The first recorded response per (prompt, model) wins when datasets overlap.
   const add = (index: Map<string, Recordings>, key: string, model: string, rec: Recording) => {
     let recs = index.get(key);
-    if (!recs) index.set(key, (recs = new Map()));
+    if (!recs) index.set(key, (recs = new Map<string, Recording>()));
     if (!recs.has(model)) recs.set(model, rec);
   };
 
@@ -59,25 +59,20 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
     }
   }
 
-  const served = Object.keys(opts.models);
-  return {
-    kind: 'replay',
-    models: () => served,
-    recordedModels: () => recorded,
-    size: () => byPrompt.size,
-    async generate(req: GenerateRequest): Promise<GeneratedAnswer | null> {
-      const recordedAs = opts.models[req.model];
-      if (recordedAs === undefined) return null;
-      const recs = req.replayId !== undefined ? byId.get(req.replayId) : byPrompt.get(lastUserMessage(req.messages));
-      const rec = recs?.get(recordedAs);
-      if (!rec) return null;
-      const { outcome } = rec;
-      if (rec.pieces.length === 0) rec.pieces = splitPieces(outcome.response);
-      const tokens =
-        outcome.logprob !== null && req.wantLogprobs
-          ? withLogprobs(rec.pieces, Math.min(0, outcome.logprob), rec.seed, req.topLogprobs)
-          : rec.pieces.map((text) => ({ text }));
-      const answer: GeneratedAnswer = {
+  const answer = (req: GenerateRequest): GeneratedAnswer | null => {
+    const recordedAs = opts.models[req.model];
+    if (recordedAs === undefined) return null;
+    const recs = req.replayId !== undefined ? byId.get(req.replayId) : byPrompt.get(lastUserMessage(req.messages));
+    const rec = recs?.get(recordedAs);
+    if (!rec) return null;
+    const { outcome } = rec;
+    if (rec.pieces.length === 0) rec.pieces = splitPieces(outcome.response);
+    const tokens =
+      outcome.logprob !== null && req.wantLogprobs
+        ? withLogprobs(rec.pieces, Math.min(0, outcome.logprob), rec.seed, req.topLogprobs)
+        : rec.pieces.map((text) => ({ text }));
+    return capAnswer(
+      {
         text: outcome.response,
         tokens,
         inputTokens: outcome.inputTokens ?? req.messages.reduce((n, m) => n + estimateTokens(m.content), 0),
@@ -85,8 +80,17 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
         finishReason: 'stop',
         simulated: false,
         ...(outcome.latencyMs !== null ? { recordedLatencyMs: outcome.latencyMs } : {}),
-      };
-      return capAnswer(answer, req.maxTokens);
-    },
+      },
+      req.maxTokens,
+    );
+  };
+
+  const served = Object.keys(opts.models);
+  return {
+    kind: 'replay',
+    models: () => served,
+    recordedModels: () => recorded,
+    size: () => byPrompt.size,
+    generate: (req) => Promise.resolve(answer(req)),
   };
 }

@@ -24,35 +24,37 @@ export function syntheticConfidence(settings: SyntheticSettings, model: string, 
 }
 
 export function createSyntheticBackend(models: Record<string, SyntheticSettings>): Backend {
+  function answer(req: GenerateRequest): GeneratedAnswer | null {
+    const settings = models[req.model];
+    if (!settings) return null;
+    const prompt = lastUserMessage(req.messages);
+    const seed = hash32(`${req.model}\u0000${prompt}`);
+    const rand = seededRandom(seed);
+    const range = settings.output_tokens;
+    // At least the prefix and one word, so every answer starts with "[simulated] ".
+    const length = Math.max(
+      2,
+      req.outputTokens ?? (typeof range === 'number' ? range : range.min + Math.floor(rand() * (range.max - range.min + 1))),
+    );
+    const pieces = [SIMULATED_PREFIX.trimEnd()];
+    for (let i = 1; i < length; i++) pieces.push(` ${WORDS[Math.floor(rand() * WORDS.length)]!}`);
+    const confidence = Math.max(1e-6, syntheticConfidence(settings, req.model, prompt));
+    const tokens = withLogprobs(pieces, Math.log(confidence), seed, req.wantLogprobs ? req.topLogprobs : 0);
+    const generated: GeneratedAnswer = {
+      text: pieces.join(''),
+      tokens,
+      inputTokens: req.messages.reduce((n, m) => n + estimateTokens(m.content), 0),
+      outputTokens: pieces.length,
+      finishReason: 'stop',
+      simulated: true,
+    };
+    return capAnswer(generated, req.maxTokens);
+  }
+
   const names = Object.keys(models);
   return {
     kind: 'synthetic',
     models: () => names,
-    async generate(req: GenerateRequest): Promise<GeneratedAnswer | null> {
-      const settings = models[req.model];
-      if (!settings) return null;
-      const prompt = lastUserMessage(req.messages);
-      const seed = hash32(`${req.model}\u0000${prompt}`);
-      const rand = seededRandom(seed);
-      const range = settings.output_tokens;
-      // At least the prefix and one word, so every answer starts with "[simulated] ".
-      const length = Math.max(
-        2,
-        req.outputTokens ?? (typeof range === 'number' ? range : range.min + Math.floor(rand() * (range.max - range.min + 1))),
-      );
-      const pieces = [SIMULATED_PREFIX.trimEnd()];
-      for (let i = 1; i < length; i++) pieces.push(` ${WORDS[Math.floor(rand() * WORDS.length)]!}`);
-      const confidence = Math.max(1e-6, syntheticConfidence(settings, req.model, prompt));
-      const tokens = withLogprobs(pieces, Math.log(confidence), seed, req.wantLogprobs ? req.topLogprobs : 0);
-      const answer: GeneratedAnswer = {
-        text: pieces.join(''),
-        tokens,
-        inputTokens: req.messages.reduce((n, m) => n + estimateTokens(m.content), 0),
-        outputTokens: pieces.length,
-        finishReason: 'stop',
-        simulated: true,
-      };
-      return capAnswer(answer, req.maxTokens);
-    },
+    generate: (req) => Promise.resolve(answer(req)),
   };
 }
