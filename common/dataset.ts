@@ -29,6 +29,19 @@ export interface DatasetRow {
   prompt: string;
   reference: string | null;
   models: Record<string, ModelOutcome>;
+  /**
+   * Later turns of a multi-turn prompt, when the dataset records them (e.g. MT-Bench's
+   * `prompt_turn2` with each model's `response_turn2`); absent for single-turn rows.
+   */
+  turns?: DatasetTurn[];
+}
+
+export interface DatasetTurn {
+  /** 2 for the second user message, and so on. */
+  turn: number;
+  prompt: string;
+  /** Model name → its answer to this turn (null when not recorded). */
+  responses: Record<string, string | null>;
 }
 
 export interface ModelPrice {
@@ -75,6 +88,7 @@ export function parseDatasetLine(line: string, where: string): DatasetRow {
   if (!r.models || typeof r.models !== 'object') throw new DatasetError(`${where}: field "models" is missing (id ${id})`);
   const models: Record<string, ModelOutcome> = {};
   for (const [name, outcome] of Object.entries(r.models as Record<string, unknown>)) models[name] = parseOutcome(outcome);
+  const turns = parseTurns(r);
   return {
     id,
     dataset: str(r.dataset) ?? 'unknown',
@@ -83,7 +97,22 @@ export function parseDatasetLine(line: string, where: string): DatasetRow {
     prompt,
     reference: r.reference === null || r.reference === undefined ? null : String(r.reference),
     models,
+    ...(turns.length ? { turns } : {}),
   };
+}
+
+/** Reads `prompt_turn<N>` / `models.<m>.response_turn<N>` pairs (N = 2, 3, … while present). */
+function parseTurns(r: Record<string, unknown>): DatasetTurn[] {
+  const turns: DatasetTurn[] = [];
+  for (let turn = 2; typeof r[`prompt_turn${turn}`] === 'string'; turn++) {
+    const responses: Record<string, string | null> = {};
+    for (const [name, outcome] of Object.entries(r.models as Record<string, unknown>)) {
+      const o = outcome && typeof outcome === 'object' ? (outcome as Record<string, unknown>) : {};
+      responses[name] = str(o[`response_turn${turn}`]);
+    }
+    turns.push({ turn, prompt: r[`prompt_turn${turn}`] as string, responses });
+  }
+  return turns;
 }
 
 /** Streams rows of a JSONL dataset file. Blank lines are skipped. */

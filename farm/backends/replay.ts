@@ -3,10 +3,11 @@
  * Reads any dataset in the shared schema (any number of models, optional fields absent) once at
  * start-up and indexes it by whitespace-normalised prompt and by row id, so a request costs a Map
  * lookup. The stream pieces of each answer are computed once and cached.
+ * Multi-turn rows (e.g. MT-Bench turn 2) are matched on all user messages of the conversation.
  */
 import { estimateTokens, normalisePrompt, readDataset, type ModelOutcome } from '../../common/dataset.js';
 import { capAnswer, hash32, lastUserMessage, splitPieces, withLogprobs } from '../tokens.js';
-import type { Backend, GenerateRequest, GeneratedAnswer } from './types.js';
+import type { Backend, ChatMessage, GenerateRequest, GeneratedAnswer } from './types.js';
 
 export interface ReplayBackendOptions {
   /** Absolute paths of JSONL datasets in the shared schema. */
@@ -30,9 +31,27 @@ export interface ReplayBackend extends Backend {
 
 type Recordings = Map<string, Recording>;
 
+/** Key of a conversation: its user messages, normalised, in order. */
+const conversationKey = (userPrompts: readonly string[]) => userPrompts.map(normalisePrompt).join('\u0000');
+
+const userPrompts = (messages: readonly ChatMessage[]) => messages.filter((m) => m.role === 'user').map((m) => m.content);
+
+/** A later turn's answer: only the text is recorded, so usage is estimated. */
+const turnOutcome = (response: string): Recording['outcome'] => ({
+  response,
+  correct: null,
+  score: null,
+  inputTokens: null,
+  outputTokens: null,
+  costUsd: null,
+  logprob: null,
+  latencyMs: null,
+});
+
 export async function createReplayBackend(opts: ReplayBackendOptions): Promise<ReplayBackend> {
   const byPrompt = new Map<string, Recordings>();
   const byId = new Map<string, Recordings>();
+  const byConversation = new Map<string, Recordings>();
   const recorded = new Set<string>();
 
   // The first recorded response per (prompt, model) wins when datasets overlap.
@@ -56,14 +75,30 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
         add(byPrompt, promptKey, model, rec);
         add(byId, row.id, model, rec);
       }
+      const prompts = [row.prompt];
+      for (const turn of row.turns ?? []) {
+        prompts.push(turn.prompt);
+        for (const [model, response] of Object.entries(turn.responses)) {
+          if (response === null) continue;
+          const rec: Recording = { outcome: turnOutcome(response), pieces: [], seed: hash32(`${model}\u0000${row.id}\u0000${turn.turn}`) };
+          add(byConversation, conversationKey(prompts), model, rec);
+          add(byId, `${row.id}\u0000${prompts.length}`, model, rec);
+        }
+      }
     }
   }
+
+  /** Multi-turn requests match the whole conversation first, then the last user message. */
+  const find = (req: GenerateRequest): Recordings | undefined => {
+    const users = userPrompts(req.messages);
+    if (req.replayId !== undefined) return byId.get(users.length > 1 ? `${req.replayId}\u0000${users.length}` : req.replayId);
+    return (users.length > 1 ? byConversation.get(conversationKey(users)) : undefined) ?? byPrompt.get(lastUserMessage(req.messages));
+  };
 
   const answer = (req: GenerateRequest): GeneratedAnswer | null => {
     const recordedAs = opts.models[req.model];
     if (recordedAs === undefined) return null;
-    const recs = req.replayId !== undefined ? byId.get(req.replayId) : byPrompt.get(lastUserMessage(req.messages));
-    const rec = recs?.get(recordedAs);
+    const rec = find(req)?.get(recordedAs);
     if (!rec) return null;
     const { outcome } = rec;
     if (rec.pieces.length === 0) rec.pieces = splitPieces(outcome.response);

@@ -58,6 +58,7 @@ export async function firstRows(path: string, n: number): Promise<DatasetRow[]> 
 }
 
 export const GSM8K = fileURLToPath(new URL('../../../shared/data/routellm/gsm8k.jsonl', import.meta.url));
+export const MT_BENCH = fileURLToPath(new URL('../../../shared/data/routellm/mt_bench.jsonl', import.meta.url));
 
 /** POSTs a chat completion with raw fetch, so tests see the wire exactly. */
 export function postChat(baseUrl: string, body: Record<string, unknown>, headers: Record<string, string> = {}, signal?: AbortSignal) {

@@ -1,7 +1,7 @@
 /** Drives every pool of the default layout with the official `openai` client (base URL only). */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { firstRows, GPT4, GSM8K, MIXTRAL, startTestFarm, type TestFarm } from './helpers.js';
+import { firstRows, GPT4, GSM8K, MIXTRAL, MT_BENCH, startTestFarm, type TestFarm } from './helpers.js';
 import type { DatasetRow } from '../../common/dataset.js';
 
 let farm: TestFarm;
@@ -107,4 +107,18 @@ test('a prompt outside the data falls back to clearly simulated text on a pool w
   assert.equal(raw.response.headers.get('x-farm-backend'), 'synthetic');
   assert.ok(raw.data.choices[0]!.message.content!.startsWith('[simulated] '));
   assert.equal(raw.data.model, GPT4);
+});
+
+test('MT-Bench second turns replay through the whole conversation', async () => {
+  const [mt] = await firstRows(MT_BENCH, 1);
+  const turn2 = mt!.turns![0]!;
+  const res = await farm.client('api').chat.completions.create({
+    model: GPT4,
+    messages: [
+      { role: 'user', content: mt!.prompt },
+      { role: 'assistant', content: mt!.models[GPT4]!.response! },
+      { role: 'user', content: turn2.prompt },
+    ],
+  });
+  assert.equal(res.choices[0]!.message.content, turn2.responses[GPT4]);
 });

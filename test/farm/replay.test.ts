@@ -28,6 +28,16 @@ const rows = [
     prompt: '  Name   a colour\nplease. ',
     models: { 'beta-70b': { response: 'Blue is a colour that many people like a lot.', score: 7 } },
   },
+  {
+    id: 'q3',
+    dataset: 'toy',
+    prompt: 'Write a haiku about rain.',
+    prompt_turn2: 'Now make it rhyme.',
+    models: {
+      'alpha-7b': { response: 'Rain taps on the roof', response_turn2: 'Rain again, in vain' },
+      'gamma-1b': { response: 'Drops fall', response_turn2: null },
+    },
+  },
 ];
 
 let farm: TestFarm;
@@ -144,4 +154,28 @@ test('recorded latency_ms sets the simulated answer time', async () => {
   await res.json();
   const took = Date.now() - started;
   assert.ok(took >= 280 && took < 1000, `took ${took} ms for a 300 ms recording`);
+});
+
+test('multi-turn rows: the second turn is matched on the whole conversation, or x-replay-id', async () => {
+  const conversation = (model: string) =>
+    postChat(url, {
+      model,
+      messages: [
+        { role: 'user', content: 'Write a haiku about rain.' },
+        { role: 'assistant', content: 'Rain taps on the roof' },
+        { role: 'user', content: 'Now   make it rhyme.' },
+      ],
+    });
+  const res = (await (await conversation('alpha-7b')).json()) as { choices: { message: { content: string } }[]; usage: { completion_tokens: number } };
+  assert.equal(res.choices[0]!.message.content, 'Rain again, in vain');
+  assert.equal(res.usage.completion_tokens, estimateTokens('Rain again, in vain'));
+  assert.equal((await conversation('gamma-1b')).status, 404, 'turn 2 not recorded for gamma');
+  const byId = await postChat(
+    url,
+    { model: 'alpha-7b', messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] },
+    { 'x-replay-id': 'q3' },
+  );
+  assert.equal(((await byId.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content, 'Rain again, in vain');
+  const turnOne = (await (await ask('alpha-7b', 'Write a haiku about rain.')).json()) as { choices: { message: { content: string } }[] };
+  assert.equal(turnOne.choices[0]!.message.content, 'Rain taps on the roof');
 });
