@@ -491,16 +491,15 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
   const requested = Math.min(req.maxTokens ?? m.cfg.maxTokens, m.cfg.maxTokens);
   const budget = Math.max(0, Math.min(requested, contextSize - promptTokens.length));
   const stops = resolveStopTriggers(state.stopGenerationTriggers, model);
+  const longestTextStop = stops.texts.reduce((n, s) => Math.max(n, s.length), 0);
   const temperature = req.temperature ?? m.cfg.temperature;
   const topN = req.wantLogprobs ? Math.max(0, Math.min(MAX_TOP_LOGPROBS, Math.floor(req.topLogprobs))) : 0;
   const lastPromptTokens = promptTokens.slice(-8);
 
-  const generated: Token[] = [];
+  const out = new PieceBuilder(model, lastPromptTokens);
   const logprobs: (number | undefined)[] = [];
   const tops: ({ token: string; logprob: number }[] | undefined)[] = [];
   let finishReason: 'stop' | 'length' = 'stop';
-  let stopTextAt = -1; // index in the detokenized text where a text stop trigger starts
-  let stopTokenCut = -1; // number of generated tokens to keep when a token stop trigger matched
 
   if (budget > 0) {
     const seq = await m.pool.acquire(req.signal);
@@ -515,37 +514,39 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
         { confidence: true, probabilities: topN > 0 },
         { temperature, ...(temperature > 0 ? { seed: m.cfg.seed } : {}) },
       );
-      for await (const out of iterator) {
+      for await (const next of iterator) {
         if (req.signal?.aborted) break;
-        generated.push(out.token);
-        logprobs.push(out.confidence > 0 ? Math.log(out.confidence) : undefined);
+        const textBefore = out.text.length;
+        out.push(next.token);
+        logprobs.push(next.confidence > 0 ? Math.log(next.confidence) : undefined);
         if (topN > 0) {
-          const probs = (out as { probabilities?: Map<Token, number> }).probabilities;
+          const probs = (next as { probabilities?: Map<Token, number> }).probabilities;
           const list: { token: string; logprob: number }[] = [];
-          if (probs) {
-            for (const [tok, p] of probs) {
-              if (list.length >= topN) break;
-              if (p <= 0) break;
-              list.push({ token: model.detokenize([tok], false, lastPromptTokens), logprob: Math.log(p) });
-            }
+          for (const [tok, p] of probs ?? []) {
+            if (list.length >= topN || p <= 0) break;
+            list.push({ token: model.detokenize([tok], false, lastPromptTokens), logprob: Math.log(p) });
           }
           tops.push(list);
         } else tops.push(undefined);
 
-        const tokenStop = stops.tokens.find((t) => endsWithTokens(generated, t));
+        const tokenStop = stops.tokens.find((t) => endsWithTokens(out.tokens, t));
         if (tokenStop) {
-          stopTokenCut = generated.length - tokenStop.length;
+          out.truncateTokens(out.tokens.length - tokenStop.length);
           break;
         }
-        if (stops.texts.length > 0) {
-          const text = model.detokenize(generated, false, lastPromptTokens);
+        if (longestTextStop > 0 && out.text.length > textBefore) {
+          const from = Math.max(0, textBefore - longestTextStop + 1);
+          let at = -1;
           for (const s of stops.texts) {
-            const at = text.indexOf(s);
-            if (at >= 0 && (stopTextAt < 0 || at < stopTextAt)) stopTextAt = at;
+            const i = out.text.indexOf(s, from);
+            if (i >= 0 && (at < 0 || i < at)) at = i;
           }
-          if (stopTextAt >= 0) break;
+          if (at >= 0) {
+            out.truncateText(at);
+            break;
+          }
         }
-        if (generated.length >= budget) {
+        if (out.tokens.length >= budget) {
           finishReason = 'length';
           break;
         }
@@ -556,33 +557,17 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
     if (req.signal?.aborted) throw abortError(req.signal);
   } else finishReason = 'length';
 
-  if (stopTokenCut >= 0) {
-    generated.length = stopTokenCut;
-    logprobs.length = stopTokenCut;
-    tops.length = stopTokenCut;
-  }
-  let text = model.detokenize(generated, false, lastPromptTokens);
-  let keepTokens = generated.length;
-  if (stopTextAt >= 0) {
-    text = text.slice(0, stopTextAt);
-    // Keep the tokens whose text starts before the stop; the straddling token's piece is cut below.
-    keepTokens = 0;
-    while (
-      keepTokens < generated.length &&
-      model.detokenize(generated.slice(0, keepTokens), false, lastPromptTokens).length < text.length
-    )
-      keepTokens++;
-  }
-  const tokens = toPieces(model, generated.slice(0, keepTokens), text, lastPromptTokens);
-  tokens.forEach((t, i) => {
+  out.finish();
+  const tokens: GeneratedToken[] = out.pieces.map((text, i) => {
+    const t: GeneratedToken = { text };
     const lp = logprobs[i];
     if (lp !== undefined) t.logprob = lp;
     const top = tops[i];
     if (top !== undefined) t.topLogprobs = top;
+    return t;
   });
-
   return {
-    text,
+    text: out.text,
     tokens,
     inputTokens: promptTokens.length,
     outputTokens: tokens.length,
@@ -592,32 +577,77 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
 }
 
 /**
- * One piece per token, concatenating exactly to `text`. A token that ends inside a multi-byte UTF-8
- * character gets an empty piece; the character goes to the token that completes it.
+ * Incremental detokenizer: one text piece per generated token, the pieces joined are `text`.
+ * Tokens are detokenized with the preceding tokens as context (so SentencePiece word-start spaces
+ * come out right). A token that ends inside a multi-byte UTF-8 character gets an empty piece; the
+ * character goes to the token that completes it. Linear in the number of tokens.
+ * Exported for tests only.
  */
-function toPieces(model: LlamaModel, tokens: Token[], text: string, lastTokens: Token[]): GeneratedToken[] {
-  const pieces: GeneratedToken[] = [];
-  let emitted = '';
-  for (let i = 0; i < tokens.length; i++) {
-    let prefix = model.detokenize(tokens.slice(0, i + 1), false, lastTokens);
-    if (prefix.length > text.length) prefix = text; // the last token straddles a stop trigger
-    let piece = '';
-    if (prefix.startsWith(emitted) && !prefix.endsWith('\uFFFD')) {
-      piece = prefix.slice(emitted.length);
-      emitted = prefix;
-    }
-    pieces.push({ text: piece });
+export class PieceBuilder {
+  readonly tokens: Token[] = [];
+  readonly pieces: string[] = [];
+  text = '';
+  /** First token whose text is not emitted yet (an incomplete UTF-8 sequence). */
+  private pendingStart = 0;
+
+  constructor(
+    private readonly model: Pick<LlamaModel, 'detokenize'>,
+    private readonly promptTail: Token[],
+  ) {}
+
+  private contextFor(start: number): Token[] {
+    return start === 0 ? this.promptTail : this.tokens.slice(Math.max(0, start - 8), start);
   }
-  const last = pieces[pieces.length - 1];
-  if (last !== undefined) {
-    if (text.startsWith(emitted)) last.text += text.slice(emitted.length);
-    else {
-      // Detokenization was not prefix-stable (rare); keep the invariant that pieces join to the text.
-      for (const p of pieces) p.text = '';
-      last.text = text;
+
+  push(token: Token): void {
+    this.tokens.push(token);
+    const start = this.pendingStart;
+    const chunk = this.model.detokenize(this.tokens.slice(start), false, this.contextFor(start));
+    // A UTF-8 character spans at most 4 byte tokens; past that, emit whatever the bytes decode to.
+    if (chunk.endsWith('\uFFFD') && this.tokens.length - start < 4) {
+      this.pieces.push('');
+      return;
     }
+    this.pieces.push(chunk);
+    this.text += chunk;
+    this.pendingStart = this.tokens.length;
   }
-  return pieces;
+
+  /**
+   * Ends the answer. Bytes of a character that never completed (the budget ran out inside it) are
+   * dropped, as llama.cpp's server does, rather than emitted as U+FFFD: their tokens keep empty pieces.
+   */
+  finish(): void {
+    this.pendingStart = this.tokens.length;
+  }
+
+  /** Keeps the first `count` tokens (a token stop trigger matched after them). */
+  truncateTokens(count: number): void {
+    this.tokens.length = count;
+    this.pieces.length = count;
+    this.pendingStart = Math.min(this.pendingStart, count);
+    this.text = this.pieces.join('');
+  }
+
+  /** Cuts the text at `at` (a text stop trigger starts there): tokens starting at or after it go. */
+  truncateText(at: number): void {
+    let offset = 0;
+    let keep = 0;
+    for (; keep < this.pieces.length; keep++) {
+      const piece = this.pieces[keep]!;
+      if (offset + piece.length > at || (piece.length === 0 && offset >= at)) break;
+      offset += piece.length;
+    }
+    // Token `keep` straddles the stop (or starts at it): keep its part before the stop, if any.
+    if (keep < this.pieces.length && offset < at) {
+      this.pieces[keep] = this.pieces[keep]!.slice(0, at - offset);
+      keep++;
+    }
+    this.tokens.length = keep;
+    this.pieces.length = keep;
+    this.pendingStart = keep;
+    this.text = this.pieces.join('');
+  }
 }
 
 /**

@@ -13,8 +13,8 @@ import { existsSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readGgufFileInfo } from 'node-llama-cpp';
-import { createLlamaBackend, type LlamaBackend } from '../../farm/backends/llama.js';
+import { readGgufFileInfo, type Token } from 'node-llama-cpp';
+import { createLlamaBackend, PieceBuilder, type LlamaBackend } from '../../farm/backends/llama.js';
 import { buildTinyGguf, writeTinyGguf } from '../../farm/tools/make-tiny-gguf.js';
 import type { GenerateRequest } from '../../farm/backends/types.js';
 
@@ -275,6 +275,64 @@ test('load errors name the GGUF path and the reason', async () => {
     }),
     /configured twice/,
   );
+});
+
+test('token pieces: UTF-8 split across tokens, stop strings cut mid-token, joined pieces = text', () => {
+  // A fake byte-level detokenizer: token i is BYTES[i]; incomplete UTF-8 decodes to U+FFFD like llama.cpp's.
+  const enc = new TextEncoder();
+  const BYTES: Uint8Array[] = [
+    enc.encode('Hello'),
+    enc.encode(' wor'),
+    enc.encode('ld'),
+    new Uint8Array([0xc3]), // first byte of "é"
+    new Uint8Array([0xa9]), // second byte
+    enc.encode('!\n\n### Hu'),
+    enc.encode('man'),
+  ];
+  const fake = {
+    detokenize: (tokens: readonly Token[]) => {
+      const parts = tokens.map((t) => BYTES[t as unknown as number]!);
+      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let o = 0;
+      for (const p of parts) {
+        all.set(p, o);
+        o += p.length;
+      }
+      return new TextDecoder().decode(all);
+    },
+  };
+  const ids = (xs: number[]) => xs as unknown as Token[];
+
+  const b = new PieceBuilder(fake, []);
+  for (const t of ids([0, 1, 2, 3, 4])) b.push(t);
+  assert.deepEqual(b.pieces, ['Hello', ' wor', 'ld', '', '\u00e9']);
+  assert.equal(b.text, 'Hello world\u00e9');
+
+  // A text stop trigger that starts inside token 5 and ends in token 6: token 5 keeps "!", token 6 goes.
+  for (const t of ids([5, 6])) b.push(t);
+  b.truncateText(b.text.indexOf('\n\n### Human'));
+  assert.deepEqual(b.pieces, ['Hello', ' wor', 'ld', '', '\u00e9', '!']);
+  assert.equal(b.text, 'Hello world\u00e9!');
+  assert.equal(b.tokens.length, 6);
+
+  // A half character left at the end is dropped (its token keeps an empty piece); a stop exactly at a
+  // token boundary drops that token.
+  const c = new PieceBuilder(fake, []);
+  for (const t of ids([0, 1, 3])) c.push(t);
+  assert.deepEqual(c.pieces, ['Hello', ' wor', '']);
+  c.finish();
+  assert.equal(c.pieces.join(''), c.text);
+  assert.equal(c.text, 'Hello wor');
+  assert.equal(c.tokens.length, 3);
+  c.truncateText('Hello'.length);
+  assert.deepEqual(c.pieces, ['Hello']);
+
+  // A token-level stop (special tokens) keeps the tokens before it.
+  const d = new PieceBuilder(fake, []);
+  for (const t of ids([0, 1, 2, 6])) d.push(t);
+  d.truncateTokens(3);
+  assert.equal(d.text, 'Hello world');
+  assert.equal(d.tokens.length, 3);
 });
 
 test('nothing was downloaded or built', async () => {
