@@ -177,6 +177,8 @@ interface LoadedModel {
   pool: SequencePool;
   wrapper: ChatWrapper;
   info: LlamaModelInfo;
+  /** Set by close(): running generations stop at their next token. */
+  closing: boolean;
 }
 
 function validateConfig(cfg: LlamaModelConfig, index: number): void {
@@ -472,6 +474,7 @@ async function loadOne(llama: Llama, logs: LlamaLogTail, raw: LlamaModelConfig):
       pool: new SequencePool(seqs),
       wrapper,
       info,
+      closing: false,
     };
   } catch (err) {
     await model.dispose().catch(() => undefined);
@@ -515,7 +518,7 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
         { temperature, ...(temperature > 0 ? { seed: m.cfg.seed } : {}) },
       );
       for await (const next of iterator) {
-        if (req.signal?.aborted) break;
+        if (req.signal?.aborted || m.closing) break;
         const textBefore = out.text.length;
         out.push(next.token);
         logprobs.push(next.confidence > 0 ? Math.log(next.confidence) : undefined);
@@ -555,6 +558,7 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
       m.pool.release(seq);
     }
     if (req.signal?.aborted) throw abortError(req.signal);
+    if (m.closing) throw new Error('llama backend: closed during generation');
   } else finishReason = 'length';
 
   out.finish();
@@ -681,6 +685,7 @@ export async function createLlamaBackend(options: LlamaBackendOptions): Promise<
 
   let closed = false;
   let closing: Promise<void> | undefined;
+  const inflight = new Set<Promise<unknown>>();
   return {
     kind: 'llama',
     models: () => [...loaded.keys()],
@@ -695,11 +700,23 @@ export async function createLlamaBackend(options: LlamaBackendOptions): Promise<
       const m = loaded.get(req.model);
       if (!m) return null;
       if (req.signal?.aborted) throw abortError(req.signal);
-      return generateWith(m, req);
+      const run = generateWith(m, req);
+      inflight.add(run);
+      try {
+        return await run;
+      } finally {
+        inflight.delete(run);
+      }
     },
     close(): Promise<void> {
       closed = true;
       closing ??= (async () => {
+        // Stop queued and running generations (they end at their next token), then free native memory.
+        for (const m of loaded.values()) {
+          m.closing = true;
+          m.pool.close();
+        }
+        await Promise.allSettled([...inflight]);
         for (const m of loaded.values()) await disposeModel(m);
         await releaseLlama(logs, printLevel);
       })();

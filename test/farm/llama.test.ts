@@ -236,6 +236,24 @@ test('AbortSignal: pre-aborted, aborted mid-generation, aborted while queued', a
   assert.equal((await backend.generate(req()))?.outputTokens, 8);
 });
 
+test('close() stops running and queued generations, then frees the model', async () => {
+  const own = await createLlamaBackend({ models: [{ name: 'c', gguf: plainPath, threads: 1 }] });
+  const running = own.generate(req({ model: 'c', maxTokens: 200 }));
+  const queued = own.generate(req({ model: 'c', maxTokens: 200 }));
+  const settled = Promise.allSettled([running, queued]);
+  await new Promise((r) => setImmediate(r));
+  await own.close();
+  const results = await settled;
+  assert.equal(results[1]?.status, 'rejected', 'the queued request never ran');
+  for (const r of results) {
+    if (r.status === 'rejected') assert.match(String(r.reason), /closed/);
+  }
+  await assert.rejects(own.generate(req({ model: 'c' })), /closed/);
+  await own.close(); // idempotent
+  // The shared llama.cpp instance is still usable by the other backend.
+  assert.equal((await backend.generate(req({ maxTokens: 2 })))?.outputTokens, 2);
+});
+
 test('load errors name the GGUF path and the reason', async () => {
   const missing = join(dir, 'does-not-exist.gguf');
   await assert.rejects(createLlamaBackend({ models: [{ name: 'm', gguf: missing }] }), (err: Error) => {
