@@ -52,6 +52,8 @@ export function createControlRouter(state: FarmState, maxBodyBytes: number): Rou
       const issue = parsed.error.issues[0];
       throw farmErrors.invalidRequest(`invalid fault: ${issue?.path.join('.') || '(body)'}: ${issue?.message}`, issue?.path.join('.') || null);
     }
+    const problem = state.faults.scopeProblem(parsed.data);
+    if (problem) throw farmErrors.invalidRequest(`invalid fault: ${problem}`, problem.includes('pool') ? 'pool' : 'model');
     state.faults.addRuntime(parsed.data);
     res.json({ faults: state.faults.runtimeRules() });
   });

@@ -74,7 +74,16 @@ export class FaultState {
   constructor(
     private readonly configRules: readonly FaultRule[],
     private readonly flapSeconds: number,
+    /** Pool and model names of the farm, so a mistyped scope is an error rather than a silently healthy run. */
+    private readonly known: { pools: ReadonlySet<string>; models: ReadonlySet<string> },
   ) {}
+
+  /** Why a rule's scope cannot match anything in this farm, or null when it can. */
+  scopeProblem(rule: FaultRule): string | null {
+    if (rule.pool !== undefined && !this.known.pools.has(rule.pool)) return `unknown pool "${rule.pool}" (pools: ${[...this.known.pools].join(', ')})`;
+    if (rule.model !== undefined && !this.known.models.has(rule.model)) return `unknown model "${rule.model}"`;
+    return null;
+  }
 
   /** Clears once-counters and restarts the flap clock. Runtime faults stay until DELETE /farm/faults. */
   reset(): void {

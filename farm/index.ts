@@ -68,7 +68,10 @@ export async function startFarm(config: FarmConfig, opts: StartFarmOptions = {})
   const backends = await createBackends(config);
   const state: FarmState = {
     log: new AttemptLog(config.attempt_log_limit),
-    faults: new FaultState(config.faults, config.fault_settings.flap_seconds),
+    faults: new FaultState(config.faults, config.fault_settings.flap_seconds, {
+      pools: new Set(Object.keys(config.pools)),
+      models: new Set(Object.keys(config.models)),
+    }),
   };
 
   const servers: Server[] = [];

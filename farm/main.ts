@@ -9,10 +9,29 @@ import { loadFarmConfig, startFarm } from './index.js';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../config/farm.yaml', import.meta.url));
 
+const USAGE = 'usage: npm run farm [-- --config <farm.yaml>] [--random-ports]\n';
+
+function cliOptions() {
+  try {
+    return parseArgs({
+      options: {
+        config: { type: 'string', default: DEFAULT_CONFIG },
+        'random-ports': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`farm: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
 async function run(): Promise<void> {
-  const { values } = parseArgs({
-    options: { config: { type: 'string', default: DEFAULT_CONFIG }, 'random-ports': { type: 'boolean', default: false } },
-  });
+  const values = cliOptions();
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const logger = pino({ name: 'farm', level: process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
   let farm;
   try {

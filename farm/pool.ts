@@ -236,6 +236,9 @@ export function createPoolApp(ctx: PoolContext): express.Express {
     res.on('close', () => {
       if (!res.writableFinished) ac.abort();
       if (attempt.outcome === 'pending') attempt.outcome = 'client-closed';
+      // No prompt or answer text in logs: the attempt record only.
+      const { model, fault, outcome, request_id, stream, backend } = attempt;
+      ctx.logger.debug({ model, fault, outcome, request_id, stream, backend, ms: Date.now() - attempt.t_ms }, 'attempt');
     });
     const headers: Record<string, string> = { 'x-request-id': requestId ?? `req_${randomUUID()}`, 'x-farm-pool': ctx.name };
     try {
@@ -256,6 +259,10 @@ export function createPoolApp(ctx: PoolContext): express.Express {
       } catch (e) {
         if (e instanceof FaultHeaderError) throw farmErrors.invalidRequest(e.message, FAULT_HEADER);
         throw e;
+      }
+      for (const rule of headerRules) {
+        const problem = state.faults.scopeProblem(rule);
+        if (problem) throw farmErrors.invalidRequest(`${FAULT_HEADER}: ${problem}`, FAULT_HEADER);
       }
       const delayOverride = optionalInt(req, FAULT_DELAY_HEADER);
       const outputTokens = optionalInt(req, OUTPUT_TOKENS_HEADER);

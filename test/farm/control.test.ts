@@ -77,9 +77,12 @@ describe('default test layout', () => {
     assert.equal((await postChat(farm.baseUrl('gpu-a'), ask())).status, 200);
     await fetch(`${farm.origin('gpu-a')}/_farm/faults`, { method: 'DELETE' });
     assert.equal((await postChat(farm.baseUrl('cpu'), ask())).status, 200);
-    const bad = await fetch(`${farm.origin('cpu')}/farm/faults`, { method: 'POST', body: JSON.stringify({ fault: 'explode' }) });
-    assert.equal(bad.status, 400);
-    assert.equal(((await bad.json()) as { error: { type: string } }).error.type, 'invalid_request_error');
+    for (const bad of [{ fault: 'explode' }, { fault: 'unavailable', pool: 'gpu_a' }]) {
+      const res = await fetch(`${farm.origin('cpu')}/farm/faults`, { method: 'POST', body: JSON.stringify(bad) });
+      assert.equal(res.status, 400, JSON.stringify(bad));
+      assert.equal(((await res.json()) as { error: { type: string } }).error.type, 'invalid_request_error');
+    }
+    assert.deepEqual(((await (await fetch(`${farm.origin('cpu')}/farm/faults`)).json()) as { faults: unknown[] }).faults, []);
   });
 
   test('bad input gets OpenAI-shaped errors and never crashes the pool', async () => {
@@ -90,6 +93,7 @@ describe('default test layout', () => {
       [{ body: JSON.stringify({ model: 'sim-small' }) }, 400, 'invalid_request_error'],
       [{ body: JSON.stringify({ model: 'sim-small', messages: [{ role: 'wizard', content: 'x' }] }) }, 400, 'invalid_request_error'],
       [{ body: JSON.stringify(ask()), headers: { 'x-farm-fault': 'explode' } }, 400, 'invalid_request_error'],
+      [{ body: JSON.stringify(ask()), headers: { 'x-farm-fault': 'unavailable;pool=gpu_a' } }, 400, 'invalid_request_error'],
       [{ body: JSON.stringify({ ...ask(), model: 'no-such-model' }) }, 404, 'model_not_found'],
       [{ body: JSON.stringify({ ...ask(), n: 3 }) }, 400, 'invalid_request_error'],
     ];
@@ -105,7 +109,7 @@ describe('default test layout', () => {
     assert.ok(((await unknownRoute.json()) as { error: unknown }).error);
     assert.equal((await postChat(url, ask())).status, 200, 'still serving');
     const outcomes = (await farm.log({ pool: 'cpu' })).map((a) => a.outcome);
-    assert.deepEqual(outcomes, ['invalid_request', 'invalid_request', 'invalid_request', 'invalid_request', 'invalid_request', 'model_not_found', 'invalid_request', 'ok']);
+    assert.deepEqual(outcomes, [...Array(6).fill('invalid_request'), 'model_not_found', 'invalid_request', 'ok']);
   });
 
   test('GET /v1/models/<id> works for ids with a slash', async () => {
