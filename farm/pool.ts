@@ -99,7 +99,7 @@ function optionalInt(req: Request, header: string): number | undefined {
 }
 
 /** Writes and resolves once the bytes are handed to the socket, so a following destroy cannot drop them. */
-const writeFlushed = (res: Response, data: string) => new Promise<void>((resolve) => res.write(data, () => resolve()));
+const writeFlushed = (res: Response, data: string | Buffer) => new Promise<void>((resolve) => res.write(data, () => resolve()));
 
 interface Delivery {
   res: Response;
@@ -188,7 +188,7 @@ async function deliverJson(d: Delivery): Promise<void> {
     attempt.outcome = fault;
     if (!res.headersSent) res.writeHead(200, headers);
     const part = fault === 'stream-cut' ? Math.floor((2 * full.length) / 3) : Math.floor(full.length / 2);
-    await new Promise<void>((resolve) => res.write(full.subarray(0, part), () => resolve()));
+    await writeFlushed(res, full.subarray(0, part));
     if (fault === 'stream-stall') await sleep(d.stallMs, signal);
     res.destroy();
     return;

@@ -131,6 +131,11 @@ test('stream-cut: the stream dies after 2/3 of the tokens, without a terminator'
     for await (const chunk of stream) void chunk;
   });
   assert.deepEqual((await farm.log({ request_id: 'c1' })).map((a) => a.outcome), ['stream-cut']);
+  // Non-stream: 200 headers, part of the JSON body, then the socket dies.
+  const json = await postChat(url, body(), fault('stream-cut', 'c3'));
+  assert.equal(json.status, 200);
+  await assert.rejects(json.text());
+  assert.deepEqual((await farm.log({ request_id: 'c3' })).map((a) => a.outcome), ['stream-cut']);
 });
 
 test('stream-stall: goes silent mid-stream with the connection open, then closes', async () => {
@@ -142,6 +147,11 @@ test('stream-stall: goes silent mid-stream with the connection open, then closes
   assert.ok(sse.error, 'the connection closed without a terminator');
   assert.ok(sse.endedAt >= 380, `closed after ${sse.endedAt} ms of silence`);
   assert.deepEqual((await farm.log({ request_id: 'st1' })).map((a) => a.outcome), ['stream-stall']);
+  // Non-stream: half the body, silence, then the socket closes.
+  const started = Date.now();
+  const json = await postChat(url, body(), fault('stream-stall', 'st2', { 'x-farm-fault-delay-ms': '300' }));
+  await assert.rejects(json.text());
+  assert.ok(Date.now() - started >= 280);
 });
 
 test('malformed-chunk: one invalid JSON SSE event mid-stream', async () => {
@@ -172,6 +182,10 @@ test('no-done: a complete stream without [DONE]', async () => {
   const last = JSON.parse(sse.events.at(-1)!);
   assert.equal(last.choices[0].finish_reason, 'stop');
   assert.deepEqual((await farm.log({ request_id: 'd1' })).map((a) => a.outcome), ['no-done']);
+  // Non-stream: nothing to drop, a normal answer.
+  const json = await postChat(url, body(), fault('no-done', 'd2'));
+  assert.equal(((await json.json()) as { object: string }).object, 'chat.completion');
+  assert.deepEqual((await farm.log({ request_id: 'd2' })).map((a) => [a.fault, a.outcome]), [['no-done', 'ok']]);
 });
 
 test('context-length: 400 context_length_exceeded on demand, and automatically past the context window', async () => {
