@@ -148,7 +148,7 @@ describe('hardware simulation and limits', () => {
     assert.ok(sse.arrivals.length > 3, 'tokens arrive over time, not in one write');
     assert.ok(sse.arrivals[0]! >= 130, `first token at ${sse.arrivals[0]} ms`);
     // 21 tokens at 100 tokens/s after a 150 ms first token: about 150 + 200 ms.
-    assert.ok(total >= 320 && total < 900, `stream took ${total} ms`);
+    assert.ok(total >= 320 && total < 3000, `stream took ${total} ms`);
   });
 
   test('beyond the concurrency limit requests queue', async () => {

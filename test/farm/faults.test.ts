@@ -106,12 +106,12 @@ test('no-response: the request is accepted and never answered', async () => {
 
 test('slow-first-token: headers at once, the first token after the delay', async () => {
   const started = Date.now();
-  const res = await postChat(url, body({ stream: true }), fault('slow-first-token', 's1', { 'x-farm-fault-delay-ms': '500' }));
+  const res = await postChat(url, body({ stream: true }), fault('slow-first-token', 's1', { 'x-farm-fault-delay-ms': '1000' }));
   const headersAfter = Date.now() - started;
   assert.equal(res.status, 200);
-  assert.ok(headersAfter < 250, `headers took ${headersAfter} ms`);
+  assert.ok(headersAfter < 500, `headers took ${headersAfter} ms`);
   const sse = await readSse(res);
-  assert.ok(sse.arrivals[0]! + headersAfter >= 480, `first token after ${sse.arrivals[0]! + headersAfter} ms`);
+  assert.ok(sse.arrivals[0]! + headersAfter >= 980, `first token after ${sse.arrivals[0]! + headersAfter} ms`);
   assert.equal(sse.events.at(-1), '[DONE]');
   assert.deepEqual((await farm.log({ request_id: 's1' })).map((a) => [a.fault, a.outcome]), [['slow-first-token', 'ok']]);
 });
@@ -142,10 +142,9 @@ test('stream-stall: goes silent mid-stream with the connection open, then closes
   const sse = await readSse(await postChat(url, body({ stream: true }), fault('stream-stall', 'st1', { 'x-farm-fault-delay-ms': '400' })));
   assert.ok(!sse.events.includes('[DONE]'));
   assert.ok(sse.events.length > 1, 'some tokens arrived before the stall');
-  const lastArrival = sse.arrivals.at(-1)!;
-  assert.ok(lastArrival < 200, 'tokens came at once before the stall');
   assert.ok(sse.error, 'the connection closed without a terminator');
-  assert.ok(sse.endedAt >= 380, `closed after ${sse.endedAt} ms of silence`);
+  const silence = sse.endedAt - sse.arrivals.at(-1)!;
+  assert.ok(silence >= 370, `closed after ${silence} ms of silence`);
   assert.deepEqual((await farm.log({ request_id: 'st1' })).map((a) => a.outcome), ['stream-stall']);
   // Non-stream: half the body, silence, then the socket closes.
   const started = Date.now();

@@ -153,7 +153,7 @@ test('recorded latency_ms sets the simulated answer time', async () => {
   const res = await postChat(farm.baseUrl('lenient'), { model: 'alpha-7b', messages: [{ role: 'user', content: 'What is 2+2?' }] });
   await res.json();
   const took = Date.now() - started;
-  assert.ok(took >= 280 && took < 1000, `took ${took} ms for a 300 ms recording`);
+  assert.ok(took >= 280 && took < 3000, `took ${took} ms for a 300 ms recording`);
 });
 
 test('multi-turn rows: the second turn is matched on the whole conversation, or x-replay-id', async () => {
