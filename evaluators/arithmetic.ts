@@ -13,12 +13,15 @@ export interface ArithmeticReport {
   finalMatchesLastResult: boolean | null;
 }
 
-const NUM = String.raw`\$?\d[\d,]*(?:\.\d+)?%?`;
+// Bounded repetition: an unbounded digit run makes the chain search quadratic on long digit strings.
+const NUM = String.raw`\$?\d[\d,]{0,18}(?:\.\d{1,8})?%?`;
 const OP = String.raw`(?:[-+*/×÷]|\sx\s)`;
 const TERM = String.raw`\(*\s*-?${NUM}\s*\)*`;
 const EXPR = String.raw`${TERM}(?:\s*${OP}\s*${TERM})*`;
 const CHAIN_RE = new RegExp(String.raw`${EXPR}(?:\s*=\s*${EXPR})+`, 'g');
-const ANNOTATION_RE = /<<([^<>=]+)=([^<>]+)>>/g;
+const ANNOTATION_RE = /<<([^<>=]{1,200})=([^<>]{1,50})>>/g;
+/** Worked solutions are far shorter; a huge answer is only checked in its first part. */
+const MAX_CHECKED_CHARS = 20_000;
 
 /** Evaluates + - * / with parentheses and N% (= N/100). Returns null on anything else. */
 export function evalExpression(src: string): number | null {
@@ -97,7 +100,7 @@ function balanced(s: string): string {
 
 export function checkArithmetic(raw: string): ArithmeticReport {
   // Markdown escapes (`\*`, `\$`) are common in chat answers.
-  const answer = raw.replace(/\\([*$_])/g, '$1');
+  const answer = raw.slice(0, MAX_CHECKED_CHARS).replace(/\\([*$_])/g, '$1');
   let checked = 0;
   let wrong = 0;
   let lastResult: number | null = null;

@@ -7,7 +7,7 @@ import { checkArithmetic } from './arithmetic.js';
 import type { EvaluationInput } from './types.js';
 import { countMatches, extractFinalAnswer, HEDGE_RE, isRefusal, lastUserMessage, parseJsonAnswer, promptAsksForJson } from './text.js';
 
-export const FEATURE_VERSION = 'cheap-v1';
+export const FEATURE_VERSION = 'cheap-v2';
 
 const log1p = Math.log1p;
 const share = (text: string, re: RegExp) => (text.length ? countMatches(text, re) / text.length : 0);
@@ -66,7 +66,16 @@ export const ANSWER_FEATURE_NAMES = [
   'a_repetition',
   'a_unfinished',
   'a_equals',
+  'a_prompt_number_coverage',
+  'a_unexplained_numbers',
+  'a_final_magnitude',
+  'a_final_negative',
+  'a_final_markers',
+  'a_steps_per_prompt_number',
 ] as const;
+
+const numbersIn = (text: string): number[] =>
+  [...text.replace(/\\([*$_])/g, '$1').matchAll(/\d[\d,]*(?:\.\d+)?/g)].map((m) => Number(m[0].replace(/,/g, ''))).filter(Number.isFinite);
 
 export function answerFeatures(input: EvaluationInput): number[] {
   const prompt = lastUserMessage(input.messages);
@@ -104,5 +113,28 @@ export function answerFeatures(input: EvaluationInput): number[] {
     lines.length > 1 ? 1 - new Set(lines).size / lines.length : 0,
     trimmed && !/[.!?)\]}"'`*\d]$/.test(trimmed) ? 1 : 0,
     log1p(countMatches(answer, /=/g)) / 3,
+    ...numberUse(prompt, answer, arith.checked),
+    final?.numeric != null ? Math.log10(Math.abs(final.numeric) + 1) / 5 : 0,
+    final?.numeric != null && final.numeric < 0 ? 1 : 0,
+    log1p(countMatches(answer, /####|\bthe (?:final )?answer is\b|\\boxed/gi)) / 2,
   ];
+}
+
+/**
+ * How the answer uses the question's numbers: the share of them it mentions (a solution that
+ * ignores a given quantity is usually wrong), numbers it introduces that neither the question nor
+ * its own shown computations explain, and computation steps per given number.
+ */
+function numberUse(prompt: string, answer: string, steps: number): [number, number, number] {
+  const given = new Set(numbersIn(prompt));
+  if (given.size === 0) return [0, 0, 0];
+  const used = numbersIn(answer);
+  const usedSet = new Set(used);
+  let covered = 0;
+  for (const n of given) if (usedSet.has(n)) covered++;
+  // Results of shown computations (the right-hand sides) explain the numbers they introduce.
+  const results = new Set([...answer.matchAll(/=\s*\$?(-?\d[\d,]*(?:\.\d+)?)/g)].map((m) => Number(m[1]!.replace(/,/g, ''))));
+  let unexplained = 0;
+  for (const n of usedSet) if (!given.has(n) && !results.has(n) && n > 10) unexplained++;
+  return [covered / given.size, Math.log1p(unexplained) / 2, Math.min(3, steps / given.size) / 3];
 }

@@ -19,8 +19,9 @@ function clip(text: string, max: number): string {
 const SYSTEM = [
   'You are a strict grader. Judge whether the assistant answer below correctly and fully answers',
   "the user's last message. Check facts, arithmetic and the requested format. Do not reward length.",
-  'Reply with one short sentence of justification, then the rating on its own line in exactly this',
-  'form: "Rating: [[N]]" where N is an integer from 1 (wrong or useless) to 10 (correct and complete).',
+  // The rating comes first: the workflow caps the judge's reply at a few tokens to bound its cost.
+  'Reply with the rating first, in exactly this form: "Rating: [[N]]" where N is an integer from 1',
+  '(wrong or useless) to 10 (correct and complete); you may add one short sentence after it.',
 ].join(' ');
 
 export function buildJudgeMessages(input: {

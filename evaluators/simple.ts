@@ -33,7 +33,8 @@ export function createSelfConsistencyEvaluator(opts: { samples: number }): Evalu
   return {
     name: 'self-consistency',
     evaluate(input: EvaluationInput): Evaluation {
-      const samples = input.samples ?? [];
+      // The workflow may pass the step's own answer as samples[0]; compare only the extra ones.
+      const samples = input.samples?.[0] === input.answer ? input.samples.slice(1) : (input.samples ?? []);
       if (samples.length === 0) return { confidence: 0.5, reasons: ['self-consistency: no extra samples (neutral signal)'] };
       const mine = extractFinalAnswer(input.answer)?.value ?? null;
       if (mine === null) return { confidence: 0, reasons: ['self-consistency: answer has no final answer'] };

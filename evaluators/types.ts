@@ -13,13 +13,16 @@ export interface EvaluationInput {
   messages: { role: string; content: string }[];
   answer: string;
   model: string;
-  /** 0-based index of the ladder step that produced the answer. */
+  /** Index of the ladder step that produced the answer (informational; no evaluator depends on its base). */
   step: number;
   finishReason?: string | null;
   logprobs?: TokenLogprob[] | null;
   /** The request's response_format, when it asked for JSON or a JSON schema. */
   responseFormat?: { type: 'text' | 'json_object' | 'json_schema'; schema?: unknown } | null;
-  /** Extra answers for self-consistency (k samples from the same model). */
+  /**
+   * Extra answers for self-consistency (samples from the same model). May start with `answer`
+   * itself (the workflow passes all k answers); the evaluator then compares the other k-1.
+   */
   samples?: string[];
   /** A judge model's raw verdict text, when the step uses an LLM judge. */
   judgeVerdict?: string;

@@ -16,7 +16,10 @@ const CHARS_PER_TOKEN_BOUND = 6;
 export interface Encoder {
   readonly name: string;
   readonly dim: number;
-  /** One embedding per text (batched); same order as `texts`. */
+  /**
+   * One embedding per text, same order as `texts`, computed in one batch. The quantised model scales
+   * activations per batch, so callers that need reproducible vectors embed one text per call.
+   */
   embed(texts: string[]): Promise<Float32Array[]>;
 }
 

@@ -1,0 +1,35 @@
+/**
+ * npm run train -- --data <file.jsonl> [--data <file2.jsonl> ...] [--name <prefix>] [--out-dir <dir>]
+ *                  [--split train] [--no-encoder] [--max-tokens 40]
+ */
+import { parseArgs } from 'node:util';
+import { train } from '../train/train.js';
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string', multiple: true },
+    name: { type: 'string' },
+    'out-dir': { type: 'string' },
+    split: { type: 'string', default: 'train' },
+    'no-encoder': { type: 'boolean', default: false },
+    'max-tokens': { type: 'string' },
+  },
+});
+if (!values.data?.length) {
+  console.error('usage: npm run train -- --data <file.jsonl> [--name <prefix>] [--out-dir <dir>] [--split train] [--no-encoder] [--max-tokens 40]');
+  process.exit(2);
+}
+if (values.name && values.data.length > 1) {
+  console.error('--name applies to one --data file');
+  process.exit(2);
+}
+for (const data of values.data) {
+  await train({
+    data,
+    name: values.name,
+    outDir: values['out-dir'],
+    split: values.split,
+    useEncoder: !values['no-encoder'],
+    maxTokens: values['max-tokens'] ? Number(values['max-tokens']) : undefined,
+  });
+}

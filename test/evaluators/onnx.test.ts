@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { createEvaluator } from '../../evaluators/index.js';
+import { loadEncoder } from '../../evaluators/encoder/encoder.js';
+import { ensureEncoder } from '../../evaluators/encoder/fetch.js';
+import { headMetaSchema, loadHead, REPO_ROOT } from '../../evaluators/head.js';
+import { headForward, headToOnnx, type HeadSpec } from '../../evaluators/onnx/write.js';
+import { fitLogistic } from '../../evaluators/train/logistic.js';
+import { train } from '../../evaluators/train/train.js';
+import { rng, writeSyntheticDataset } from './synthetic.js';
+
+const TOL = 1e-5;
+
+function randomHead(rand: () => number, dims: number[]): HeadSpec {
+  const layers = dims.slice(1).map((out, i) => ({
+    inputs: dims[i]!,
+    outputs: out,
+    weights: Array.from({ length: dims[i]! * out }, () => rand() * 2 - 1),
+    bias: Array.from({ length: out }, () => rand() - 0.5),
+  }));
+  return { inputName: 'x', outputName: 'p', mean: Array.from({ length: dims[0]! }, () => rand()), scale: Array.from({ length: dims[0]! }, () => rand() * 2), layers };
+}
+
+const sampleInputs = [
+  { messages: [{ role: 'user', content: 'Janet has 16 eggs and eats 3. How many are left?' }], answer: '16 - 3 = 13\n#### 13', model: 'm', step: 1 },
+  { messages: [{ role: 'user', content: 'Write a haiku about autumn, in JSON.' }], answer: '{"haiku": "leaves fall"}', model: 'm', step: 1 },
+  { messages: [{ role: 'user', content: 'Explain TCP slow start.' }], answer: "I'm not sure, but I think it probably doubles the window.", model: 'm', step: 1 },
+];
+
+describe('ONNX heads', () => {
+  it('the written ONNX graph gives the TypeScript forward pass (logistic and MLP)', async () => {
+    const rand = rng(7);
+    for (const dims of [[12, 1], [30, 4], [20, 8, 3]]) {
+      const spec = randomHead(rand, dims);
+      const session = await ort.InferenceSession.create(headToOnnx(spec));
+      for (let k = 0; k < 20; k++) {
+        const x = Float32Array.from({ length: dims[0]! }, () => rand() * 4 - 2);
+        const out = (await session.run({ x: new ort.Tensor('float32', x, [1, dims[0]!]) })).p!.data as Float32Array;
+        const ts = headForward(spec, x);
+        ts.forEach((v, i) => assert.ok(Math.abs(v - out[i]!) < TOL, `${dims}: ${v} vs ${out[i]}`));
+      }
+    }
+  });
+
+  it('logistic regression learns a separable problem and is deterministic', () => {
+    const rand = rng(3);
+    const n = 200;
+    const X = new Float64Array(n * 3);
+    const Y = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      for (let d = 0; d < 3; d++) X[i * 3 + d] = rand() * 2 - 1;
+      Y[i] = X[i * 3]! + 0.5 * X[i * 3 + 1]! > 0 ? 1 : 0;
+    }
+    const a = fitLogistic(X, n, 3, Y, 1, { l2: 0.001 });
+    const b = fitLogistic(X, n, 3, Y, 1, { l2: 0.001 });
+    assert.deepEqual(a, b);
+    let right = 0;
+    for (let i = 0; i < n; i++) if ((headForward(a, X.subarray(i * 3, i * 3 + 3))[0]! > 0.5 ? 1 : 0) === Y[i]) right++;
+    assert.ok(right / n > 0.95, `accuracy ${right / n}`);
+  });
+
+  it('every committed head loads with onnxruntime and matches its recorded parameters', async () => {
+    const dir = join(REPO_ROOT, 'evaluators/models');
+    const metas = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.endsWith('.manifest.json'));
+    assert.ok(metas.length > 0);
+    if (metas.some((f) => headMetaSchema.parse(JSON.parse(readFileSync(join(dir, f), 'utf8'))).encoder)) {
+      const got = await ensureEncoder();
+      assert.ok(got.ok, `encoder fetch failed: ${got.ok ? '' : got.reason}`);
+    }
+    for (const f of metas) {
+      const head = await loadHead(join(dir, f.replace(/\.json$/, '.onnx')));
+      for (const input of sampleInputs) {
+        const x = await head.inputVector(input);
+        const ts = headForward(head.meta.head, x);
+        const onnx = await head.score(input);
+        ts.forEach((v, i) => assert.ok(Math.abs(v - onnx[i]!) < TOL, `${f}: ${v} vs ${onnx[i]}`));
+        onnx.forEach((p) => assert.ok(p >= 0 && p <= 1));
+      }
+    }
+  });
+
+  it('npm run train writes heads that score like the training code, reproducibly', async () => {
+    const { file, models } = writeSyntheticDataset({ models: 3, rows: 120 });
+    const outA = join(file, '..', 'a');
+    const outB = join(file, '..', 'b');
+    const quiet = () => {};
+    const ma = await train({ data: file, outDir: outA, useEncoder: false, log: quiet });
+    await train({ data: file, outDir: outB, useEncoder: false, log: quiet });
+    for (const m of models.slice(0, 2)) {
+      const rel = ma.answer_models[m]!;
+      const name = rel.split('/').pop()!;
+      assert.deepEqual(readFileSync(join(outA, name)), readFileSync(join(outB, name)), 'same data, same bytes');
+      const ev = await createEvaluator({ type: 'answer-model', model_file: join(outA, name) });
+      const head = await loadHead(join(outA, name));
+      for (const input of sampleInputs) {
+        const c = (await ev.evaluate(input)).confidence;
+        const ts = headForward(head.meta.head, await head.inputVector(input))[0]!;
+        assert.ok(Math.abs(c - ts) < TOL);
+        assert.equal((await ev.evaluate(input)).confidence, c, 'deterministic');
+      }
+    }
+    assert.ok(ma.prerouter);
+  });
+
+  it('the sentence encoder is fetched on demand and embeds deterministically', async () => {
+    const got = await ensureEncoder();
+    assert.ok(got.ok, got.ok ? '' : got.reason);
+    const enc = await loadEncoder({ dir: got.dir, maxTokens: 40 });
+    const [a] = await enc.embed(['The cat sat on the mat']);
+    const [b] = await enc.embed(['A cat is sitting on a mat']);
+    const [c] = await enc.embed(['Quarterly revenue grew by 5%']);
+    const [a2] = await enc.embed(['The cat sat on the mat']);
+    const dot = (x: Float32Array, y: Float32Array) => x.reduce((s, v, i) => s + v * y[i]!, 0);
+    assert.ok(Math.abs(dot(a!, a!) - 1) < 1e-4);
+    assert.ok(dot(a!, b!) > dot(a!, c!) + 0.3);
+    a!.forEach((v, i) => assert.ok(Math.abs(v - a2![i]!) < 1e-5));
+  });
+});
