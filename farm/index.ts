@@ -22,7 +22,7 @@ export {
   type FaultRule,
 } from './config.js';
 export { FAULT_DELAY_HEADER, FAULT_HEADER, FAULT_NAMES, type FaultName } from './faults.js';
-export { OUTPUT_TOKENS_HEADER, REPLAY_ID_HEADER, SIMULATED_HEADER } from './pool.js';
+export { OUTPUT_TOKENS_HEADER, REPLAY_ID_HEADER, REPLAY_SOURCE_HEADER, SIMULATED_HEADER } from './pool.js';
 export { SIMULATED_PREFIX } from './backends/synthetic.js';
 export type { Attempt, AttemptOutcome } from './attempt-log.js';
 

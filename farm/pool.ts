@@ -30,6 +30,8 @@ import { lastUserMessage } from './tokens.js';
 export const REPLAY_ID_HEADER = 'x-replay-id';
 export const OUTPUT_TOKENS_HEADER = 'x-farm-output-tokens';
 export const SIMULATED_HEADER = 'x-farm-simulated';
+/** Response header: the dataset row id a replayed answer came from. */
+export const REPLAY_SOURCE_HEADER = 'x-farm-replay-id';
 
 export interface PoolModel {
   name: string;
@@ -325,6 +327,7 @@ export function createPoolApp(ctx: PoolContext): express.Express {
         attempt.backend = backend.kind;
         headers['x-farm-backend'] = backend.kind;
         if (answer.simulated) headers[SIMULATED_HEADER] = 'true';
+        if (answer.sourceId !== undefined) headers[REPLAY_SOURCE_HEADER] = answer.sourceId;
         const delivery: Delivery = {
           res,
           ident: { id: `chatcmpl-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model: chat.model, simulated: answer.simulated },

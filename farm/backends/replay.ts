@@ -17,6 +17,7 @@ export interface ReplayBackendOptions {
 }
 
 interface Recording {
+  rowId: string;
   outcome: ModelOutcome & { response: string };
   pieces: string[];
   seed: number;
@@ -68,6 +69,7 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
         if (outcome.response === null) continue;
         recorded.add(model);
         const rec: Recording = {
+          rowId: row.id,
           outcome: outcome as Recording['outcome'],
           pieces: [],
           seed: hash32(`${model}\u0000${row.id}`),
@@ -80,7 +82,12 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
         prompts.push(turn.prompt);
         for (const [model, response] of Object.entries(turn.responses)) {
           if (response === null) continue;
-          const rec: Recording = { outcome: turnOutcome(response), pieces: [], seed: hash32(`${model}\u0000${row.id}\u0000${turn.turn}`) };
+          const rec: Recording = {
+            rowId: row.id,
+            outcome: turnOutcome(response),
+            pieces: [],
+            seed: hash32(`${model}\u0000${row.id}\u0000${turn.turn}`),
+          };
           add(byConversation, conversationKey(prompts), model, rec);
           add(byId, `${row.id}\u0000${prompts.length}`, model, rec);
         }
@@ -114,6 +121,7 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
         outputTokens: outcome.outputTokens ?? estimateTokens(outcome.response),
         finishReason: 'stop',
         simulated: false,
+        sourceId: rec.rowId,
         ...(outcome.latencyMs !== null ? { recordedLatencyMs: outcome.latencyMs } : {}),
       },
       req.maxTokens,

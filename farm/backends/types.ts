@@ -42,6 +42,8 @@ export interface GeneratedAnswer {
   finishReason: 'stop' | 'length';
   /** True for text that no real model wrote (synthetic backend). Surfaces in the model list and responses. */
   simulated: boolean;
+  /** Dataset row id of a replayed answer (sent back as `x-farm-replay-id`, so benchmarks can join labels). */
+  sourceId?: string;
   /** Recorded latency for this answer, used by the pool's latency simulation when present. */
   recordedLatencyMs?: number;
 }

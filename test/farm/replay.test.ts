@@ -82,7 +82,9 @@ test('each of several models answers with its own recording', async () => {
 });
 
 test('matches on the whitespace-normalised last user message, or on x-replay-id', async () => {
-  const res = (await (await ask('beta-70b', 'Name a colour please.')).json()) as { choices: { message: { content: string } }[] };
+  const raw = await ask('beta-70b', 'Name a colour please.');
+  assert.equal(raw.headers.get('x-farm-replay-id'), 'q2', 'the matched row is named in the response');
+  const res = (await raw.json()) as { choices: { message: { content: string } }[] };
   assert.match(res.choices[0]!.message.content, /^Blue/);
   const byId = (await (await ask('beta-70b', 'unrelated text', {}, { 'x-replay-id': 'q2' })).json()) as { choices: { message: { content: string } }[] };
   assert.match(byId.choices[0]!.message.content, /^Blue/);
