@@ -5,6 +5,7 @@
  *   GET    /farm/faults                         runtime faults
  *   POST   /farm/faults {fault, pool?, model?}  add a runtime fault
  *   DELETE /farm/faults                         clear runtime faults
+ *   GET    /farm/pools                          each pool's concurrency, in-flight and queued requests
  */
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
@@ -12,9 +13,19 @@ import { AttemptLog, type AttemptFilter } from './attempt-log.js';
 import { FAULT_NAMES, FaultState } from './faults.js';
 import { farmErrors } from './openai-wire.js';
 
+export interface PoolStatus {
+  name: string;
+  models: string[];
+  concurrency: number;
+  in_flight: number;
+  queued: number;
+}
+
 export interface FarmState {
   log: AttemptLog;
   faults: FaultState;
+  /** Pool name → a live view of its load (each pool registers itself). */
+  pools: Map<string, () => PoolStatus>;
 }
 
 export const CONTROL_PREFIXES = ['/farm', '/_farm'];
@@ -56,6 +67,9 @@ export function createControlRouter(state: FarmState, maxBodyBytes: number): Rou
     if (problem) throw farmErrors.invalidRequest(`invalid fault: ${problem}`, problem.includes('pool') ? 'pool' : 'model');
     state.faults.addRuntime(parsed.data);
     res.json({ faults: state.faults.runtimeRules() });
+  });
+  router.get('/pools', (_req, res) => {
+    res.json({ pools: [...state.pools.values()].map((status) => status()) });
   });
   router.delete('/faults', (_req, res) => {
     state.faults.clearRuntime();

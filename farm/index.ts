@@ -72,6 +72,7 @@ export async function startFarm(config: FarmConfig, opts: StartFarmOptions = {})
       pools: new Set(Object.keys(config.pools)),
       models: new Set(Object.keys(config.models)),
     }),
+    pools: new Map(),
   };
 
   const servers: Server[] = [];

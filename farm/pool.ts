@@ -203,6 +203,13 @@ async function deliverJson(d: Delivery): Promise<void> {
 export function createPoolApp(ctx: PoolContext): express.Express {
   const { state } = ctx;
   const semaphore = new Semaphore(ctx.concurrency);
+  state.pools.set(ctx.name, () => ({
+    name: ctx.name,
+    models: [...ctx.models.keys()],
+    concurrency: ctx.concurrency,
+    in_flight: semaphore.inFlight,
+    queued: semaphore.queued,
+  }));
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

@@ -151,16 +151,19 @@ describe('hardware simulation and limits', () => {
     assert.ok(total >= 320 && total < 3000, `stream took ${total} ms`);
   });
 
-  test('beyond the concurrency limit requests queue', async () => {
+  test('beyond the concurrency limit requests queue (visible at GET /farm/pools)', async () => {
     const started = Date.now();
-    const times = await Promise.all(
+    const pending = Promise.all(
       [1, 2].map(async () => {
         const res = await postChat(farm.baseUrl('slow'), { ...ask(), model: 'sim-a' });
         await res.json();
         return Date.now() - started;
       }),
     );
-    const [fast, slow] = times.sort((a, b) => a - b);
+    await new Promise((r) => setTimeout(r, 80));
+    const { pools } = (await (await fetch(`${farm.origin('slow')}/farm/pools`)).json()) as { pools: Record<string, unknown>[] };
+    assert.deepEqual(pools, [{ name: 'slow', models: ['sim-a', 'sim-b'], concurrency: 1, in_flight: 1, queued: 1 }]);
+    const [fast, slow] = (await pending).sort((a, b) => a - b);
     assert.ok(slow! >= fast! + 250, `second request finished at ${slow} ms, first at ${fast} ms`);
   });
 
