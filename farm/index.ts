@@ -4,6 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { AttemptLog } from './attempt-log.js';
 import { createBackends } from './backends/index.js';
@@ -25,6 +26,11 @@ export { FAULT_DELAY_HEADER, FAULT_HEADER, FAULT_NAMES, type FaultName } from '.
 export { OUTPUT_TOKENS_HEADER, REPLAY_ID_HEADER, REPLAY_SOURCE_HEADER, SIMULATED_HEADER } from './pool.js';
 export { SIMULATED_PREFIX } from './backends/synthetic.js';
 export type { Attempt, AttemptOutcome } from './attempt-log.js';
+
+/** config/farm.yaml: the default layout (cpu, gpu-a, api on 9101-9103) that `npm run farm` starts. */
+export const DEFAULT_FARM_CONFIG = fileURLToPath(new URL('../config/farm.yaml', import.meta.url));
+/** config/farm.test.yaml: the same layout with zero latency and short fault timings, for tests. */
+export const TEST_FARM_CONFIG = fileURLToPath(new URL('../config/farm.test.yaml', import.meta.url));
 
 export interface RunningPool {
   name: string;

@@ -2,12 +2,9 @@
  * CLI: `npm run farm [-- --config <path>] [--random-ports]`.
  * Prints `farm pool <name> ready <baseUrl>` per pool, then `farm ready`, on stdout; logs go to stderr.
  */
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { loadFarmConfig, startFarm } from './index.js';
-
-const DEFAULT_CONFIG = fileURLToPath(new URL('../config/farm.yaml', import.meta.url));
+import { DEFAULT_FARM_CONFIG, loadFarmConfig, startFarm } from './index.js';
 
 const USAGE = 'usage: npm run farm [-- --config <farm.yaml>] [--random-ports]\n';
 
@@ -15,7 +12,7 @@ function cliOptions() {
   try {
     return parseArgs({
       options: {
-        config: { type: 'string', default: DEFAULT_CONFIG },
+        config: { type: 'string', default: DEFAULT_FARM_CONFIG },
         'random-ports': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },

@@ -3,10 +3,9 @@ import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { pino } from 'pino';
 import { readDataset, type DatasetRow } from '../../common/dataset.js';
-import { loadFarmConfig, startFarm, type Attempt, type FarmConfig, type RunningFarm } from '../../farm/index.js';
+import { loadFarmConfig, startFarm, TEST_FARM_CONFIG, type Attempt, type FarmConfig, type RunningFarm } from '../../farm/index.js';
 
-export const TEST_CONFIG = fileURLToPath(new URL('../../config/farm.test.yaml', import.meta.url));
-export const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/farm.yaml', import.meta.url));
+export { TEST_FARM_CONFIG as TEST_CONFIG, DEFAULT_FARM_CONFIG as DEFAULT_CONFIG } from '../../farm/index.js';
 export const MIXTRAL = 'mistralai/Mixtral-8x7B-Instruct-v0.1';
 export const GPT4 = 'gpt-4-1106-preview';
 
@@ -24,7 +23,7 @@ export interface TestFarm {
 }
 
 export async function startTestFarm(config?: FarmConfig): Promise<TestFarm> {
-  const farm = await startFarm(config ?? (await loadFarmConfig(TEST_CONFIG)), { portOverride: 0, logger: silentLogger });
+  const farm = await startFarm(config ?? (await loadFarmConfig(TEST_FARM_CONFIG)), { portOverride: 0, logger: silentLogger });
   const baseUrl = (pool: string) => {
     const p = farm.pools.find((x) => x.name === pool);
     if (!p) throw new Error(`no pool ${pool}`);
