@@ -33,11 +33,14 @@ if (!enc.ok) console.error(`note: ${enc.reason}; heads that need the encoder use
 async function inputsFor(dataset: string | undefined): Promise<EvaluationInput[]> {
   const file = dataset ? join(values['data-dir'], dataset) : '';
   if (dataset && existsSync(file)) {
-    const rows = (await loadDataset(file)).filter((r) => Object.values(r.models).some((m) => m.response));
+    const all = await loadDataset(file);
+    const answered = all.filter((r) => Object.values(r.models).some((m) => m.response));
+    // Datasets without recorded answers (labels only) still have prompts for the pre-router.
+    const rows = answered.length ? answered : all;
     const out: EvaluationInput[] = [];
     for (let i = 0; out.length < N + WARMUP; i++) {
       const r = rows[i % rows.length]!;
-      const model = Object.keys(r.models).find((m) => r.models[m]!.response)!;
+      const model = Object.keys(r.models).find((m) => r.models[m]!.response) ?? Object.keys(r.models)[0]!;
       const input = evaluationInputOf(r, model, 1);
       // Repeats get a unique prompt so no cached prompt embedding flatters the numbers.
       out.push(i < rows.length ? input : { ...input, messages: [{ role: 'user', content: `${r.prompt} (${i})` }] });

@@ -1,6 +1,6 @@
 /**
  * npm run train -- --data <file.jsonl> [--data <file2.jsonl> ...] [--name <prefix>] [--out-dir <dir>]
- *                  [--split train] [--no-encoder] [--max-tokens 40]
+ *                  [--split train] [--no-encoder] [--max-tokens 40] [--prerouter-encoder]
  */
 import { parseArgs } from 'node:util';
 import { train } from '../train/train.js';
@@ -13,6 +13,7 @@ const { values } = parseArgs({
     split: { type: 'string', default: 'train' },
     'no-encoder': { type: 'boolean', default: false },
     'max-tokens': { type: 'string' },
+    'prerouter-encoder': { type: 'boolean', default: false },
   },
 });
 if (!values.data?.length) {
@@ -31,5 +32,6 @@ for (const data of values.data) {
     split: values.split,
     useEncoder: !values['no-encoder'],
     maxTokens: values['max-tokens'] ? Number(values['max-tokens']) : undefined,
+    prerouterEncoder: values['prerouter-encoder'],
   });
 }
