@@ -110,7 +110,7 @@ export interface ResponseIdentity {
 
 const FINGERPRINT = 'fp_cascade_farm';
 
-interface LogprobEntry {
+export interface LogprobEntry {
   token: string;
   logprob: number;
   bytes: number[];
@@ -200,4 +200,22 @@ export function usageChunkBody(ident: ResponseIdentity, answer: GeneratedAnswer)
 }
 
 export const sseEvent = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
+
+const CONTENT_MARK = '\u0000farm-content\u0000';
+
+/**
+ * SSE content chunks of one response, fast: the fixed parts of the chunk JSON are serialised once and
+ * only the token text (and its logprob entry) per chunk. The output is byte-identical to
+ * `sseEvent(chunkBody(ident, {content}, null, entry ? [entry] : null, withUsageField))`.
+ */
+export function contentChunkWriter(ident: ResponseIdentity, withUsageField: boolean): (text: string, entry: LogprobEntry | null) => string {
+  const template = JSON.stringify(chunkBody(ident, { content: CONTENT_MARK }, null, null, withUsageField));
+  const [head, tail] = template.split(JSON.stringify(CONTENT_MARK)) as [string, string];
+  const logprobsAt = tail.indexOf('"logprobs":null') + '"logprobs":'.length;
+  const start = `data: ${head}`;
+  const middle = tail.slice(0, logprobsAt);
+  const end = `${tail.slice(logprobsAt + 'null'.length)}\n\n`;
+  return (text, entry) =>
+    start + JSON.stringify(text) + middle + (entry ? `{"content":[${JSON.stringify(entry)}],"refusal":null}` : 'null') + end;
+}
 export const SSE_DONE = 'data: [DONE]\n\n';

@@ -17,6 +17,7 @@ import { planTiming, Semaphore, sleep, type Timing } from './latency.js';
 import {
   chunkBody,
   completionBody,
+  contentChunkWriter,
   FarmHttpError,
   farmErrors,
   logprobContent,
@@ -131,6 +132,7 @@ async function deliverStream(d: Delivery): Promise<void> {
   const logprobs = d.wantLogprobs ? logprobContent(tokens) : null;
   const cutAt = fault === 'stream-cut' ? Math.floor((2 * n) / 3) : -1;
   const midAt = fault === 'stream-stall' || fault === 'malformed-chunk' ? Math.floor(n / 2) : -1;
+  const contentChunk = contentChunkWriter(ident, d.includeUsage);
   let pending = sseEvent(chunkBody(ident, { role: 'assistant', content: '' }, null, null, d.includeUsage));
   const start = Date.now();
   for (let i = 0; i < n; i++) {
@@ -150,14 +152,14 @@ async function deliverStream(d: Delivery): Promise<void> {
     if (i === midAt && fault === 'malformed-chunk') {
       pending += `data: {"id":"${ident.id}","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":\n\n`;
     }
-    const wait = start + i * timing.perPieceMs - Date.now();
+    const wait = timing.perPieceMs > 0 ? start + i * timing.perPieceMs - Date.now() : 0;
     if (wait > 1) {
       res.write(pending);
       pending = '';
       await sleep(wait, signal);
       if (signal.aborted) return;
     }
-    pending += sseEvent(chunkBody(ident, { content: tokens[i]!.text }, null, logprobs ? [logprobs[i]!] : null, d.includeUsage));
+    pending += contentChunk(tokens[i]!.text, logprobs ? logprobs[i]! : null);
   }
   pending += sseEvent(chunkBody(ident, {}, answer.finishReason, null, d.includeUsage));
   if (d.includeUsage) pending += sseEvent(usageChunkBody(ident, answer));

@@ -2,12 +2,12 @@
  * Replay backend: answers with the recorded response of the requested model for the prompt.
  * Reads any dataset in the shared schema (any number of models, optional fields absent) once at
  * start-up and indexes it by whitespace-normalised prompt and by row id, so a request costs a Map
- * lookup. The stream pieces of each answer are computed once and cached.
+ * lookup. The stream tokens of each answer are split once, on first use, and shared.
  * Multi-turn rows (e.g. MT-Bench turn 2) are matched on all user messages of the conversation.
  */
 import { estimateTokens, normalisePrompt, readDataset, type ModelOutcome } from '../../common/dataset.js';
 import { capAnswer, hash32, lastUserMessage, splitPieces, withLogprobs } from '../tokens.js';
-import type { Backend, ChatMessage, GenerateRequest, GeneratedAnswer } from './types.js';
+import type { Backend, ChatMessage, GenerateRequest, GeneratedAnswer, GeneratedToken } from './types.js';
 
 export interface ReplayBackendOptions {
   /** Absolute paths of JSONL datasets in the shared schema. */
@@ -19,7 +19,8 @@ export interface ReplayBackendOptions {
 interface Recording {
   rowId: string;
   outcome: ModelOutcome & { response: string };
-  pieces: string[];
+  /** Stream tokens without logprobs: split on first use, then shared by every request (never mutated). */
+  tokens: GeneratedToken[] | null;
   seed: number;
 }
 
@@ -71,7 +72,7 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
         const rec: Recording = {
           rowId: row.id,
           outcome: outcome as Recording['outcome'],
-          pieces: [],
+          tokens: null,
           seed: hash32(`${model}\u0000${row.id}`),
         };
         add(byPrompt, promptKey, model, rec);
@@ -85,7 +86,7 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
           const rec: Recording = {
             rowId: row.id,
             outcome: turnOutcome(response),
-            pieces: [],
+            tokens: null,
             seed: hash32(`${model}\u0000${row.id}\u0000${turn.turn}`),
           };
           add(byConversation, conversationKey(prompts), model, rec);
@@ -108,11 +109,16 @@ export async function createReplayBackend(opts: ReplayBackendOptions): Promise<R
     const rec = find(req)?.get(recordedAs);
     if (!rec) return null;
     const { outcome } = rec;
-    if (rec.pieces.length === 0) rec.pieces = splitPieces(outcome.response);
+    rec.tokens ??= splitPieces(outcome.response).map((text) => ({ text }));
     const tokens =
       outcome.logprob !== null && req.wantLogprobs
-        ? withLogprobs(rec.pieces, Math.min(0, outcome.logprob), rec.seed, req.topLogprobs)
-        : rec.pieces.map((text) => ({ text }));
+        ? withLogprobs(
+            rec.tokens.map((t) => t.text),
+            Math.min(0, outcome.logprob),
+            rec.seed,
+            req.topLogprobs,
+          )
+        : rec.tokens;
     return capAnswer(
       {
         text: outcome.response,

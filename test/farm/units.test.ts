@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { FaultState, parseFaultHeader } from '../../farm/faults.js';
 import { planTiming, Semaphore } from '../../farm/latency.js';
 import { capAnswer, splitPieces, withLogprobs } from '../../farm/tokens.js';
+import { chunkBody, contentChunkWriter, logprobContent, sseEvent } from '../../farm/openai-wire.js';
 
 test('x-farm-fault grammar: names, scopes, lists; unknown names and keys throw', () => {
   assert.deepEqual(parseFaultHeader(' error-once ; pool=cpu ;model=a/b , reset,'), [
@@ -108,4 +109,19 @@ test('Semaphore: FIFO beyond the limit; an aborted waiter leaves the queue', asy
   release3();
   release3();
   assert.equal(sem.inFlight, 0, 'release is idempotent');
+});
+
+test('the fast content-chunk writer is byte-identical to serialising the chunk object', () => {
+  const pieces = ['He said "hi"', ' \\ back\nslash', ' ünïcödé 🚀', ' \u0000nul'];
+  const entries = logprobContent(withLogprobs(pieces, -0.3, 1, 2))!;
+  for (const simulated of [false, true]) {
+    for (const withUsage of [false, true]) {
+      const ident = { id: 'chatcmpl-x', created: 1, model: 'org/model "q"', simulated };
+      const write = contentChunkWriter(ident, withUsage);
+      pieces.forEach((text, i) => {
+        assert.equal(write(text, null), sseEvent(chunkBody(ident, { content: text }, null, null, withUsage)));
+        assert.equal(write(text, entries[i]!), sseEvent(chunkBody(ident, { content: text }, null, [entries[i]!], withUsage)));
+      });
+    }
+  }
 });
