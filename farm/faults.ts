@@ -27,8 +27,6 @@ export type FaultName = (typeof FAULT_NAMES)[number];
 
 const FAULT_SET: ReadonlySet<string> = new Set(FAULT_NAMES);
 const FIRST_ATTEMPT_ONLY: ReadonlySet<FaultName> = new Set(['rate-limit-retry-after', 'error-once', 'reset']);
-/** Faults that shape the response body; all others replace the response. */
-export const STREAM_SHAPING: ReadonlySet<FaultName> = new Set(['slow-first-token', 'stream-cut', 'stream-stall', 'malformed-chunk', 'no-done']);
 
 export const FAULT_HEADER = 'x-farm-fault';
 export const FAULT_DELAY_HEADER = 'x-farm-fault-delay-ms';

@@ -127,6 +127,6 @@ export async function startFarm(config: FarmConfig, opts: StartFarmOptions = {})
     await close();
     throw err;
   }
-  logger.info({ pools: pools.map((p) => p.name), ms: Date.now() - started }, 'farm started');
+  logger.info({ pools: pools.map((p) => p.name), replay_prompts: backends.replayPrompts, ms: Date.now() - started }, 'farm started');
   return { pools, close };
 }

@@ -23,6 +23,8 @@ export interface FarmBackends {
   primary: Map<string, Backend>;
   /** Answers any configured model with simulated text (pool fallback). */
   synthetic: Backend;
+  /** Distinct prompts indexed by the replay backend (0 without replay models). */
+  replayPrompts: number;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function createBackends(config: FarmConfig): Promise<FarmBackends> 
   const models = Object.entries(config.models);
   const backends: Backend[] = [];
   const primary = new Map<string, Backend>();
+  let replayPrompts = 0;
 
   const syntheticSettings: Record<string, SyntheticSettings> = {};
   for (const [name, model] of models) syntheticSettings[name] = model.synthetic ?? DEFAULT_SYNTHETIC;
@@ -62,6 +65,7 @@ export async function createBackends(config: FarmConfig): Promise<FarmBackends> 
       primary.set(name, replay);
     }
     backends.push(replay);
+    replayPrompts = replay.size();
   }
 
   const llamaModels = models.filter(([, m]) => m.backend === 'llama');
@@ -94,6 +98,7 @@ export async function createBackends(config: FarmConfig): Promise<FarmBackends> 
   return {
     primary,
     synthetic,
+    replayPrompts,
     async close() {
       await Promise.all(backends.map(async (b) => b.close?.()));
     },

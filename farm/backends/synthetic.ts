@@ -18,7 +18,7 @@ const WORDS = (
 ).split(' ');
 
 /** Confidence in (0, 1] a synthetic model shows for a prompt. */
-export function syntheticConfidence(settings: SyntheticSettings, model: string, prompt: string): number {
+function syntheticConfidence(settings: SyntheticSettings, model: string, prompt: string): number {
   const u = seededRandom(hash32(`confidence\u0000${model}\u0000${prompt}`))();
   return u < settings.confidence.high_share ? settings.confidence.high : settings.confidence.low;
 }
