@@ -15,7 +15,8 @@ export class FarmConfigError extends Error {
 const nonNegative = z.number().finite().nonnegative();
 const probability = z.number().min(0).max(1);
 
-const faultRuleSchema = z
+/** `{fault, pool?, model?}`: config `faults` entries and the body of POST /farm/faults. */
+export const faultRuleSchema = z
   .object({
     fault: z.enum(FAULT_NAMES),
     pool: z.string().min(1).optional(),

@@ -8,9 +8,9 @@
  *   GET    /farm/pools                          each pool's concurrency, in-flight and queued requests
  */
 import express, { type Request, type Router } from 'express';
-import { z } from 'zod';
 import { AttemptLog, type AttemptFilter } from './attempt-log.js';
-import { FAULT_NAMES, FaultState } from './faults.js';
+import { faultRuleSchema } from './config.js';
+import { FaultState } from './faults.js';
 import { farmErrors } from './openai-wire.js';
 
 export interface PoolStatus {
@@ -29,10 +29,6 @@ export interface FarmState {
 }
 
 export const CONTROL_PREFIXES = ['/farm', '/_farm'];
-
-const runtimeFaultSchema = z
-  .object({ fault: z.enum(FAULT_NAMES), pool: z.string().min(1).optional(), model: z.string().min(1).optional() })
-  .strict();
 
 const queryString = (req: Request, key: string): string | undefined => {
   const v = req.query[key];
@@ -58,7 +54,7 @@ export function createControlRouter(state: FarmState, maxBodyBytes: number): Rou
     res.json({ faults: state.faults.runtimeRules() });
   });
   router.post('/faults', express.json({ limit: maxBodyBytes, type: () => true }), (req, res) => {
-    const parsed = runtimeFaultSchema.safeParse(req.body);
+    const parsed = faultRuleSchema.safeParse(req.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw farmErrors.invalidRequest(`invalid fault: ${issue?.path.join('.') || '(body)'}: ${issue?.message}`, issue?.path.join('.') || null);
