@@ -1,0 +1,95 @@
+/**
+ * Health of deployments, shared by every request a router worker runs: a circuit breaker per
+ * deployment (closed → open after consecutive failures → one probe after a pause → closed again
+ * on success) and a running latency estimate per model. In memory per router worker process:
+ * each router instance learns on its own, so nothing depends on processes sharing a host.
+ */
+import type { DeploymentRef } from '../common/types.js';
+import { countsAgainstDeployment } from '../common/errors.js';
+
+interface Circuit {
+  consecutiveFailures: number;
+  openedAt: number | null;
+  probeInFlight: boolean;
+}
+
+export interface BreakerOptions {
+  failureThreshold: number;
+  openMs: number;
+  now?: () => number;
+}
+
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+export class DeploymentHealth {
+  private readonly circuits = new Map<string, Circuit>();
+  private readonly latencies = new Map<string, number[]>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: BreakerOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  private circuit(id: string): Circuit {
+    let c = this.circuits.get(id);
+    if (!c) {
+      c = { consecutiveFailures: 0, openedAt: null, probeInFlight: false };
+      this.circuits.set(id, c);
+    }
+    return c;
+  }
+
+  state(id: string): CircuitState {
+    const c = this.circuits.get(id);
+    if (!c || c.openedAt === null) return 'closed';
+    return this.now() - c.openedAt >= this.options.openMs ? 'half-open' : 'open';
+  }
+
+  /**
+   * Deployments to try, in configured order, without open circuits. A half-open deployment is
+   * offered to one request at a time as a probe.
+   */
+  order(deployments: DeploymentRef[]): DeploymentRef[] {
+    return deployments.filter((d) => {
+      const state = this.state(d.id);
+      if (state === 'closed') return true;
+      if (state === 'open') return false;
+      const c = this.circuit(d.id);
+      if (c.probeInFlight) return false;
+      c.probeInFlight = true;
+      return true;
+    });
+  }
+
+  record(id: string, ok: boolean, errorType?: string): void {
+    const c = this.circuit(id);
+    c.probeInFlight = false;
+    if (ok) {
+      c.consecutiveFailures = 0;
+      c.openedAt = null;
+      return;
+    }
+    if (!countsAgainstDeployment(errorType)) return;
+    c.consecutiveFailures++;
+    if (c.openedAt !== null || c.consecutiveFailures >= this.options.failureThreshold) c.openedAt = this.now();
+  }
+
+  recordLatency(model: string, ms: number): void {
+    let window = this.latencies.get(model);
+    if (!window) this.latencies.set(model, (window = []));
+    window.push(ms);
+    if (window.length > 64) window.shift();
+  }
+
+  /** Median of the last answers' latencies, once there are enough to trust. */
+  p50(model: string): number | null {
+    const window = this.latencies.get(model);
+    if (!window || window.length < 5) return null;
+    const sorted = [...window].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)]!;
+  }
+
+  snapshot(): Record<string, { state: CircuitState; consecutive_failures: number }> {
+    return Object.fromEntries([...this.circuits.keys()].map((id) => [id, { state: this.state(id), consecutive_failures: this.circuit(id).consecutiveFailures }]));
+  }
+}

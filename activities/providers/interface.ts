@@ -1,0 +1,59 @@
+/**
+ * The port every model provider adapter implements. Today one adapter speaks the OpenAI wire
+ * format (which OpenAI, vLLM, Ollama, llama.cpp server, Groq, Together and the farm all serve);
+ * a provider with another wire format adds an adapter here and nothing else changes.
+ */
+import type { ChatParams, TokenLogprob, Usage } from '../../common/types.js';
+
+export interface UpstreamEndpoint {
+  /** Deployment id, e.g. `gpt-4o@api`. */
+  id: string;
+  baseUrl: string;
+  apiKey: string | null;
+  /** The model name the endpoint expects. */
+  upstreamModel: string;
+  /** false for endpoints that cannot stream; stall detection then relies on the attempt timeout. */
+  stream: boolean;
+  headers?: Record<string, string>;
+}
+
+export interface ProviderCall {
+  endpoint: UpstreamEndpoint;
+  params: ChatParams;
+  headers: Record<string, string>;
+  firstTokenTimeoutMs: number;
+  streamIdleTimeoutMs: number;
+  attemptTimeoutMs: number;
+  signal?: AbortSignal;
+  heartbeat?: () => void;
+}
+
+export interface ProviderResult {
+  content: string;
+  finishReason: string;
+  logprobs: TokenLogprob[] | null;
+  usage: Usage;
+  upstreamModel: string;
+  latencyMs: number;
+  firstTokenMs: number | null;
+}
+
+export interface ChatProvider {
+  chat(call: ProviderCall): Promise<ProviderResult>;
+}
+
+/** An upstream failure, named with the shared error types. */
+export class UpstreamFailure extends Error {
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | null;
+  constructor(
+    readonly type: string,
+    message: string,
+    opts: { retryable: boolean; retryAfterMs?: number | null },
+  ) {
+    super(message);
+    this.name = 'UpstreamFailure';
+    this.retryable = opts.retryable;
+    this.retryAfterMs = opts.retryAfterMs ?? null;
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * One chat call to an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, the
+ * farm, ...) through the official `openai` client. Streams by default so that a silent upstream is
+ * noticed within the first-token and idle limits, and checks that the stream really finished:
+ * a cut, stalled or malformed stream is an error, never a short answer.
+ */
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import type { ChatParams, TokenLogprob, Usage } from '../../common/types.js';
+import { ErrorType } from '../../common/errors.js';
+import { estimatePromptTokens } from '../../workflows/policy.js';
+import type { ChatProvider, ProviderCall, ProviderResult, UpstreamEndpoint } from './interface.js';
+import { UpstreamFailure } from './interface.js';
+
+export class OpenAICompatibleProvider implements ChatProvider {
+  private readonly clients = new Map<string, OpenAI>();
+
+  private client(endpoint: UpstreamEndpoint): OpenAI {
+    let client = this.clients.get(endpoint.id);
+    if (!client) {
+      client = new OpenAI({
+        baseURL: endpoint.baseUrl,
+        apiKey: endpoint.apiKey ?? 'not-needed',
+        maxRetries: 0, // retries are workflow logic (Temporal retry policy + failover)
+        logLevel: 'off', // the client would otherwise log raw chunks, i.e. answer text
+        defaultHeaders: endpoint.headers,
+      });
+      this.clients.set(endpoint.id, client);
+    }
+    return client;
+  }
+
+  async chat(call: ProviderCall): Promise<ProviderResult> {
+    return call.endpoint.stream === false ? this.chatOnce(call) : this.chatStreaming(call);
+  }
+
+  private async chatStreaming(call: ProviderCall): Promise<ProviderResult> {
+    const { endpoint, params } = call;
+    const started = Date.now();
+    const abort = new AbortController();
+    const onOuterAbort = () => abort.abort();
+    call.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    // Why the stream was aborted, when we aborted it: the client ends iteration silently on abort.
+    let abortedFor: UpstreamFailure | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number, failure: () => UpstreamFailure) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        abortedFor = failure();
+        abort.abort();
+      }, ms);
+    };
+    arm(call.firstTokenTimeoutMs, () => new UpstreamFailure(ErrorType.UpstreamTimeout, `no response within ${call.firstTokenTimeoutMs} ms`, { retryable: false }));
+    const beat = setInterval(() => call.heartbeat?.(), 1000);
+
+    let content = '';
+    let finishReason: string | null = null;
+    let usage: Usage | null = null;
+    let upstreamModel = endpoint.upstreamModel;
+    let firstTokenMs: number | null = null;
+    const logprobs: TokenLogprob[] = [];
+    let sawLogprobs = false;
+    try {
+      const stream = await this.client(endpoint).chat.completions.create(
+        { ...toUpstreamParams(params), model: endpoint.upstreamModel, stream: true, stream_options: { include_usage: true } },
+        { signal: abort.signal, headers: call.headers, timeout: call.attemptTimeoutMs },
+      );
+      for await (const chunk of stream) {
+        if (firstTokenMs === null) firstTokenMs = Date.now() - started;
+        arm(call.streamIdleTimeoutMs, () => new UpstreamFailure(ErrorType.StreamStalled, `stream went silent for ${call.streamIdleTimeoutMs} ms`, { retryable: false }));
+        call.heartbeat?.();
+        if (chunk.model) upstreamModel = chunk.model;
+        if (chunk.usage) usage = { prompt_tokens: chunk.usage.prompt_tokens, completion_tokens: chunk.usage.completion_tokens, total_tokens: chunk.usage.total_tokens };
+        const choice = chunk.choices?.[0];
+        if (!choice) continue;
+        if (choice.delta?.content) content += choice.delta.content;
+        if (choice.finish_reason) finishReason = choice.finish_reason;
+        const lp = choice.logprobs?.content;
+        if (lp) {
+          sawLogprobs = true;
+          for (const t of lp) logprobs.push({ token: t.token, logprob: t.logprob, top_logprobs: t.top_logprobs?.map((x) => ({ token: x.token, logprob: x.logprob })) });
+        }
+      }
+    } catch (err) {
+      if (abortedFor) throw abortedFor;
+      throw classify(err);
+    } finally {
+      clearTimeout(timer);
+      clearInterval(beat);
+      call.signal?.removeEventListener('abort', onOuterAbort);
+    }
+    if (abortedFor) throw abortedFor;
+    if (call.signal?.aborted) throw new UpstreamFailure(ErrorType.UpstreamTimeout, 'cancelled', { retryable: true });
+    if (!finishReason) {
+      // The body ended without a finish_reason: the answer is cut short, whatever [DONE] said.
+      throw new UpstreamFailure(ErrorType.StreamIncomplete, `stream ended after ${content.length} characters without finish_reason`, { retryable: false });
+    }
+    return {
+      content,
+      finishReason,
+      logprobs: sawLogprobs ? logprobs : null,
+      usage: usage ?? estimateUsage(params, content),
+      upstreamModel,
+      latencyMs: Date.now() - started,
+      firstTokenMs,
+    };
+  }
+
+  private async chatOnce(call: ProviderCall): Promise<ProviderResult> {
+    const { endpoint, params } = call;
+    const started = Date.now();
+    const beat = setInterval(() => call.heartbeat?.(), 1000);
+    try {
+      const res = await this.client(endpoint).chat.completions.create(
+        { ...toUpstreamParams(params), model: endpoint.upstreamModel, stream: false },
+        { signal: call.signal, headers: call.headers, timeout: call.attemptTimeoutMs },
+      );
+      const choice = res.choices[0];
+      if (!choice || !choice.finish_reason) throw new UpstreamFailure(ErrorType.StreamIncomplete, 'response has no finished choice', { retryable: false });
+      const content = choice.message?.content ?? '';
+      const lp = choice.logprobs?.content;
+      return {
+        content,
+        finishReason: choice.finish_reason,
+        logprobs: lp ? lp.map((t) => ({ token: t.token, logprob: t.logprob })) : null,
+        usage: res.usage ? { prompt_tokens: res.usage.prompt_tokens, completion_tokens: res.usage.completion_tokens, total_tokens: res.usage.total_tokens } : estimateUsage(params, content),
+        upstreamModel: res.model ?? endpoint.upstreamModel,
+        latencyMs: Date.now() - started,
+        firstTokenMs: null,
+      };
+    } catch (err) {
+      throw err instanceof UpstreamFailure ? err : classify(err);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+}
+
+function toUpstreamParams(p: ChatParams): Omit<OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, 'model'> {
+  return {
+    messages: p.messages as OpenAI.Chat.ChatCompletionMessageParam[],
+    ...(p.temperature !== undefined && { temperature: p.temperature }),
+    ...(p.top_p !== undefined && { top_p: p.top_p }),
+    ...(p.max_tokens !== undefined && { max_tokens: p.max_tokens }),
+    ...(p.stop !== undefined && { stop: p.stop }),
+    ...(p.seed !== undefined && { seed: p.seed }),
+    ...(p.presence_penalty !== undefined && { presence_penalty: p.presence_penalty }),
+    ...(p.frequency_penalty !== undefined && { frequency_penalty: p.frequency_penalty }),
+    ...(p.response_format !== undefined && { response_format: p.response_format as OpenAI.Chat.ChatCompletionCreateParams['response_format'] }),
+    ...(p.logprobs && { logprobs: true, ...(p.top_logprobs !== undefined && { top_logprobs: p.top_logprobs }) }),
+  };
+}
+
+function estimateUsage(params: ChatParams, content: string): Usage {
+  const prompt = estimatePromptTokens(params);
+  const completion = Math.ceil(content.length / 4);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+/** Seconds or an HTTP date in Retry-After; OpenAI also sends retry-after-ms. */
+export function retryAfterMs(headers: Headers | undefined): number | null {
+  if (!headers) return null;
+  const ms = Number(headers.get('retry-after-ms'));
+  if (Number.isFinite(ms) && ms > 0) return ms;
+  const raw = headers.get('retry-after');
+  if (!raw) return null;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(raw);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : null;
+}
+
+/** Maps what the client threw to the shared error names and whether the same deployment may be retried. */
+export function classify(err: unknown): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err;
+  if (err instanceof APIConnectionTimeoutError) return new UpstreamFailure(ErrorType.UpstreamTimeout, 'upstream request timed out', { retryable: false });
+  if (err instanceof APIConnectionError) return new UpstreamFailure(ErrorType.ConnectionError, `connection failed: ${causeText(err)}`, { retryable: true });
+  if (err instanceof APIError) {
+    const code = err.code ?? (err.error as { code?: string } | undefined)?.code ?? null;
+    const message = `upstream ${err.status ?? 'stream'} ${code ?? err.type ?? ''}: ${err.message}`.trim();
+    if (code === 'context_length_exceeded') return new UpstreamFailure(ErrorType.ContextLengthExceeded, message, { retryable: false });
+    if (code === 'content_policy_violation' || code === 'content_filter') return new UpstreamFailure(ErrorType.ContentPolicyViolation, message, { retryable: false });
+    switch (err.status) {
+      case 429:
+        return new UpstreamFailure(ErrorType.RateLimited, message, { retryable: true, retryAfterMs: retryAfterMs(err.headers) });
+      case 401:
+      case 403:
+        return new UpstreamFailure(ErrorType.AuthenticationFailed, message, { retryable: false });
+      case 400:
+      case 404:
+      case 422:
+        // This deployment cannot serve the request as sent; another deployment may.
+        return new UpstreamFailure(ErrorType.UpstreamError, message, { retryable: false });
+      case undefined:
+        return new UpstreamFailure(ErrorType.UpstreamError, message, { retryable: false });
+      default:
+        return new UpstreamFailure(ErrorType.UpstreamError, message, { retryable: true });
+    }
+  }
+  if (err instanceof SyntaxError) return new UpstreamFailure(ErrorType.StreamMalformed, `stream carried invalid JSON: ${err.message}`, { retryable: false });
+  const text = causeText(err);
+  if (/terminated|ECONNRESET|socket hang up|other side closed|premature close/i.test(text)) {
+    return new UpstreamFailure(ErrorType.StreamIncomplete, `connection dropped mid-response: ${text}`, { retryable: false });
+  }
+  return new UpstreamFailure(ErrorType.UpstreamError, text, { retryable: true });
+}
+
+function causeText(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 4; depth++) {
+    const o = e as { message?: string; code?: string; cause?: unknown };
+    if (o.message) parts.push(o.code ? `${o.message} (${o.code})` : o.message);
+    e = o.cause;
+  }
+  return parts.join(': ') || String(err);
+}

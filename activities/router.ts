@@ -1,0 +1,95 @@
+/**
+ * Local activities of the router worker: routing state (circuit breakers, measured latency),
+ * evaluation and pre-routing. They run in the router worker's process next to the workflow, so
+ * each costs well under a millisecond of scheduling.
+ */
+import type { Logger } from 'pino';
+import type { ChatMessage, DeploymentRef, EvaluatorSpec, PolicyStep, PrerouterSpec, TokenLogprob } from '../common/types.js';
+import type { Evaluation, EvaluationInput } from '../evaluators/types.js';
+import { createEvaluator, loadPrerouter, type Prerouter } from '../evaluators/index.js';
+import type { EvaluatorSpec as ParsedEvaluatorSpec } from '../evaluators/spec.js';
+import type { DeploymentReport, RouteDecision } from '../workflows/cascade-core.js';
+import { DeploymentHealth } from './breaker.js';
+
+export interface RouterActivityDeps {
+  health: DeploymentHealth;
+  logger: Logger;
+  /** Relative model files in policies resolve against this directory. */
+  modelsDir: string;
+}
+
+export interface EvaluateActivityInput {
+  step: number;
+  spec: EvaluatorSpec;
+  messages: ChatMessage[];
+  responseFormat: unknown;
+  answer: string;
+  finishReason: string;
+  logprobs: TokenLogprob[] | null;
+  model: string;
+  samples?: string[];
+  judgeVerdict?: string;
+}
+
+export function createRouterActivities({ health, logger, modelsDir }: RouterActivityDeps) {
+  const evaluators = new Map<string, ReturnType<typeof createEvaluator>>();
+  const prerouters = new Map<string, Promise<Prerouter>>();
+  const evaluatorFor = (spec: EvaluatorSpec) => {
+    const key = JSON.stringify(spec);
+    let e = evaluators.get(key);
+    if (!e) {
+      e = createEvaluator(spec as ParsedEvaluatorSpec, { modelsDir, logger });
+      e.catch(() => evaluators.delete(key)); // a failed load is retried by the next request
+      evaluators.set(key, e);
+    }
+    return e;
+  };
+
+  return {
+    async route(input: { model: string; deployments: DeploymentRef[] }): Promise<RouteDecision> {
+      return { deployments: health.order(input.deployments), measuredP50Ms: health.p50(input.model) };
+    },
+
+    async report(report: DeploymentReport): Promise<void> {
+      health.record(report.deploymentId, report.ok, report.errorType);
+      if (report.ok && report.latencyMs != null) health.recordLatency(report.model, report.latencyMs);
+    },
+
+    async evaluate(input: EvaluateActivityInput): Promise<Evaluation> {
+      const evaluator = await evaluatorFor(input.spec);
+      const rf = input.responseFormat as { type?: string; json_schema?: { schema?: unknown } } | null;
+      const evaluation: EvaluationInput = {
+        messages: input.messages,
+        answer: input.answer,
+        model: input.model,
+        step: input.step - 1,
+        finishReason: input.finishReason,
+        logprobs: input.logprobs,
+        responseFormat: rf?.type === 'json_object' || rf?.type === 'json_schema' ? { type: rf.type, schema: rf.json_schema?.schema } : null,
+        samples: input.samples,
+        judgeVerdict: input.judgeVerdict,
+      };
+      const result = await evaluator.evaluate(evaluation);
+      return { confidence: Math.min(1, Math.max(0, result.confidence)), reasons: result.reasons };
+    },
+
+    async preroute(input: { policy: string; prerouter: PrerouterSpec; steps: PolicyStep[]; messages: ChatMessage[] }): Promise<number[] | null> {
+      let p = prerouters.get(input.prerouter.model_file);
+      if (!p) {
+        p = loadPrerouter(input.prerouter.model_file, { modelsDir, logger });
+        p.catch(() => prerouters.delete(input.prerouter.model_file));
+        prerouters.set(input.prerouter.model_file, p);
+      }
+      try {
+        const predictions = await (await p).predict(input.messages);
+        return input.steps.map((s) => predictions[s.model] ?? 1);
+      } catch (err) {
+        // Without a pre-router the cascade still works, only without skipping: never fail a request for it.
+        logger.warn({ policy: input.policy, err: (err as Error).message }, 'pre-router unavailable; not skipping steps');
+        return null;
+      }
+    },
+  };
+}
+
+export type RouterActivities = ReturnType<typeof createRouterActivities>;

@@ -1,0 +1,193 @@
+/**
+ * Data that crosses process boundaries: API → workflow → activities → back.
+ * Pure types only (imported by workflow code). Everything here is JSON-serialisable.
+ */
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
+  content: string;
+  name?: string;
+}
+
+export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name?: string; schema?: unknown; strict?: boolean } };
+
+/** The parts of an OpenAI chat request that are passed upstream. */
+export interface ChatParams {
+  messages: ChatMessage[];
+  temperature?: number;
+  top_p?: number;
+  max_tokens?: number;
+  stop?: string[];
+  seed?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  response_format?: ResponseFormat;
+  /** Token logprobs: asked by the caller or needed by the step's evaluator. */
+  logprobs?: boolean;
+  top_logprobs?: number;
+}
+
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  top_logprobs?: { token: string; logprob: number }[];
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** A deployment as the workflow sees it: no URLs or keys, only what routing needs. */
+export interface DeploymentRef {
+  id: string;
+  pool: string;
+  taskQueue: string;
+  fallback: boolean;
+}
+
+/** What the workflow knows of a model (from the registry, resolved when the request is accepted). */
+export interface ModelInfo {
+  name: string;
+  inputUsdPer1M: number;
+  outputUsdPer1M: number;
+  contextWindow: number;
+  /** Configured latency for a typical answer, used before anything is measured. */
+  p50LatencyMs: number;
+  p99LatencyMs: number;
+  expectedOutputTokens: number;
+  /** First token must arrive within this (no-response detection). */
+  firstTokenTimeoutMs: number;
+  /** Silence allowed between stream chunks (stall detection). */
+  streamIdleTimeoutMs: number;
+  /** Upper bound of one attempt. */
+  attemptTimeoutMs: number;
+  deployments: DeploymentRef[];
+}
+
+export interface RetrySettings {
+  initialIntervalMs: number;
+  backoffCoefficient: number;
+  maximumIntervalMs: number;
+  /** Attempts on one deployment before failing over. */
+  maximumAttempts: number;
+  /** How long an attempt may wait for a free worker of the pool before failing over. */
+  scheduleToStartTimeoutMs: number;
+}
+
+/**
+ * An evaluator as named in a policy step (`type` plus its options); validated against
+ * evaluators/spec.ts when config is loaded. The workflow reads only `type`, `samples` and `model`.
+ */
+export interface EvaluatorSpec {
+  type: string;
+  /** self-consistency: how many answers to compare (the first is the step's answer). */
+  samples?: number;
+  /** judge: the model that grades the answer. */
+  model?: string;
+  [option: string]: unknown;
+}
+
+export interface PolicyStep {
+  model: string;
+  evaluator: EvaluatorSpec;
+  threshold: number;
+}
+
+export interface PrerouterSpec {
+  model_file: string;
+  skip_below: number;
+}
+
+export interface PolicySpec {
+  name: string;
+  description?: string;
+  steps: PolicyStep[];
+  evaluate_last_step: boolean;
+  deadline_ms: number;
+  max_cost_usd: number;
+  prerouter?: PrerouterSpec;
+}
+
+/** Input of the cascade workflow: self-contained, so replays never depend on config files. */
+export interface CascadeInput {
+  requestId: string;
+  /** sha256 of the request body; lets the API tell a reused Idempotency-Key with another body. */
+  requestHash: string;
+  params: ChatParams;
+  policy: PolicySpec;
+  models: Record<string, ModelInfo>;
+  retry: RetrySettings;
+  /** Headers forwarded to every upstream call (e.g. x-farm-fault in tests). */
+  forwardHeaders?: Record<string, string>;
+  /** Overrides of the policy's limits for this request. */
+  deadlineMs?: number;
+  maxCostUsd?: number;
+}
+
+/** Input of the `generate` activity (served on every pool's task queue). */
+export interface GenerateInput {
+  deploymentId: string;
+  model: string;
+  params: ChatParams;
+  requestId: string;
+  forwardHeaders?: Record<string, string>;
+  firstTokenTimeoutMs: number;
+  streamIdleTimeoutMs: number;
+  /** Human label for logs and the UI. */
+  label: string;
+}
+
+export interface GenerateOutput {
+  content: string;
+  finishReason: string;
+  logprobs: TokenLogprob[] | null;
+  usage: Usage;
+  /** The model name the upstream reported. */
+  upstreamModel: string;
+  latencyMs: number;
+  firstTokenMs: number | null;
+  /** Temporal attempt number that produced the answer (1 = first try). */
+  attempt: number;
+  pool: string;
+}
+
+/** One row of the trace: a model call, an evaluation, or a step that was skipped. */
+export interface AttemptRecord {
+  step: number;
+  model: string;
+  pool: string | null;
+  deployment: string | null;
+  latency_ms: number | null;
+  confidence: number | null;
+  accepted: boolean;
+  error: string | null;
+  /** Human-readable detail: why it was rejected, skipped or failed. */
+  detail?: string;
+  cost_usd: number;
+  /** Temporal retries of this call on the same deployment. */
+  retries?: number;
+}
+
+export interface CascadeTrace {
+  workflow_id: string;
+  policy: string;
+  final_step: number | null;
+  escalations: number;
+  cost_usd: number;
+  /** True when no step's answer was accepted and the best rejected answer is returned. */
+  degraded?: boolean;
+  attempts: AttemptRecord[];
+}
+
+export interface CascadeResult {
+  requestHash: string;
+  content: string;
+  finishReason: string;
+  /** The model that actually answered. */
+  model: string;
+  usage: Usage;
+  logprobs: TokenLogprob[] | null;
+  cascade: CascadeTrace;
+}

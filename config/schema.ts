@@ -1,0 +1,142 @@
+/**
+ * The Cascade configuration file (YAML), validated with zod at start-up. One file describes the
+ * server, Temporal, the model registry (models, their deployments on pools, prices, context
+ * windows, latency), the pools, and the policies (ladders of models with an evaluator and a
+ * threshold per step). Field names are snake_case as written in YAML.
+ */
+import { z } from 'zod';
+import { evaluatorSpecSchema } from '../evaluators/spec.js';
+
+const positiveMs = z.number().int().positive();
+
+export const deploymentSchema = z
+  .object({
+    /** Defaults to `<model>@<pool>`; set it when one pool serves the model through two endpoints. */
+    id: z.string().min(1).optional(),
+    pool: z.string().min(1),
+    base_url: z.url(),
+    /** Name of the environment variable that holds the API key (the key itself never goes in config). */
+    api_key_env: z.string().min(1).optional(),
+    /** Model name the endpoint expects, when it differs from the registry name. */
+    upstream_model: z.string().min(1).optional(),
+    /** false for endpoints that cannot stream. */
+    stream: z.boolean().default(true),
+    /** Extra headers sent to this endpoint (e.g. an organisation id). Not for secrets. */
+    headers: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+export const modelSchema = z
+  .object({
+    input_usd_per_1m: z.number().nonnegative(),
+    output_usd_per_1m: z.number().nonnegative(),
+    context_window: z.number().int().positive(),
+    /** Typical latency of one answer; measured latencies replace it once the router has seen some. */
+    latency_ms: z.object({ p50: positiveMs, p99: positiveMs }).strict().default({ p50: 2000, p99: 10000 }),
+    expected_output_tokens: z.number().int().positive().default(300),
+    timeouts: z
+      .object({
+        first_token_ms: positiveMs.default(15000),
+        stream_idle_ms: positiveMs.default(10000),
+        attempt_ms: positiveMs.default(120000),
+      })
+      .strict()
+      .default({ first_token_ms: 15000, stream_idle_ms: 10000, attempt_ms: 120000 }),
+    /** Where the model runs, in order of preference. */
+    deployments: z.array(deploymentSchema).min(1),
+    /** Equivalent deployments used only after every deployment above has failed (another provider, region, ...). */
+    fallbacks: z.array(deploymentSchema).default([]),
+    aliases: z.array(z.string().min(1)).default([]),
+    description: z.string().optional(),
+  })
+  .strict();
+
+export const policyStepSchema = z
+  .object({
+    model: z.string().min(1),
+    evaluator: evaluatorSpecSchema.default({ type: 'none' }),
+    threshold: z.number().min(0).max(1).default(0.5),
+  })
+  .strict();
+
+export const policySchema = z
+  .object({
+    name: z.string().min(1).optional(),
+    description: z.string().optional(),
+    steps: z.array(policyStepSchema).min(1),
+    evaluate_last_step: z.boolean().default(false),
+    deadline_ms: positiveMs.default(60000),
+    max_cost_usd: z.number().positive().default(1),
+    prerouter: z.object({ model_file: z.string().min(1), skip_below: z.number().min(0).max(1) }).strict().optional(),
+  })
+  .strict();
+
+export const poolSchema = z
+  .object({
+    task_queue: z.string().min(1).optional(),
+    /** Concurrent model calls one worker process of this pool runs. */
+    concurrency: z.number().int().positive().default(16),
+    /** Worker processes `npm start` runs for this pool. */
+    workers: z.number().int().positive().default(1),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        max_body_bytes: z.number().int().positive().default(1_048_576),
+        /** Env var with comma-separated API keys; when unset, the API accepts requests without a key. */
+        api_keys_env: z.string().optional(),
+        /** Log prompt and answer text (off by default: the router sees every prompt). */
+        log_prompts: z.boolean().default(false),
+        /** Request headers passed on to every upstream call (e.g. the farm's x-farm-fault in tests). */
+        forward_headers: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8080, max_body_bytes: 1_048_576, log_prompts: false, forward_headers: [] }),
+    temporal: z
+      .object({
+        address: z.string().default('127.0.0.1:7233'),
+        namespace: z.string().default('default'),
+        /** When set, `npm start` runs a Temporal dev server with this persistence file. */
+        dev_server: z.object({ db_file: z.string().min(1), ui_port: z.number().int().positive().default(8233) }).strict().optional(),
+      })
+      .strict()
+      .default({ address: '127.0.0.1:7233', namespace: 'default' }),
+    /** When set, `npm start` also runs the model farm with this config (the embedded default). */
+    farm: z.object({ config: z.string().min(1) }).strict().optional(),
+    retry: z
+      .object({
+        initial_interval_ms: positiveMs.default(500),
+        backoff_coefficient: z.number().min(1).default(2),
+        maximum_interval_ms: positiveMs.default(10000),
+        maximum_attempts: z.number().int().min(1).max(10).default(3),
+        schedule_to_start_timeout_ms: positiveMs.default(3000),
+      })
+      .strict()
+      .default({ initial_interval_ms: 500, backoff_coefficient: 2, maximum_interval_ms: 10000, maximum_attempts: 3, schedule_to_start_timeout_ms: 3000 }),
+    breaker: z
+      .object({
+        /** Consecutive failed calls that open a deployment's circuit. */
+        failure_threshold: z.number().int().positive().default(3),
+        /** How long an open circuit skips the deployment before one probe call is let through. */
+        open_ms: positiveMs.default(15000),
+      })
+      .strict()
+      .default({ failure_threshold: 3, open_ms: 15000 }),
+    pools: z.record(z.string().min(1), poolSchema),
+    models: z.record(z.string().min(1), modelSchema),
+    policies: z.record(z.string().min(1), policySchema).default({}),
+    /** Policy files (e.g. written by `npm run calibrate`), relative to this file. */
+    policy_files: z.array(z.string().min(1)).default([]),
+    default_policy: z.string().min(1),
+  })
+  .strict();
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type DeploymentConfig = z.infer<typeof deploymentSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type PolicyConfig = z.infer<typeof policySchema>;

@@ -1,0 +1,90 @@
+/**
+ * Runs `temporal server start-dev` (the CLI that scripts/bootstrap.mjs installed) on 127.0.0.1
+ * with Cascade's search attributes registered, and waits until it answers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTE_FLAGS } from '../common/names.js';
+import { REPO_ROOT } from '../config/load.js';
+
+export interface DevServer {
+  address: string;
+  uiPort: number | null;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function temporalCliPath(): string {
+  const candidates = [process.env.TEMPORAL_CLI, join(REPO_ROOT, '.tools', 'temporal', 'bin', 'temporal'), join(REPO_ROOT, '.tools', 'go-bin', 'temporal')];
+  const found = candidates.find((c): c is string => !!c && existsSync(c));
+  if (!found) throw new Error('Temporal CLI not found: run `npm start` or `npm test` once (they install it into .tools/), or set TEMPORAL_CLI');
+  return found;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startTemporalDevServer(opts: { port?: number; uiPort?: number | null; dbFile?: string; logLevel?: string } = {}): Promise<DevServer> {
+  const port = opts.port ?? (await freePort());
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', opts.logLevel ?? 'error', '--namespace', 'default'];
+  for (const flag of SEARCH_ATTRIBUTE_FLAGS) args.push('--search-attribute', flag);
+  if (opts.uiPort === null || opts.uiPort === undefined) args.push('--headless');
+  else args.push('--ui-port', String(opts.uiPort));
+  if (opts.dbFile) {
+    mkdirSync(dirname(opts.dbFile), { recursive: true });
+    args.push('--db-filename', opts.dbFile);
+  }
+  const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const address = `127.0.0.1:${port}`;
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    });
+
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`Temporal dev server exited (${child.exitCode}): ${stderr.trim()}`);
+    try {
+      // Probe the port first: a gRPC connection to a closed port keeps retrying in the background.
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.destroy();
+          resolve();
+        });
+        socket.once('error', reject);
+      });
+      const connection = await Connection.connect({ address, connectTimeout: 2000 });
+      try {
+        await connection.workflowService.getSystemInfo({});
+      } finally {
+        await connection.close();
+      }
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(`Temporal dev server did not answer on ${address} within 60 s: ${stderr.trim()}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  return { address, uiPort: opts.uiPort ?? null, process: child, stop };
+}

@@ -1,0 +1,48 @@
+/**
+ * `npm test`: starts one Temporal dev server for the whole run, then runs every test file under
+ * test/ with node's test runner against it (each file starts its own farm, workers and API).
+ * Extra arguments are passed to the runner (e.g. a single file).
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { REPO_ROOT } from '../config/load.js';
+import { startTemporalDevServer } from './temporal-dev-server.js';
+
+function testFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .flatMap((name) => {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) return name === 'helpers' ? [] : testFiles(path);
+      return name.endsWith('.test.ts') ? [path] : [];
+    })
+    .sort();
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const files = args.some((a) => a.endsWith('.ts')) ? [] : testFiles(join(REPO_ROOT, 'test')).map((f) => relative(REPO_ROOT, f));
+  const temporal = await startTemporalDevServer();
+  process.stderr.write(`[test] Temporal dev server on ${temporal.address}; ${files.length || 'selected'} test files\n`);
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...args, ...files], {
+      cwd: REPO_ROOT,
+      stdio: 'inherit',
+      env: { ...process.env, CASCADE_TEST_TEMPORAL_ADDRESS: temporal.address },
+    });
+    const stop = () => child.kill('SIGTERM');
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  } finally {
+    await temporal.stop();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`[test] ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,41 @@
+/**
+ * The express app (no listen here): routes, body limits, auth and the central error handler.
+ */
+import express, { type Express } from 'express';
+import type { Client } from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { CascadeConfig } from '../config/load.js';
+import { requireApiKey } from './auth.js';
+import { errorHandler, notFound } from './errors.js';
+import { chatCompletionsRoute } from './routes/chat-completions.js';
+import { healthRoute } from './routes/health.js';
+import { modelsRoute } from './routes/models.js';
+
+export interface AppDeps {
+  config: CascadeConfig;
+  client: Client;
+  logger: Logger;
+  /** Router task queue (tests isolate themselves with their own). */
+  taskQueue?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function createApp({ config, client, logger, taskQueue, env = process.env }: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const keysEnv = config.raw.server.api_keys_env;
+  const keys = keysEnv ? (env[keysEnv] ?? '').split(',').map((k) => k.trim()).filter(Boolean) : [];
+
+  app.get('/healthz', healthRoute(client));
+  const v1 = express.Router();
+  v1.use(requireApiKey(keys));
+  // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
+  v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
+  v1.get('/models', modelsRoute(config));
+  v1.post('/chat/completions', chatCompletionsRoute({ config, client, logger, taskQueue }));
+  app.use('/v1', v1);
+  app.use(notFound);
+  app.use(errorHandler(logger));
+  return app;
+}

@@ -1,0 +1,201 @@
+/**
+ * POST /v1/chat/completions — OpenAI wire format in and out. Each request becomes a cascade
+ * workflow; this handler only validates, starts (or re-attaches to) the workflow and renders its
+ * result. An Idempotency-Key names the workflow, so a retried request returns the same answer
+ * without calling any model again, also after this process restarted.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { WorkflowFailedError, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
+import type { Logger } from 'pino';
+import { ROUTER_TASK_QUEUE, SearchAttr } from '../../common/names.js';
+import { ErrorType } from '../../common/errors.js';
+import type { CascadeInput, CascadeResult, CascadeTrace, ChatMessage, ChatParams } from '../../common/types.js';
+import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config/load.js';
+import type { cascadeWorkflow } from '../../workflows/index.js';
+import { ApiError, fromWorkflowError } from '../errors.js';
+import { chatCompletionRequestSchema, type ChatCompletionRequest } from './chat-completions.schema.js';
+import { writeCompletionStream } from '../sse.js';
+
+export interface ChatRouteDeps {
+  config: CascadeConfig;
+  client: Client;
+  logger: Logger;
+  taskQueue?: string;
+}
+
+export function chatCompletionsRoute({ config, client, logger, taskQueue = ROUTER_TASK_QUEUE }: ChatRouteDeps): RequestHandler {
+  const forwarded = config.raw.server.forward_headers.map((h) => h.toLowerCase());
+
+  return async (req, res, next) => {
+    const started = Date.now();
+    const requestId = req.get('x-request-id')?.slice(0, 128) || randomUUID();
+    res.setHeader('x-request-id', requestId);
+    try {
+      const body = parseBody(req.body);
+      const target = resolveTarget(config, body.model);
+      if (!target) {
+        throw new ApiError(404, `The model '${body.model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...config.policies.keys()].join(', ')}) or a configured model.`, 'invalid_request_error', 'model_not_found', 'model');
+      }
+      const params = toChatParams(body);
+      const requestHash = hashRequest(body);
+      const idempotencyKey = req.get('idempotency-key');
+      if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
+        throw ApiError.invalid('Idempotency-Key must be 1 to 255 characters', 'Idempotency-Key', 'invalid_idempotency_key');
+      }
+      const workflowId = idempotencyKey ? `chat-idem-${sha256(idempotencyKey).slice(0, 40)}` : `chat-${randomUUID()}`;
+      const { policy } = target;
+      const deadlineMs = Math.min(body.cascade?.deadline_ms ?? policy.deadline_ms, policy.deadline_ms);
+      const input: CascadeInput = {
+        requestId,
+        requestHash,
+        params,
+        policy,
+        models: modelsForPolicy(config, policy),
+        retry: config.retry,
+        forwardHeaders: pickHeaders(req.headers, forwarded),
+        deadlineMs,
+        maxCostUsd: Math.min(body.cascade?.max_cost_usd ?? policy.max_cost_usd, policy.max_cost_usd),
+      };
+      res.setHeader('x-cascade-workflow-id', workflowId);
+
+      const handle = await startOrAttach(client, taskQueue, workflowId, input, deadlineMs);
+      // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
+      const onClose = () => {
+        if (!res.writableFinished && !idempotencyKey) handle.cancel().catch(() => {});
+      };
+      res.on('close', onClose);
+      const result = await awaitResult(handle);
+      res.off('close', onClose);
+      if (result.requestHash !== requestHash) {
+        throw new ApiError(409, 'This Idempotency-Key was already used with a different request body', 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
+      }
+      res.setHeader('x-cascade-cost-usd', result.cascade.cost_usd.toFixed(8));
+      const completion = renderCompletion(result, workflowId, body.logprobs === true);
+      if (body.stream) writeCompletionStream(res, completion, body.stream_options?.include_usage === true);
+      else res.json(completion);
+      logger.info(
+        { request_id: requestId, workflow_id: workflowId, policy: policy.name, model: result.model, final_step: result.cascade.final_step, escalations: result.cascade.escalations, cost_usd: result.cascade.cost_usd, ms: Date.now() - started },
+        'chat completion',
+      );
+    } catch (err) {
+      logger.info({ request_id: requestId, status: err instanceof ApiError ? err.status : 500, code: err instanceof ApiError ? err.code : null, ms: Date.now() - started }, 'chat completion failed');
+      if (!res.headersSent) next(err);
+      else res.end();
+    }
+  };
+}
+
+function parseBody(raw: unknown): ChatCompletionRequest {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw ApiError.invalid('Request body must be a JSON object (send Content-Type: application/json)');
+  const parsed = chatCompletionRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const param = issue.path.map(String).join('.') || null;
+    throw ApiError.invalid(`Invalid request${param ? ` at '${param}'` : ''}: ${issue.message}`, param, 'invalid_value');
+  }
+  return parsed.data;
+}
+
+function toChatParams(body: ChatCompletionRequest): ChatParams {
+  const messages: ChatMessage[] = body.messages.map((m) => ({
+    role: m.role,
+    content: m.content === null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+    ...(m.name && { name: m.name }),
+  }));
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+  return {
+    messages,
+    ...(body.temperature != null && { temperature: body.temperature }),
+    ...(body.top_p != null && { top_p: body.top_p }),
+    ...(maxTokens != null && { max_tokens: maxTokens }),
+    ...(body.stop != null && { stop: Array.isArray(body.stop) ? body.stop : [body.stop] }),
+    ...(body.seed != null && { seed: body.seed }),
+    ...(body.presence_penalty != null && { presence_penalty: body.presence_penalty }),
+    ...(body.frequency_penalty != null && { frequency_penalty: body.frequency_penalty }),
+    ...(body.response_format != null && { response_format: body.response_format as ChatParams['response_format'] }),
+    ...(body.logprobs && { logprobs: true, ...(body.top_logprobs != null && { top_logprobs: body.top_logprobs }) }),
+  };
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Hash of what determines the answer (streaming is only how it is delivered). */
+function hashRequest(body: ChatCompletionRequest): string {
+  const { stream: _stream, stream_options: _options, ...rest } = body;
+  return sha256(JSON.stringify(rest));
+}
+
+function pickHeaders(headers: Record<string, string | string[] | undefined>, names: string[]): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const v = headers[name];
+    if (typeof v === 'string') out[name] = v.slice(0, 1024);
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+async function startOrAttach(client: Client, taskQueue: string, workflowId: string, input: CascadeInput, deadlineMs: number): Promise<WorkflowHandle<typeof cascadeWorkflow>> {
+  try {
+    return await client.workflow.start<typeof cascadeWorkflow>('cascadeWorkflow', {
+      taskQueue,
+      workflowId,
+      args: [input],
+      // A request still running with the same key is joined, a finished one is not run again.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      // Safety net only: the workflow enforces the deadline itself and ends with a clean error.
+      workflowExecutionTimeout: deadlineMs + 30_000,
+      typedSearchAttributes: [{ key: SearchAttr.Policy, value: input.policy.name }],
+      staticSummary: `chat · ${input.policy.name} · ${input.policy.steps.map((s) => s.model).join(' → ')}`,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
+    throw err;
+  }
+}
+
+async function awaitResult(handle: WorkflowHandle<typeof cascadeWorkflow>): Promise<CascadeResult> {
+  try {
+    return await handle.result();
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const cause = err.cause;
+    if (cause instanceof ApplicationFailure) throw fromWorkflowError(cause.type ?? ErrorType.AllDeploymentsFailed, cause.message, cause.details?.[0] as CascadeTrace | undefined);
+    if (cause instanceof TimeoutFailure) throw fromWorkflowError(ErrorType.DeadlineExceeded, 'The request did not finish before its deadline');
+    if (cause instanceof CancelledFailure || cause instanceof TerminatedFailure) throw new ApiError(499, 'The request was cancelled', 'invalid_request_error', 'request_cancelled');
+    throw fromWorkflowError(ErrorType.AllDeploymentsFailed, cause?.message ?? err.message);
+  }
+}
+
+export interface RenderedCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  system_fingerprint: null;
+  choices: { index: 0; message: { role: 'assistant'; content: string; refusal: null }; logprobs: { content: CascadeResult['logprobs'] } | null; finish_reason: string }[];
+  usage: CascadeResult['usage'];
+  cascade: CascadeTrace;
+}
+
+function renderCompletion(result: CascadeResult, workflowId: string, withLogprobs: boolean): RenderedCompletion {
+  return {
+    id: `chatcmpl-${workflowId}`,
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: result.model,
+    system_fingerprint: null,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: result.content, refusal: null },
+        logprobs: withLogprobs ? { content: result.logprobs } : null,
+        finish_reason: result.finishReason,
+      },
+    ],
+    usage: result.usage,
+    cascade: result.cascade,
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * A pool worker: serves `generate` on one pool's task queue and calls the endpoints of the
+ * deployments on that pool. Run one process per pool (or several, to scale it out).
+ *
+ *   tsx workers/pool.ts <pool>
+ */
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { pathToFileURL } from 'node:url';
+import { createPoolActivities } from '../activities/pool.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { loadConfig, type CascadeConfig } from '../config/load.js';
+import { poolTaskQueue } from '../common/names.js';
+import { connectWorker } from './connection.js';
+import { installRuntime } from './runtime.js';
+
+export async function createPoolWorker(opts: { config: CascadeConfig; pool: string; connection: NativeConnection; logger: Logger }): Promise<Worker> {
+  const { config, pool, connection, logger } = opts;
+  const poolConfig = config.raw.pools[pool];
+  if (!poolConfig) throw new Error(`unknown pool "${pool}" (pools: ${Object.keys(config.raw.pools).join(', ')})`);
+  return Worker.create({
+    connection,
+    namespace: config.raw.temporal.namespace,
+    taskQueue: poolConfig.task_queue ?? poolTaskQueue(pool),
+    activities: createPoolActivities({ config, pool, logger }),
+    maxConcurrentActivityTaskExecutions: poolConfig.concurrency,
+  });
+}
+
+async function run(): Promise<void> {
+  const pool = process.argv[2];
+  if (!pool) throw new Error('usage: tsx workers/pool.ts <pool>');
+  const config = loadConfig();
+  const logger = createLogger(`pool-worker:${pool}`);
+  installRuntime(logger);
+  const worker = await createPoolWorker({ config, pool, connection: await connectWorker(config), logger });
+  logger.info({ pool, pid: process.pid }, 'pool worker ready');
+  // The SDK's runtime drains the worker on SIGINT/SIGTERM.
+  await worker.run();
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  run().catch((err) => {
+    console.error(`pool worker failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

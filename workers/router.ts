@@ -1,0 +1,48 @@
+/**
+ * The router worker: runs cascade workflows and their local activities (routing state,
+ * evaluation). Any number of router workers can serve the same task queue.
+ *
+ *   tsx workers/router.ts            (config from CASCADE_CONFIG or config/cascade.yaml)
+ */
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { pathToFileURL } from 'node:url';
+import { createRouterActivities } from '../activities/router.js';
+import { DeploymentHealth } from '../activities/breaker.js';
+import { ROUTER_TASK_QUEUE } from '../common/names.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { loadConfig, REPO_ROOT, type CascadeConfig } from '../config/load.js';
+import { connectWorker } from './connection.js';
+import { installRuntime } from './runtime.js';
+import { workflowBundle } from './bundle.js';
+
+export async function createRouterWorker(opts: { config: CascadeConfig; connection: NativeConnection; logger: Logger; taskQueue?: string }): Promise<Worker> {
+  const { config, connection, logger } = opts;
+  const health = new DeploymentHealth({ failureThreshold: config.raw.breaker.failure_threshold, openMs: config.raw.breaker.open_ms });
+  return Worker.create({
+    connection,
+    namespace: config.raw.temporal.namespace,
+    taskQueue: opts.taskQueue ?? ROUTER_TASK_QUEUE,
+    workflowBundle: await workflowBundle(logger),
+    activities: createRouterActivities({ health, logger, modelsDir: REPO_ROOT }),
+    maxConcurrentWorkflowTaskExecutions: 64,
+    maxConcurrentLocalActivityExecutions: 64,
+    maxCachedWorkflows: 1000,
+  });
+}
+
+async function run(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger('router-worker');
+  installRuntime(logger);
+  const worker = await createRouterWorker({ config, connection: await connectWorker(config), logger });
+  logger.info({ task_queue: ROUTER_TASK_QUEUE }, 'router worker ready');
+  // The SDK's runtime drains the worker on SIGINT/SIGTERM.
+  await worker.run();
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  run().catch((err) => {
+    console.error(`router worker failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,138 @@
+/**
+ * The cascade as a Temporal workflow: every model call is an activity on the task queue of the
+ * pool that serves it, evaluation and routing state are local activities on the router worker.
+ * The decisions themselves live in cascade-core.ts.
+ */
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
+import { proxyActivities, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { PoolActivities } from '../activities/pool.js';
+import type { RouterActivities } from '../activities/router.js';
+import type { CascadeInput, CascadeResult, CascadeTrace } from '../common/types.js';
+import { ErrorType } from '../common/errors.js';
+import { SearchAttr } from '../common/names.js';
+import { CascadeFailure, runCascade, type CascadeEffects, type GenerateOutcome } from './cascade-core.js';
+import { attemptTimeouts } from './policy.js';
+
+const pool = proxyActivities<PoolActivities>({ startToCloseTimeout: '60s' });
+const router = proxyLocalActivities<RouterActivities>({
+  startToCloseTimeout: '10s',
+  retry: { maximumAttempts: 3, initialInterval: '50ms' },
+});
+
+export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResult> {
+  const { workflowId } = workflowInfo();
+  const effects: CascadeEffects = {
+    now: () => Date.now(),
+    route: (model) => router.route({ model: model.name, deployments: model.deployments }),
+    report: (report) => router.report(report),
+    evaluate: (call) =>
+      router.evaluate.executeWithOptions({ startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` }, [
+        {
+          step: call.step,
+          spec: call.spec,
+          messages: call.params.messages,
+          responseFormat: call.params.response_format ?? null,
+          answer: call.answer.content,
+          finishReason: call.answer.finishReason,
+          logprobs: call.answer.logprobs,
+          model: call.model,
+          samples: call.samples,
+          judgeVerdict: call.judgeVerdict,
+        },
+      ]),
+    preroute: (steps, params) => router.preroute({ policy: input.policy.name, prerouter: input.policy.prerouter!, steps, messages: params.messages }),
+    generate: async (call): Promise<GenerateOutcome> => {
+      const t = attemptTimeouts(call.model, input.retry, call.remainingMs);
+      const startedAt = Date.now();
+      try {
+        const output = await pool.generate.executeWithOptions(
+          {
+            taskQueue: call.deployment.taskQueue,
+            scheduleToStartTimeout: t.scheduleToStartTimeoutMs,
+            startToCloseTimeout: t.startToCloseTimeoutMs,
+            heartbeatTimeout: t.heartbeatTimeoutMs,
+            scheduleToCloseTimeout: t.scheduleToCloseTimeoutMs,
+            retry: {
+              initialInterval: input.retry.initialIntervalMs,
+              backoffCoefficient: input.retry.backoffCoefficient,
+              maximumInterval: input.retry.maximumIntervalMs,
+              maximumAttempts: input.retry.maximumAttempts,
+            },
+            summary: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}${call.purpose === 'answer' ? '' : ` (${call.purpose})`}`,
+          },
+          [
+            {
+              deploymentId: call.deployment.id,
+              model: call.model.name,
+              params: call.params,
+              requestId: call.requestId,
+              forwardHeaders: input.forwardHeaders,
+              firstTokenTimeoutMs: call.model.firstTokenTimeoutMs,
+              streamIdleTimeoutMs: call.model.streamIdleTimeoutMs,
+              label: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}`,
+            },
+          ],
+        );
+        return { ok: true, output };
+      } catch (err) {
+        return { ok: false, error: { ...classifyActivityFailure(err), latencyMs: Date.now() - startedAt } };
+      }
+    },
+    onProgress: (trace, note) => showProgress(trace, note),
+  };
+
+  try {
+    const result = await runCascade(input, workflowId, effects);
+    publish(result.cascade, result.model);
+    return result;
+  } catch (err) {
+    if (err instanceof CascadeFailure) {
+      publish(err.trace, null);
+      throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true, details: [err.trace] });
+    }
+    throw err;
+  }
+}
+
+/** Maps what Temporal reports about a failed activity to the shared error names. */
+function classifyActivityFailure(err: unknown): { type: string; message: string; retries: number } {
+  if (!(err instanceof ActivityFailure)) throw err; // not an activity failure: a bug, let the workflow task fail
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure) {
+    const attempts = (cause.details?.[0] as { attempt?: number } | undefined)?.attempt ?? 1;
+    return { type: cause.type ?? ErrorType.UpstreamError, message: cause.message, retries: attempts - 1 };
+  }
+  if (cause instanceof TimeoutFailure) {
+    switch (cause.timeoutType) {
+      case TimeoutType.SCHEDULE_TO_START:
+        return { type: ErrorType.NoCapacity, message: 'no worker of the pool took the call in time', retries: 0 };
+      case TimeoutType.SCHEDULE_TO_CLOSE:
+        return { type: ErrorType.DeadlineExceeded, message: 'the call did not finish before the request deadline', retries: 0 };
+      default: {
+        // Heartbeat or start-to-close: the worker died or the upstream never answered.
+        const inner = cause.cause instanceof ApplicationFailure ? cause.cause : null;
+        return { type: inner?.type ?? ErrorType.UpstreamTimeout, message: inner?.message ?? `attempt timed out (${cause.timeoutType})`, retries: 0 };
+      }
+    }
+  }
+  return { type: ErrorType.UpstreamError, message: cause?.message ?? err.message, retries: 0 };
+}
+
+/** Human trace of the decisions so far, shown as the workflow's current details in the Temporal UI. */
+function showProgress(trace: CascadeTrace, note: string): void {
+  const lines = trace.attempts.map((a) => {
+    const where = a.pool ? `${a.model} on ${a.pool}` : a.model;
+    const what = a.error ? a.error : a.confidence !== null ? `confidence ${a.confidence.toFixed(2)} → ${a.accepted ? 'accepted' : 'rejected'}` : a.accepted ? 'accepted' : a.detail ?? '';
+    return `- step ${a.step} · ${where}: ${what} ($${a.cost_usd.toFixed(6)})`;
+  });
+  setCurrentDetails([`**${note}**`, ...lines].join('\n'));
+}
+
+function publish(trace: CascadeTrace, finalModel: string | null): void {
+  upsertSearchAttributes([
+    { key: SearchAttr.FinalStep, value: trace.final_step ?? 0 },
+    { key: SearchAttr.Escalations, value: trace.escalations },
+    { key: SearchAttr.CostUsd, value: trace.cost_usd },
+    ...(finalModel ? [{ key: SearchAttr.FinalModel, value: finalModel }] : []),
+  ]);
+}

@@ -1,0 +1,2 @@
+/** Every workflow type the router worker runs. */
+export { cascadeWorkflow } from './cascade.js';

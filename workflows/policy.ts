@@ -1,0 +1,95 @@
+/**
+ * Pure policy math: what a step would cost, whether it fits the request's deadline, budget and
+ * context, whether an answer is accepted, and the timeouts of one attempt. No Temporal, no I/O:
+ * unit-tested directly and shared by the workflow and the offline routing benchmark.
+ */
+import type { ChatParams, ModelInfo, RetrySettings, Usage } from '../common/types.js';
+
+/** Characters ÷ 4, plus a few tokens of chat framing per message: the estimate used before a call. */
+export function estimatePromptTokens(params: Pick<ChatParams, 'messages'>): number {
+  let chars = 0;
+  for (const m of params.messages) chars += m.content.length;
+  return Math.ceil(chars / 4) + 4 * params.messages.length;
+}
+
+export function costUsd(model: Pick<ModelInfo, 'inputUsdPer1M' | 'outputUsdPer1M'>, inputTokens: number, outputTokens: number): number {
+  return (inputTokens * model.inputUsdPer1M + outputTokens * model.outputUsdPer1M) / 1e6;
+}
+
+export function costOfUsage(model: Pick<ModelInfo, 'inputUsdPer1M' | 'outputUsdPer1M'>, usage: Usage): number {
+  return costUsd(model, usage.prompt_tokens, usage.completion_tokens);
+}
+
+export type Feasibility = { ok: true } | { ok: false; reason: 'context_length' | 'deadline' | 'budget'; detail: string };
+
+export interface FeasibilityInput {
+  model: ModelInfo;
+  promptTokens: number;
+  maxTokens: number | undefined;
+  remainingMs: number;
+  /** Measured P50 latency of the model when known; the configured one otherwise. */
+  measuredP50Ms: number | null;
+  spentUsd: number;
+  maxCostUsd: number;
+  /** Extra model calls the step's evaluator makes (self-consistency samples, judge). */
+  extraCalls: number;
+}
+
+/** Whether a step can run at all before spending anything on it. */
+export function stepFeasibility(f: FeasibilityInput): Feasibility {
+  const { model } = f;
+  const needed = f.promptTokens + (f.maxTokens ?? 0);
+  if (needed > model.contextWindow) {
+    return { ok: false, reason: 'context_length', detail: `~${needed} tokens exceed ${model.name}'s context window of ${model.contextWindow}` };
+  }
+  const latency = f.measuredP50Ms ?? model.p50LatencyMs;
+  if (latency > f.remainingMs) {
+    return { ok: false, reason: 'deadline', detail: `${model.name} typically needs ${Math.round(latency)} ms, ${Math.max(0, Math.round(f.remainingMs))} ms left` };
+  }
+  const outputTokens = Math.min(f.maxTokens ?? model.expectedOutputTokens, model.expectedOutputTokens);
+  const estimate = costUsd(model, f.promptTokens, outputTokens) * (1 + f.extraCalls);
+  if (f.spentUsd + estimate > f.maxCostUsd) {
+    return {
+      ok: false,
+      reason: 'budget',
+      detail: `${model.name} would cost ~$${estimate.toPrecision(3)}, $${Math.max(0, f.maxCostUsd - f.spentUsd).toPrecision(3)} left`,
+    };
+  }
+  return { ok: true };
+}
+
+export function accepts(confidence: number, threshold: number): boolean {
+  return confidence >= threshold;
+}
+
+/** A rejected context-length error on one model also rules out every later model with no larger window. */
+export function fitsAfterContextError(failedWindow: number, candidate: ModelInfo): boolean {
+  return candidate.contextWindow > failedWindow;
+}
+
+export interface AttemptTimeouts {
+  scheduleToStartTimeoutMs: number;
+  startToCloseTimeoutMs: number;
+  heartbeatTimeoutMs: number;
+  scheduleToCloseTimeoutMs: number;
+}
+
+/**
+ * Timeouts of one `generate` call on one deployment. Retries on the same deployment must end
+ * within the request's remaining time, so schedule-to-close is capped by it.
+ */
+export function attemptTimeouts(model: ModelInfo, retry: RetrySettings, remainingMs: number): AttemptTimeouts {
+  const remaining = Math.max(1, Math.floor(remainingMs));
+  const startToClose = Math.min(model.attemptTimeoutMs, remaining);
+  return {
+    scheduleToStartTimeoutMs: Math.min(retry.scheduleToStartTimeoutMs, remaining),
+    startToCloseTimeoutMs: startToClose,
+    // The activity heartbeats at least every second while it waits, so a dead worker is noticed
+    // within a few seconds even when the model is slow to start.
+    heartbeatTimeoutMs: Math.min(Math.max(3000, Math.min(model.firstTokenTimeoutMs, model.streamIdleTimeoutMs)), startToClose),
+    scheduleToCloseTimeoutMs: remaining,
+  };
+}
+
+/** Time left before the deadline below which a new attempt is not worth starting. */
+export const MIN_ATTEMPT_MS = 50;
