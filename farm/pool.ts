@@ -8,24 +8,13 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { estimateTokens } from '../common/dataset.js';
-import type { Attempt } from './attempt-log.js';
-import type { Backend, ChatMessage, GeneratedAnswer, GenerateRequest } from './backends/types.js';
+import type { Backend, ChatMessage, GenerateRequest } from './backends/types.js';
 import type { LatencyConfig } from './config.js';
 import { CONTROL_PREFIXES, createControlRouter, type FarmState } from './control.js';
-import { FAULT_DELAY_HEADER, FAULT_HEADER, FaultHeaderError, parseFaultHeader, type FaultName } from './faults.js';
-import { planTiming, Semaphore, sleep, type Timing } from './latency.js';
-import {
-  chunkBody,
-  completionBody,
-  contentChunkWriter,
-  FarmHttpError,
-  farmErrors,
-  logprobContent,
-  SSE_DONE,
-  sseEvent,
-  usageChunkBody,
-  type ResponseIdentity,
-} from './openai-wire.js';
+import { deliverJson, deliverStream, type Delivery } from './delivery.js';
+import { FAULT_DELAY_HEADER, FAULT_HEADER, FaultHeaderError, parseFaultHeader } from './faults.js';
+import { planTiming, Semaphore } from './latency.js';
+import { FarmHttpError, farmErrors } from './openai-wire.js';
 import { lastUserMessage } from './tokens.js';
 
 export const REPLAY_ID_HEADER = 'x-replay-id';
@@ -99,107 +88,6 @@ function optionalInt(req: Request, header: string): number | undefined {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw farmErrors.invalidRequest(`${header} must be a non-negative integer`, header);
   return n;
-}
-
-/** Writes and resolves once the bytes are handed to the socket, so a following destroy cannot drop them. */
-const writeFlushed = (res: Response, data: string | Buffer) => new Promise<void>((resolve) => res.write(data, () => resolve()));
-
-interface Delivery {
-  res: Response;
-  ident: ResponseIdentity;
-  answer: GeneratedAnswer;
-  timing: Timing;
-  fault: FaultName | null;
-  faultDelayMs: number;
-  stallMs: number;
-  wantLogprobs: boolean;
-  includeUsage: boolean;
-  attempt: Attempt;
-  signal: AbortSignal;
-  headers: Record<string, string>;
-}
-
-/** SSE delivery, with the stream-shaping faults applied on the wire. */
-async function deliverStream(d: Delivery): Promise<void> {
-  const { res, ident, answer, timing, fault, attempt, signal } = d;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...d.headers });
-  res.flushHeaders();
-  await sleep(fault === 'slow-first-token' ? d.faultDelayMs : timing.ttftMs, signal);
-  if (signal.aborted) return;
-
-  const tokens = answer.tokens;
-  const n = tokens.length;
-  const logprobs = d.wantLogprobs ? logprobContent(tokens) : null;
-  const cutAt = fault === 'stream-cut' ? Math.floor((2 * n) / 3) : -1;
-  const midAt = fault === 'stream-stall' || fault === 'malformed-chunk' ? Math.floor(n / 2) : -1;
-  const contentChunk = contentChunkWriter(ident, d.includeUsage);
-  let pending = sseEvent(chunkBody(ident, { role: 'assistant', content: '' }, null, null, d.includeUsage));
-  const start = Date.now();
-  for (let i = 0; i < n; i++) {
-    if (i === cutAt) {
-      attempt.outcome = 'stream-cut';
-      await writeFlushed(res, pending);
-      res.destroy();
-      return;
-    }
-    if (i === midAt && fault === 'stream-stall') {
-      attempt.outcome = 'stream-stall';
-      await writeFlushed(res, pending);
-      await sleep(d.stallMs, signal);
-      res.destroy();
-      return;
-    }
-    if (i === midAt && fault === 'malformed-chunk') {
-      pending += `data: {"id":"${ident.id}","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":\n\n`;
-    }
-    const wait = timing.perPieceMs > 0 ? start + i * timing.perPieceMs - Date.now() : 0;
-    if (wait > 1) {
-      res.write(pending);
-      pending = '';
-      await sleep(wait, signal);
-      if (signal.aborted) return;
-    }
-    pending += contentChunk(tokens[i]!.text, logprobs ? logprobs[i]! : null);
-  }
-  pending += sseEvent(chunkBody(ident, {}, answer.finishReason, null, d.includeUsage));
-  if (d.includeUsage) pending += sseEvent(usageChunkBody(ident, answer));
-  attempt.outcome = fault === 'malformed-chunk' || fault === 'no-done' ? fault : 'ok';
-  if (fault !== 'no-done') pending += SSE_DONE;
-  res.end(pending);
-}
-
-/**
- * JSON delivery. Stream-only faults act on the body: stream-cut sends 2/3 of the body then
- * destroys the socket; stream-stall sends half, goes silent, then destroys; malformed-chunk
- * answers 200 with a truncated (invalid) JSON body; no-done has nothing to drop and is ignored.
- */
-async function deliverJson(d: Delivery): Promise<void> {
-  const { res, fault, attempt, signal } = d;
-  const body = JSON.stringify(completionBody(d.ident, d.answer, d.wantLogprobs));
-  const full = Buffer.from(body, 'utf8');
-  const sent = fault === 'malformed-chunk' ? full.subarray(0, Math.floor(full.length / 2)) : full;
-  const headers = { 'content-type': 'application/json', 'content-length': String(sent.length), ...d.headers };
-  const generationMs = d.timing.perPieceMs * Math.max(0, d.answer.tokens.length - 1);
-  if (fault === 'slow-first-token') {
-    res.writeHead(200, headers);
-    res.flushHeaders();
-    await sleep(d.faultDelayMs + generationMs, signal);
-  } else {
-    await sleep(d.timing.ttftMs + generationMs, signal);
-  }
-  if (signal.aborted) return;
-  if (fault === 'stream-cut' || fault === 'stream-stall') {
-    attempt.outcome = fault;
-    if (!res.headersSent) res.writeHead(200, headers);
-    const part = fault === 'stream-cut' ? Math.floor((2 * full.length) / 3) : Math.floor(full.length / 2);
-    await writeFlushed(res, full.subarray(0, part));
-    if (fault === 'stream-stall') await sleep(d.stallMs, signal);
-    res.destroy();
-    return;
-  }
-  attempt.outcome = fault === 'malformed-chunk' ? 'malformed-chunk' : 'ok';
-  if (!res.headersSent) res.writeHead(200, headers);
-  res.end(sent);
 }
 
 export function createPoolApp(ctx: PoolContext): express.Express {
@@ -373,6 +261,8 @@ export function createPoolApp(ctx: PoolContext): express.Express {
 
   app.use((req, _res, next) => next(farmErrors.routeNotFound(req.method, req.path)));
   // Central error mapping: body-parser failures and thrown FarmHttpErrors become OpenAI-shaped errors.
+  // Express recognises error handlers by their four parameters.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: string; status?: number; message?: string };
     const error =
