@@ -130,8 +130,16 @@ test('a port already in use stops start-up naming the pool', async () => {
   }
 });
 
-function runCli(args: string[]) {
-  return spawn(process.execPath, ['--import', 'tsx', 'farm/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+function runCli(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  return spawn(process.execPath, ['--import', 'tsx', 'farm/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+async function cliFailure(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: unknown; stderr: string }> {
+  const child = runCli(args, env);
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise((r) => child.once('exit', r));
+  return { code, stderr };
 }
 
 test('npm run farm prints one ready line per pool, then "farm ready"', async () => {
@@ -159,11 +167,14 @@ test('npm run farm prints one ready line per pool, then "farm ready"', async () 
 
 test('the CLI exits 1 with a message naming the problem on bad config', async () => {
   const path = await writeConfig('cli-bad.yaml', 'models: {}\npools: {}\n');
-  const child = runCli(['--config', path]);
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const code = await new Promise((r) => child.once('exit', r));
+  const { code, stderr } = await cliFailure(['--config', path]);
   assert.equal(code, 1);
   assert.match(stderr, /farm: start-up failed: .*cli-bad\.yaml: invalid farm config/);
   assert.match(stderr, /pools: at least one pool is required/);
+});
+
+test('the CLI exits 1 naming the data file when CASCADE_DATA_DIR points nowhere', async () => {
+  const { code, stderr } = await cliFailure(['--config', TEST_CONFIG], { ...process.env, CASCADE_DATA_DIR: join(dir, 'no-data') });
+  assert.equal(code, 1);
+  assert.ok(stderr.includes(`file not found: ${join(dir, 'no-data', 'routellm', 'gsm8k.jsonl')}`), stderr);
 });
