@@ -1,8 +1,8 @@
 /** The answer-confidence evaluator: P(answer is good enough) from a trained ONNX head. */
-import { loadHead, type Logger } from './head.js';
+import { loadHead, type HeadDeps } from './head.js';
 import type { Evaluation, EvaluationInput, Evaluator } from './types.js';
 
-export async function createAnswerModelEvaluator(modelFile: string, deps: { modelsDir?: string; logger?: Logger }): Promise<Evaluator> {
+export async function createAnswerModelEvaluator(modelFile: string, deps: HeadDeps): Promise<Evaluator> {
   const head = await loadHead(modelFile, deps);
   if (head.meta.kind !== 'answer-model') throw new Error(`${modelFile} is a ${head.meta.kind}, not an answer-model`);
   const features = head.meta.encoder ? `${head.meta.feature_version}+${head.meta.encoder.name}` : head.meta.feature_version;

@@ -7,7 +7,7 @@ import { checkArithmetic } from './arithmetic.js';
 import type { EvaluationInput } from './types.js';
 import { countMatches, extractFinalAnswer, HEDGE_RE, isRefusal, lastUserMessage, parseJsonAnswer, promptAsksForJson } from './text.js';
 
-export const FEATURE_VERSION = 'cheap-v2';
+export const FEATURE_VERSION = 'cheap-v3';
 
 const log1p = Math.log1p;
 const share = (text: string, re: RegExp) => (text.length ? countMatches(text, re) / text.length : 0);
@@ -72,6 +72,8 @@ export const ANSWER_FEATURE_NAMES = [
   'a_final_negative',
   'a_final_markers',
   'a_steps_per_prompt_number',
+  'a_final_raw_decimal',
+  'a_final_raw_decorated',
 ] as const;
 
 const numbersIn = (text: string): number[] =>
@@ -117,7 +119,19 @@ export function answerFeatures(input: EvaluationInput): number[] {
     final?.numeric != null ? Math.log10(Math.abs(final.numeric) + 1) / 5 : 0,
     final?.numeric != null && final.numeric < 0 ? 1 : 0,
     log1p(countMatches(answer, /####|\bthe (?:final )?answer is\b|\\boxed/gi)) / 2,
+    ...finalFormat(answer),
   ];
+}
+
+/**
+ * How the committed final answer is written: exact-match graders (and programs reading the answer)
+ * expect a bare number after the marker; "7.00", "$1,200" or "18 eggs" are format misses.
+ */
+function finalFormat(answer: string): [number, number] {
+  const m = [...answer.matchAll(/(?:####|\bthe (?:final )?answer is\b:?)\s*([^\n]{0,40})/gi)].pop();
+  if (!m) return [0, 0];
+  const raw = m[1]!.trim().replace(/[.\s]+$/, '');
+  return [/\d\.\d/.test(raw) ? 1 : 0, /^-?\d+$/.test(raw) ? 0 : 1];
 }
 
 /**

@@ -49,10 +49,15 @@ export interface LoadedHead {
   inputVector(input: EvaluationInput): Promise<Float32Array>;
 }
 
-let encoderPromise: Promise<Encoder> | null = null;
-function sharedEncoder(maxTokens: number): Promise<Encoder> {
-  encoderPromise ??= loadEncoder({ dir: DEFAULT_ENCODER_DIR, maxTokens });
-  return encoderPromise;
+const encoders = new Map<string, Promise<Encoder>>();
+function sharedEncoder(dir: string, maxTokens: number): Promise<Encoder> {
+  const key = `${dir}|${maxTokens}`;
+  let e = encoders.get(key);
+  if (!e) {
+    e = loadEncoder({ dir, maxTokens });
+    encoders.set(key, e);
+  }
+  return e;
 }
 
 /** Prompt embeddings are reused across a request's steps and by the pre-router. */
@@ -74,19 +79,29 @@ export function resolveModelFile(file: string, baseDir: string = REPO_ROOT): str
 
 const heads = new Map<string, Promise<LoadedHead>>();
 
+export interface HeadDeps {
+  /** Directory that relative model files resolve against (default: the repository root). */
+  modelsDir?: string;
+  /** Where the sentence encoder lives (default: .data/encoder). */
+  encoderDir?: string;
+  logger?: Logger;
+}
+
 /** Loads (once per path) a head; falls back to its cheap-feature head when the encoder is missing. */
-export function loadHead(file: string, deps: { modelsDir?: string; logger?: Logger } = {}): Promise<LoadedHead> {
+export function loadHead(file: string, deps: HeadDeps = {}): Promise<LoadedHead> {
   const path = resolveModelFile(file, deps.modelsDir);
-  let p = heads.get(path);
+  const encoderDir = deps.encoderDir ?? DEFAULT_ENCODER_DIR;
+  const key = `${path}|${encoderDir}`;
+  let p = heads.get(key);
   if (!p) {
-    p = loadHeadUncached(path, deps.logger);
-    p.catch(() => heads.delete(path));
-    heads.set(path, p);
+    p = loadHeadUncached(path, encoderDir, deps.logger);
+    p.catch(() => heads.delete(key));
+    heads.set(key, p);
   }
   return p;
 }
 
-async function loadHeadUncached(path: string, logger?: Logger): Promise<LoadedHead> {
+async function loadHeadUncached(path: string, encoderDir: string, logger?: Logger): Promise<LoadedHead> {
   const metaPath = path.replace(/\.onnx$/, '') + '.json';
   let meta: HeadMeta;
   try {
@@ -96,14 +111,16 @@ async function loadHeadUncached(path: string, logger?: Logger): Promise<LoadedHe
   }
   if (meta.feature_version !== FEATURE_VERSION)
     throw new Error(`${path} was trained on features ${meta.feature_version}, this code computes ${FEATURE_VERSION}: run npm run train again`);
-  if (meta.encoder && !encoderPresent(DEFAULT_ENCODER_DIR)) {
+  if (meta.encoder && !encoderPresent(encoderDir)) {
     if (!meta.fallback_file) throw new Error(`${path} needs the sentence encoder, which is not fetched (npm run fetch:encoder)`);
     const fallback = join(dirname(path), meta.fallback_file);
-    logger?.warn({ model_file: path, fallback }, 'sentence encoder not fetched (npm run fetch:encoder): using the cheap-feature head');
-    return loadHeadUncached(fallback, logger);
+    const msg = `sentence encoder not fetched (npm run fetch:encoder): ${path} uses its cheap-feature head ${meta.fallback_file}; its thresholds were calibrated for the encoder head`;
+    if (logger) logger.warn({ model_file: path, fallback }, msg);
+    else process.emitWarning(msg, { code: 'CASCADE_ENCODER_MISSING' });
+    return loadHeadUncached(fallback, encoderDir, logger);
   }
   const session = await ort.InferenceSession.create(path, { intraOpNumThreads: 1, interOpNumThreads: 1 });
-  const encoder = meta.encoder ? await sharedEncoder(meta.encoder.max_tokens) : null;
+  const encoder = meta.encoder ? await sharedEncoder(encoderDir, meta.encoder.max_tokens) : null;
   const inputVector = async (input: EvaluationInput): Promise<Float32Array> => {
     const prompt = lastUserMessage(input.messages);
     const cheap = meta.kind === 'prerouter' ? promptFeatures(prompt) : answerFeatures(input);

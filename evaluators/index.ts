@@ -4,7 +4,7 @@
  */
 import { createAnswerModelEvaluator } from './answer-model.js';
 import { createArithmeticEvaluator } from './arithmetic.js';
-import type { Logger } from './head.js';
+import type { HeadDeps } from './head.js';
 import {
   createJudgeEvaluator,
   createLogprobEvaluator,
@@ -21,11 +21,8 @@ export { evaluatorSpecSchema, extraSamplesNeeded, judgeModelOf, type EvaluatorSp
 export { buildJudgeMessages, parseJudgeVerdict } from './judge-prompt.js';
 export { loadPrerouter, type Prerouter } from './prerouter.js';
 
-export interface EvaluatorDeps {
-  /** Directory that relative `model_file` paths resolve against (default: the repository root). */
-  modelsDir?: string;
-  logger?: Logger;
-}
+/** modelsDir: base of relative `model_file` paths (default: repository root); encoderDir (default .data/encoder); logger. */
+export type EvaluatorDeps = HeadDeps;
 
 function createBase(spec: BaseEvaluatorSpec, deps: EvaluatorDeps): Promise<Evaluator> | Evaluator {
   switch (spec.type) {

@@ -3,7 +3,7 @@
  * model, so the policy can skip a step that would surely be rejected. Cheap prompt features (and
  * the prompt embedding when the head was trained with it) through one ONNX head.
  */
-import { loadHead, type Logger } from './head.js';
+import { loadHead, type HeadDeps } from './head.js';
 
 export interface Prerouter {
   /** Models the head predicts for, in output order. */
@@ -12,7 +12,7 @@ export interface Prerouter {
   predict(messages: { role: string; content: string }[]): Promise<Record<string, number>>;
 }
 
-export async function loadPrerouter(modelFile: string, deps: { modelsDir?: string; logger?: Logger } = {}): Promise<Prerouter> {
+export async function loadPrerouter(modelFile: string, deps: HeadDeps = {}): Promise<Prerouter> {
   const head = await loadHead(modelFile, deps);
   if (head.meta.kind !== 'prerouter') throw new Error(`${modelFile} is a ${head.meta.kind}, not a prerouter`);
   return {

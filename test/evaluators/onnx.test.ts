@@ -119,3 +119,21 @@ describe('ONNX heads', () => {
     a!.forEach((v, i) => assert.ok(Math.abs(v - a2![i]!) < 1e-5));
   });
 });
+
+describe('without the sentence encoder', () => {
+  it('an encoder head degrades to its cheap-feature head with a warning', async () => {
+    const dir = join(REPO_ROOT, 'evaluators/models');
+    const withEncoder = readdirSync(dir).find((f) => f.endsWith('.json') && !f.endsWith('.manifest.json') && headMetaSchema.parse(JSON.parse(readFileSync(join(dir, f), 'utf8'))).encoder);
+    if (!withEncoder) return; // no committed head uses the encoder
+    const warnings: string[] = [];
+    const logger = { warn: (_: object, msg?: string) => void warnings.push(msg ?? '') };
+    const file = join(dir, withEncoder.replace(/\.json$/, '.onnx'));
+    const head = await loadHead(file, { encoderDir: join(dir, 'no-encoder-here'), logger });
+    assert.equal(head.meta.encoder, null);
+    assert.match(head.file, /\.cheap\.onnx$/);
+    assert.match(warnings[0] ?? '', /npm run fetch:encoder/);
+    const ev = await createEvaluator({ type: 'answer-model', model_file: file }, { encoderDir: join(dir, 'no-encoder-here'), logger });
+    const c = (await ev.evaluate(sampleInputs[0]!)).confidence;
+    assert.ok(c >= 0 && c <= 1);
+  });
+});
