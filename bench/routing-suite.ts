@@ -1,0 +1,78 @@
+/**
+ * npm run bench:routing:suite -- [--data-dir ../shared/data/routellm] [--target 0.95]
+ *
+ * For every dataset in a directory: calibrate on `train` once per evaluator (and once with
+ * everything allowed), replay each policy on `test` (bench/lib/run.ts), and write one summary
+ * table plus each run's report, table and plot under bench/results/routing/. The two-model
+ * metrics use the ladder cheapest → best single model, so evaluators compare on the same ladder.
+ */
+import { readdirSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import YAML from 'yaml';
+import { loadDataset, loadModelPrices, splitOf } from '../common/dataset.js';
+import { calibrate, type CalibrateOptions } from '../evaluators/calibrate.js';
+import { viewOf } from '../evaluators/dataset-adapter.js';
+import { REPO_ROOT } from '../evaluators/head.js';
+import { costQualitySvg, markdownTable } from './lib/plot.js';
+import { loadPolicyFile, runRoutingBenchmark, type RoutingReport } from './lib/run.js';
+
+const { values } = parseArgs({
+  options: {
+    'data-dir': { type: 'string', default: resolve(REPO_ROOT, '../shared/data/routellm') },
+    target: { type: 'string', default: '0.95' },
+    'out-dir': { type: 'string', default: join(REPO_ROOT, 'bench/results/routing') },
+    only: { type: 'string' },
+  },
+});
+const outDir = values['out-dir'];
+await mkdir(join(outDir, 'policies'), { recursive: true });
+const modes: { mode: string; opts: Partial<CalibrateOptions>; twoModel: boolean }[] = [
+  { mode: 'calibrated (all evaluators)', opts: {}, twoModel: false },
+  { mode: 'answer-model', opts: { evaluators: ['answer-model'], prerouter: false }, twoModel: true },
+  { mode: 'arithmetic', opts: { evaluators: ['arithmetic'], prerouter: false }, twoModel: true },
+  { mode: 'validators', opts: { evaluators: ['validators'], prerouter: false }, twoModel: true },
+  { mode: 'pre-router only (prompt)', opts: { evaluators: ['none'] }, twoModel: true },
+];
+const lines = [
+  `Calibrated on \`train\`, reported on \`test\` (target quality ${values.target} × best single model). Two-model rows use the ladder cheapest → best model.`,
+  '',
+  '| dataset | evaluator | test quality (share of best) | cost share of best | APGR | CPT(50%) | CPT(80%) | step-1 AUROC | cost saving at 95% of best | false-accept rate |',
+  '|---|---|---|---|---|---|---|---|---|---|',
+];
+const files = readdirSync(values['data-dir']).filter((f) => f.endsWith('.jsonl') && (!values.only || f.includes(values.only))).sort();
+for (const f of files) {
+  const data = join(values['data-dir'], f);
+  const name = f.replace(/\.jsonl$/, '');
+  const train = (await loadDataset(data)).filter((r) => splitOf(r) === 'train');
+  const view = viewOf(train, await loadModelPrices(data));
+  const pair = [view.models[0]!.name, view.best.name];
+  for (const m of modes) {
+    let report: RoutingReport;
+    try {
+      const result = await calibrate({ data, split: 'train', target: Number(values.target), name, log: () => {}, ...m.opts, ...(m.twoModel ? { ladder: pair } : {}) });
+      const slug = m.mode.split(' ')[0]!.replace(/[^a-z-]/g, '');
+      const policyFile = join(outDir, 'policies', `${name}-${slug}.yaml`);
+      await writeFile(policyFile, YAML.stringify({ ...result.policy, name: `${name}-${slug}` }));
+      ({ report } = await runRoutingBenchmark({ data, policy: await loadPolicyFile(policyFile), split: 'test' }));
+      const stem = join(outDir, `${name}-${slug}`);
+      await writeFile(`${stem}.json`, JSON.stringify(report, null, 1) + '\n');
+      await writeFile(`${stem}.md`, markdownTable(report) + `\n![cost-quality](${name}-${slug}.svg)\n`);
+      await writeFile(`${stem}.svg`, costQualitySvg(report));
+    } catch (err) {
+      lines.push(`| ${name} | ${m.mode} | n/a: ${(err as Error).message.slice(0, 80)} | | | | | | | |`);
+      continue;
+    }
+    const s = report.summary;
+    const f3 = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(3));
+    const a = report.step_auroc[0];
+    lines.push(
+      `| ${name} | ${m.mode} | ${f3(s.quality)} (${f3(s.quality_share_of_best)}) | ${f3(s.cost_share_of_best)} | ${f3(report.two_model?.apgr)} | ${f3(report.two_model?.cpt50)} | ${f3(report.two_model?.cpt80)} | ${f3(a?.auroc)} | ${report.cost_at_95 ? `${report.cost_at_95.saving.toFixed(2)}×` : 'not reached'} | ${f3(s.false_accept_rate)} |`,
+    );
+    console.log(lines[lines.length - 1]);
+  }
+}
+await writeFile(join(outDir, 'SUMMARY.md'), lines.join('\n') + '\n');
+console.log(`wrote ${join(outDir, 'SUMMARY.md')}`);
+
