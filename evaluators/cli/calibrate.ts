@@ -49,7 +49,7 @@ const result = await calibrate({
   manifest: values.manifest,
   name,
 });
-const out = values.out ?? join(REPO_ROOT, 'config/policies', `${name}.calibrated.yaml`);
+const out = values.out ?? join(REPO_ROOT, 'evaluators/policies', `${name}.calibrated.yaml`);
 await mkdir(dirname(out), { recursive: true });
 await writeFile(out, `# Written by: npm run calibrate -- --data ${relative(REPO_ROOT, values.data)} --split ${values.split} ${values.target !== undefined ? `--target ${values.target}` : `--max-cost ${values['max-cost']}`}\n` + YAML.stringify(result.policy));
 const e = result.expected;

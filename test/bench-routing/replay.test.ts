@@ -61,3 +61,19 @@ describe('offline replay through runCascade', () => {
     assert.deepEqual(diff.mismatches.map((m) => m.field).sort(), ['final_model', 'step 1 confidence']);
   });
 });
+
+describe('committed calibrated policies', () => {
+  it('parse with the config schema and name model files that exist', async () => {
+    const { readdirSync, existsSync } = await import('node:fs');
+    const { REPO_ROOT } = await import('../../evaluators/head.js');
+    const dir = join(REPO_ROOT, 'evaluators/policies');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    assert.ok(files.length >= 2);
+    for (const f of files) {
+      const policy = await loadPolicyFile(join(dir, f));
+      assert.ok(policy.steps.length >= 1);
+      for (const s of policy.steps) if (s.evaluator.type === 'answer-model') assert.ok(existsSync(join(REPO_ROOT, String(s.evaluator.model_file))), `${f}: ${s.evaluator.model_file}`);
+      if (policy.prerouter) assert.ok(existsSync(join(REPO_ROOT, policy.prerouter.model_file)));
+    }
+  });
+});
