@@ -4,7 +4,6 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
-export const ROUTER_TASK_QUEUE = 'cascade-router';
 export const poolTaskQueue = (pool: string): string => `cascade-pool-${pool}`;
 
 export const SearchAttr = {

@@ -101,11 +101,13 @@ export const configSchema = z
       .object({
         address: z.string().default('127.0.0.1:7233'),
         namespace: z.string().default('default'),
+        /** Task queue of the router workers (cascade workflows). */
+        task_queue: z.string().min(1).default('cascade-router'),
         /** When set, `npm start` runs a Temporal dev server with this persistence file. */
         dev_server: z.object({ db_file: z.string().min(1), ui_port: z.number().int().positive().default(8233) }).strict().optional(),
       })
       .strict()
-      .default({ address: '127.0.0.1:7233', namespace: 'default' }),
+      .default({ address: '127.0.0.1:7233', namespace: 'default', task_queue: 'cascade-router' }),
     /** When set, `npm start` also runs the model farm with this config (the embedded default). */
     farm: z.object({ config: z.string().min(1) }).strict().optional(),
     retry: z

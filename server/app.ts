@@ -15,12 +15,10 @@ export interface AppDeps {
   config: CascadeConfig;
   client: Client;
   logger: Logger;
-  /** Router task queue (tests isolate themselves with their own). */
-  taskQueue?: string;
   env?: NodeJS.ProcessEnv;
 }
 
-export function createApp({ config, client, logger, taskQueue, env = process.env }: AppDeps): Express {
+export function createApp({ config, client, logger, env = process.env }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -33,7 +31,7 @@ export function createApp({ config, client, logger, taskQueue, env = process.env
   // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
-  v1.post('/chat/completions', chatCompletionsRoute({ config, client, logger, taskQueue }));
+  v1.post('/chat/completions', chatCompletionsRoute({ config, client, logger }));
   app.use('/v1', v1);
   app.use(notFound);
   app.use(errorHandler(logger));

@@ -8,20 +8,19 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { pathToFileURL } from 'node:url';
 import { createRouterActivities } from '../activities/router.js';
 import { DeploymentHealth } from '../activities/breaker.js';
-import { ROUTER_TASK_QUEUE } from '../common/names.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { loadConfig, REPO_ROOT, type CascadeConfig } from '../config/load.js';
 import { connectWorker } from './connection.js';
 import { installRuntime } from './runtime.js';
 import { workflowBundle } from './bundle.js';
 
-export async function createRouterWorker(opts: { config: CascadeConfig; connection: NativeConnection; logger: Logger; taskQueue?: string }): Promise<Worker> {
+export async function createRouterWorker(opts: { config: CascadeConfig; connection: NativeConnection; logger: Logger }): Promise<Worker> {
   const { config, connection, logger } = opts;
   const health = new DeploymentHealth({ failureThreshold: config.raw.breaker.failure_threshold, openMs: config.raw.breaker.open_ms });
   return Worker.create({
     connection,
     namespace: config.raw.temporal.namespace,
-    taskQueue: opts.taskQueue ?? ROUTER_TASK_QUEUE,
+    taskQueue: config.raw.temporal.task_queue,
     workflowBundle: await workflowBundle(logger),
     activities: createRouterActivities({ health, logger, modelsDir: REPO_ROOT }),
     maxConcurrentWorkflowTaskExecutions: 64,
@@ -35,7 +34,7 @@ async function run(): Promise<void> {
   const logger = createLogger('router-worker');
   installRuntime(logger);
   const worker = await createRouterWorker({ config, connection: await connectWorker(config), logger });
-  logger.info({ task_queue: ROUTER_TASK_QUEUE }, 'router worker ready');
+  logger.info({ task_queue: config.raw.temporal.task_queue, pid: process.pid }, 'router worker ready');
   // The SDK's runtime drains the worker on SIGINT/SIGTERM.
   await worker.run();
 }

@@ -144,7 +144,11 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     let last: { type: string; message: string } = { type: ErrorType.AllDeploymentsFailed, message: `no deployment of ${model.name} answered` };
     for (const deployment of route.deployments) {
       const remainingMs = deadline - fx.now();
-      if (remainingMs < MIN_ATTEMPT_MS) return { ok: false, type: ErrorType.DeadlineExceeded, message: `deadline reached before ${model.name} answered` };
+      if (remainingMs < MIN_ATTEMPT_MS) {
+        const message = `deadline reached before ${model.name} answered`;
+        record({ step, model: model.name, pool: deployment.pool, deployment: deployment.id, latency_ms: null, confidence: null, accepted: false, error: ErrorType.DeadlineExceeded, detail: message, cost_usd: 0 }, message);
+        return { ok: false, type: ErrorType.DeadlineExceeded, message };
+      }
       const outcome = await fx.generate({ step, model, deployment, params: callParams, requestId: `${workflowId}/${step}/${suffix}`, remainingMs, purpose });
       if (outcome.ok) {
         const cost = costOfUsage(model, outcome.output.usage);

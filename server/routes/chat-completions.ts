@@ -9,7 +9,7 @@ import type { RequestHandler } from 'express';
 import { WorkflowFailedError, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
-import { ROUTER_TASK_QUEUE, SearchAttr } from '../../common/names.js';
+import { SearchAttr } from '../../common/names.js';
 import { ErrorType } from '../../common/errors.js';
 import type { CascadeInput, CascadeResult, CascadeTrace, ChatMessage, ChatParams } from '../../common/types.js';
 import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config/load.js';
@@ -22,10 +22,10 @@ export interface ChatRouteDeps {
   config: CascadeConfig;
   client: Client;
   logger: Logger;
-  taskQueue?: string;
 }
 
-export function chatCompletionsRoute({ config, client, logger, taskQueue = ROUTER_TASK_QUEUE }: ChatRouteDeps): RequestHandler {
+export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps): RequestHandler {
+  const taskQueue = config.raw.temporal.task_queue;
   const forwarded = config.raw.server.forward_headers.map((h) => h.toLowerCase());
 
   return async (req, res, next) => {

@@ -22,6 +22,7 @@ import { loadConfig, REPO_ROOT, type CascadeConfig } from '../../config/load.js'
 import { createRouterWorker } from '../../workers/router.js';
 import { createPoolWorker } from '../../workers/pool.js';
 import { createApp } from '../../server/app.js';
+import { freePort } from '../../scripts/temporal-dev-server.js';
 import { releaseTestTemporal, testTemporalAddress } from './temporal.js';
 import { installRuntime } from '../../workers/runtime.js';
 
@@ -33,6 +34,10 @@ export interface StackOptions {
   configure?: (raw: Record<string, any>) => void;
   /** Pools whose workers run as child processes (so a test can kill -9 them). */
   poolProcesses?: string[];
+  /** Run the router worker as a child process. */
+  routerProcess?: boolean;
+  /** Run the API as a child process. */
+  apiProcess?: boolean;
   /** Pools that get no worker at all (to test a pool with no capacity). */
   poolsWithoutWorkers?: string[];
 }
@@ -47,8 +52,10 @@ export interface Stack {
   farmUrl(pool: string): string;
   farmLog(filter?: { request_id?: string; pool?: string; model?: string }): Promise<Attempt[]>;
   farmReset(): Promise<void>;
-  poolProcess(pool: string): ChildProcess;
-  startPoolProcess(pool: string): Promise<ChildProcess>;
+  /** Child processes by name: `pool:<name>`, `router`, `api`. */
+  child(name: string): ChildProcess;
+  /** (Re)starts a child process: `pool:<name>`, `router` or `api`. */
+  startChild(name: string): Promise<ChildProcess>;
   close(): Promise<void>;
 }
 
@@ -59,7 +66,7 @@ export function baseTestConfig(ports: Record<string, string>, suffix: string): R
   const tq = (pool: string) => `test-${suffix}-pool-${pool}`;
   return {
     server: { host: '127.0.0.1', port: 0, max_body_bytes: 65536, log_prompts: false, forward_headers: ['x-farm-fault', 'x-farm-fault-delay-ms'] },
-    temporal: { address: 'set-below', namespace: 'default' },
+    temporal: { address: 'set-below', namespace: 'default', task_queue: `test-${suffix}-router` },
     retry: { initial_interval_ms: 100, backoff_coefficient: 2, maximum_interval_ms: 1000, maximum_attempts: 3, schedule_to_start_timeout_ms: 1500 },
     breaker: { failure_threshold: 3, open_ms: 3000 },
     pools: { cpu: { task_queue: tq('cpu'), concurrency: 8 }, 'gpu-a': { task_queue: tq('gpu-a'), concurrency: 8 }, api: { task_queue: tq('api'), concurrency: 16 } },
@@ -142,36 +149,47 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const config = loadConfig(configFile);
 
   const workerConnection = await NativeConnection.connect({ address: temporalAddress });
-  const routerQueue = `test-${suffix}-router`;
-  const workers: Worker[] = [await createRouterWorker({ config, connection: workerConnection, logger: quiet, taskQueue: routerQueue })];
+  const workers: Worker[] = [];
   const children = new Map<string, ChildProcess>();
-  const startPoolProcess = async (pool: string): Promise<ChildProcess> => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', 'pool.ts'), pool], {
-      env: { ...process.env, CASCADE_CONFIG: configFile, LOG_LEVEL: 'info' },
+  let apiPort = 0;
+  const startChild = async (name: string): Promise<ChildProcess> => {
+    const [kind, pool] = name.split(':');
+    const entry = kind === 'pool' ? ['workers/pool.ts', pool!] : kind === 'router' ? ['workers/router.ts'] : ['server/main.ts'];
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, entry[0]!), ...entry.slice(1)], {
+      env: { ...process.env, CASCADE_CONFIG: configFile, LOG_LEVEL: 'info', PORT: String(apiPort) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    children.set(pool, child);
+    children.set(name, child);
     await new Promise<void>((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
-        if (out.includes('pool worker ready')) resolve();
+        if (/"msg":"(pool worker|router worker|api) ready"/.test(out)) resolve();
       });
-      child.once('exit', (code) => reject(new Error(`pool worker ${pool} exited with ${code}`)));
+      child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
     });
     return child;
   };
+
+  if (opts.routerProcess) await startChild('router');
+  else workers.push(await createRouterWorker({ config, connection: workerConnection, logger: quiet }));
   for (const pool of Object.keys(config.raw.pools)) {
     if (opts.poolsWithoutWorkers?.includes(pool)) continue;
-    if (opts.poolProcesses?.includes(pool)) await startPoolProcess(pool);
+    if (opts.poolProcesses?.includes(pool)) await startChild(`pool:${pool}`);
     else workers.push(await createPoolWorker({ config, pool, connection: workerConnection, logger: quiet }));
   }
   const running = workers.map((w) => w.run());
 
   const clientConnection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection: clientConnection, namespace: 'default' });
-  const server = createServer(createApp({ config, client, logger: quiet, taskQueue: routerQueue }));
-  const apiPort = await listen(server);
+  let server: Server | null = null;
+  if (opts.apiProcess) {
+    apiPort = await freePort();
+    await startChild('api');
+  } else {
+    server = createServer(createApp({ config, client, logger: quiet }));
+    apiPort = await listen(server);
+  }
   const apiUrl = `http://127.0.0.1:${apiPort}/v1`;
   const farmBase = farm.pools[0]!.baseUrl.replace(/\/v1$/, '');
 
@@ -192,11 +210,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await fetch(`${farmBase}/farm/reset`, { method: 'POST' });
       await fetch(`${farmBase}/farm/faults`, { method: 'DELETE' });
     },
-    poolProcess: (pool) => children.get(pool)!,
-    startPoolProcess,
+    child: (name) => children.get(name)!,
+    startChild,
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (server) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server!.close(() => resolve()));
+      }
       for (const child of children.values()) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await Promise.allSettled(running);

@@ -1,0 +1,199 @@
+/**
+ * Upstream faults, one per farm fault, observed end to end: through the API, the workflow and
+ * the pool activities to the farm, whose attempt log shows what the router really sent.
+ * The circuit breaker is set out of reach here (its own test file covers it), so every test
+ * starts from the configured pool order.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { Attempt } from '../../farm/index.js';
+import { GPT4, MIXTRAL, startStack, type Stack } from '../helpers/stack.js';
+
+const rows = readFileSync(new URL('../../../shared/data/routellm/gsm8k.jsonl', import.meta.url), 'utf8')
+  .split('\n')
+  .slice(0, 5)
+  .map((l) => JSON.parse(l));
+const prompt = rows[0].prompt as string;
+const mixtralAnswer = rows[0].models[MIXTRAL].response as string;
+const gpt4Answer = rows[0].models[GPT4].response as string;
+
+let stack: Stack;
+before(async () => {
+  stack = await startStack({
+    configure: (raw) => {
+      raw.breaker.failure_threshold = 1000;
+    },
+  });
+});
+after(async () => {
+  await stack?.close();
+});
+
+interface Result {
+  status: number;
+  body: any;
+  workflowId: string;
+  attempts: Attempt[];
+  ms: number;
+}
+
+/** Posts one chat request with farm fault headers; returns the body and the farm's attempts for it. */
+async function chat(fault: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<Result> {
+  const started = Date.now();
+  const res = await fetch(`${stack.apiUrl}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-farm-fault': fault, ...headers },
+    body: JSON.stringify({ model: 'mixtral', messages: [{ role: 'user', content: prompt }], ...body }),
+  });
+  const ms = Date.now() - started;
+  const workflowId = res.headers.get('x-cascade-workflow-id') ?? '';
+  const json = await res.json();
+  const attempts = (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`)).sort((a, b) => a.t_ms - b.t_ms);
+  return { status: res.status, body: json, workflowId, attempts, ms };
+}
+
+const gaps = (attempts: Attempt[]) => attempts.slice(1).map((a, i) => a.t_ms - attempts[i]!.t_ms);
+
+describe('retried on the same deployment', () => {
+  it('error-once: a 500 is retried with backoff and the retry answers', async () => {
+    const r = await chat('error-once;pool=cpu');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.choices[0].message.content, mixtralAnswer);
+    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', '500'], ['cpu', 'ok']]);
+    assert.ok(gaps(r.attempts)[0]! >= 100, `backoff ${gaps(r.attempts)[0]} ms`);
+    assert.equal(r.body.cascade.attempts[0].retries, 1);
+  });
+
+  it('reset: a connection reset before any byte is retried', async () => {
+    const r = await chat('reset;pool=cpu');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', 'reset'], ['cpu', 'ok']]);
+  });
+
+  it('rate-limit-retry-after: the retry waits at least as long as Retry-After says', async () => {
+    const r = await chat('rate-limit-retry-after;pool=cpu');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', '429'], ['cpu', 'ok']]);
+    assert.ok(gaps(r.attempts)[0]! >= 2000, `retried after ${gaps(r.attempts)[0]} ms, Retry-After was 2 s`);
+  });
+
+  it('no-done: a complete stream without [DONE] is finalised when the body ends', async () => {
+    const r = await chat('no-done');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.choices[0].message.content, mixtralAnswer);
+    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', 'no-done']]);
+    assert.ok(r.ms < 1000, `took ${r.ms} ms: the body's end must finalise the answer`);
+  });
+});
+
+describe('failed over to the next deployment', () => {
+  it('rate-limit: persistent 429s are retried a bounded number of times with backoff, then fail over', async () => {
+    const r = await chat('rate-limit;pool=cpu');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', '429'], ['cpu', '429'], ['cpu', '429'], ['gpu-a', 'ok']]);
+    const [g1, g2] = gaps(r.attempts);
+    assert.ok(g1! >= 100 && g2! >= 200, `backoff gaps ${g1}, ${g2} ms`);
+    assert.equal(r.body.cascade.attempts.at(-1).pool, 'gpu-a');
+    assert.equal(r.body.cascade.attempts[0].error, 'rate_limited');
+  });
+
+  it('unavailable: persistent 503s fail over within the retry bound', async () => {
+    const r = await chat('unavailable;pool=cpu');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.attempts.map((a) => a.outcome), ['503', '503', '503', 'ok']);
+    assert.equal(r.attempts.at(-1)!.pool, 'gpu-a');
+  });
+
+  it('no-response: the attempt times out well inside the deadline and goes elsewhere', async () => {
+    const r = await chat('no-response;pool=cpu');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.choices[0].message.content, mixtralAnswer);
+    assert.equal(r.body.cascade.attempts[0].error, 'upstream_timeout');
+    assert.equal(r.body.cascade.attempts.at(-1).pool, 'gpu-a');
+    assert.ok(r.ms < 6000, `took ${r.ms} ms (first-token limit 1.5 s, deadline 20 s)`);
+    // The silent deployment is not asked again and again.
+    assert.equal(r.attempts.filter((a) => a.pool === 'cpu').length, 1);
+  });
+
+  for (const [fault, error] of [
+    ['stream-cut', 'stream_incomplete'],
+    ['malformed-chunk', 'stream_malformed'],
+  ] as const) {
+    it(`${fault}: a broken stream is never an answer; another deployment answers in full`, async () => {
+      const r = await chat(`${fault};pool=cpu`);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.choices[0].message.content, mixtralAnswer);
+      assert.equal(r.body.cascade.attempts[0].error, error);
+      assert.equal(r.body.cascade.attempts[0].cost_usd, 0, 'a failed attempt is not billed');
+      assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', fault], ['gpu-a', 'ok']]);
+    });
+  }
+
+  it('stream-stall: a stream that goes silent past the idle limit fails over', async () => {
+    const r = await chat('stream-stall;pool=cpu', {}, { 'x-farm-fault-delay-ms': '5000' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.choices[0].message.content, mixtralAnswer);
+    assert.equal(r.body.cascade.attempts[0].error, 'stream_stalled');
+    assert.equal(r.attempts.at(-1)!.pool, 'gpu-a');
+    assert.ok(r.ms < 4000, `took ${r.ms} ms (idle limit 1 s; the stall lasts 5 s)`);
+  });
+});
+
+describe('errors that concern the request', () => {
+  it('context-length: not retried on the same model; the cascade jumps to a step whose window fits', async () => {
+    const r = await chat(`context-length;model=${MIXTRAL}`, { model: 'cascade' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.model, GPT4);
+    assert.equal(r.body.choices[0].message.content, gpt4Answer);
+    assert.deepEqual(r.attempts.map((a) => [a.model, a.outcome]), [[MIXTRAL, 'context_length_exceeded'], [GPT4, 'ok']]);
+    assert.equal(r.body.cascade.attempts[0].error, 'context_length_exceeded');
+  });
+
+  it('content-filter: not retried, not escalated, and the reason reaches the caller', async () => {
+    const r = await chat('content-filter', { model: 'cascade' });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.code, 'content_policy_violation');
+    assert.equal(r.body.error.type, 'invalid_request_error');
+    assert.match(r.body.error.message, /content/i);
+    assert.equal(r.attempts.length, 1);
+    assert.equal(r.body.error.cascade.attempts.length, 1);
+  });
+
+  it('a prompt longer than every context window is refused without calling any model', async () => {
+    const r = await chat('', { model: 'cascade', max_tokens: 200_000 });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.code, 'context_length_exceeded');
+    assert.equal(r.attempts.length, 0);
+  });
+});
+
+describe('deadline and budget apply across steps', () => {
+  it('a deadline no step can meet ends with 504 and the trace, before any model call', async () => {
+    const r = await chat('', { model: 'cascade', cascade: { deadline_ms: 50 } });
+    assert.equal(r.status, 504);
+    assert.equal(r.body.error.code, 'deadline_exceeded');
+    // Each step is either skipped up front (its typical latency does not fit) or stopped before its call.
+    const errors = r.body.error.cascade.attempts.map((a: any) => a.error);
+    assert.equal(errors.length, 2);
+    for (const e of errors) assert.ok(['skipped:deadline', 'deadline_exceeded'].includes(e), e);
+    assert.equal(r.attempts.length, 0);
+  });
+
+  it('a budget no step fits ends with 402 budget_exceeded', async () => {
+    const r = await chat('', { model: 'cascade', cascade: { max_cost_usd: 0.000001 } });
+    assert.equal(r.status, 402);
+    assert.equal(r.body.error.code, 'budget_exceeded');
+    assert.equal(r.attempts.length, 0);
+  });
+
+  it('a budget that pays for the cheap step only returns its rejected answer, flagged as degraded', async () => {
+    const r = await chat('', { model: 'cascade', response_format: { type: 'json_object' }, cascade: { max_cost_usd: 0.001 } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.model, MIXTRAL);
+    assert.equal(r.body.cascade.degraded, true);
+    assert.deepEqual(r.body.cascade.attempts.map((a: any) => a.error), [null, 'skipped:budget']);
+    assert.ok(r.body.cascade.cost_usd <= 0.001);
+    assert.deepEqual(r.attempts.map((a) => a.model), [MIXTRAL]);
+  });
+});
