@@ -26,6 +26,9 @@ export async function createRouterWorker(opts: { config: CascadeConfig; connecti
     maxConcurrentWorkflowTaskExecutions: 64,
     maxConcurrentLocalActivityExecutions: 64,
     maxCachedWorkflows: 1000,
+    // After a router worker dies, its cached workflows move to another worker after this long:
+    // the SDK's 10 s default would stall every in-flight request for that long.
+    stickyQueueScheduleToStartTimeout: '2s',
   });
 }
 
