@@ -1,6 +1,6 @@
 /**
  * npm run train -- --data <file.jsonl> [--data <file2.jsonl> ...] [--name <prefix>] [--out-dir <dir>]
- *                  [--split train] [--no-encoder] [--max-tokens 40] [--prerouter-encoder]
+ *                  [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding]
  */
 import { parseArgs } from 'node:util';
 import { train } from '../train/train.js';
@@ -14,10 +14,11 @@ const { values } = parseArgs({
     'no-encoder': { type: 'boolean', default: false },
     'max-tokens': { type: 'string' },
     'prerouter-encoder': { type: 'boolean', default: false },
+    'answer-prompt-embedding': { type: 'boolean', default: false },
   },
 });
 if (!values.data?.length) {
-  console.error('usage: npm run train -- --data <file.jsonl> [--name <prefix>] [--out-dir <dir>] [--split train] [--no-encoder] [--max-tokens 40]');
+  console.error('usage: npm run train -- --data <file.jsonl> [--name <prefix>] [--out-dir <dir>] [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding]');
   process.exit(2);
 }
 if (values.name && values.data.length > 1) {
@@ -33,5 +34,6 @@ for (const data of values.data) {
     useEncoder: !values['no-encoder'],
     maxTokens: values['max-tokens'] ? Number(values['max-tokens']) : undefined,
     prerouterEncoder: values['prerouter-encoder'],
+    answerPromptEmbedding: values['answer-prompt-embedding'],
   });
 }

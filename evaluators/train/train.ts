@@ -30,6 +30,11 @@ export interface TrainOptions {
    * prompt on 2 cores and the pre-router's budget is 1 ms (cheap prompt features take ~0.03 ms).
    */
   prerouterEncoder?: boolean;
+  /**
+   * Let answer models embed the prompt as well as the answer: a second encoder pass (~4 ms) when
+   * the prompt's embedding is not cached, beyond the 5 ms budget. Off by default.
+   */
+  answerPromptEmbedding?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -58,7 +63,7 @@ interface Candidate {
 }
 
 const L2_GRID = [0.003, 0.03, 0.3];
-export const DEFAULT_ANSWER_MAX_TOKENS = 40;
+export const DEFAULT_ANSWER_MAX_TOKENS = 32;
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9.-]+/g, '_').replace(/^_+|_+$/g, '');
 
@@ -155,7 +160,7 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
   const withResponses = view.models.filter((m) => rows.filter((r) => r.models[m.name]?.response).length >= rows.length * 0.5);
   let embeddings = new Map<string, Float32Array>();
   if (encoder) {
-    const needPrompts = withResponses.length > 0 || opts.prerouterEncoder;
+    const needPrompts = (withResponses.length > 0 && opts.answerPromptEmbedding) || opts.prerouterEncoder;
     const texts = [...(needPrompts ? rows.map((r) => r.prompt) : []), ...rows.flatMap((r) => withResponses.map((m) => r.models[m.name]?.response ?? '').filter(Boolean))];
     const t0 = Date.now();
     embeddings = await embedAllCached(encoder, texts, `${sha1}-${ENCODER_NAME}-${maxTokens}-single`);
@@ -196,7 +201,7 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
     }
     const cheap = labelled.map((r) => answerFeatures(evaluationInputOf(r, m.name, 0)));
     const embeds = labelled.map((r) => [emb(r.prompt), emb(r.models[m.name]?.response)]);
-    const textOptions: TextSet[] = encoder ? [[], ['answer'], ['prompt', 'answer']] : [[]];
+    const textOptions: TextSet[] = encoder ? [[], ['answer'], ...(opts.answerPromptEmbedding ? [['prompt', 'answer'] as TextSet] : [])] : [[]];
     const results = candidatesFor(textOptions).map((cand) => {
       const { X, dim } = design(cheap, embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))), cand.texts);
       return crossValidate(labelled.map((r) => r.id), X, dim, Y, 1, cand, iterations);
