@@ -273,7 +273,7 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
     manifest.report.prerouter = Object.fromEntries(results.map((r) => [`${r.candidate.texts.join('+') || 'cheap'}@${r.candidate.l2}`, round(r.auroc)]));
     log(`train: prerouter over ${outs.length} models: mean CV AUROC ${chosen.auroc.toFixed(3)} with ${chosen.candidate.texts.join('+') || 'cheap features'} (l2 ${chosen.candidate.l2})`);
   }
-  manifest.report.seconds = round((Date.now() - started) / 1000);
+
   await writeFile(join(outDir, `${name}.manifest.json`), JSON.stringify(manifest) + '\n');
   log(`train: wrote ${relative(process.cwd(), join(outDir, `${name}.manifest.json`))} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return manifest;
