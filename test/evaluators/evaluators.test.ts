@@ -5,6 +5,7 @@ import { createEvaluator, evaluatorSpecSchema, type EvaluationInput } from '../.
 import { checkArithmetic, evalExpression } from '../../evaluators/arithmetic.js';
 import { buildJudgeMessages, parseJudgeVerdict } from '../../evaluators/judge-prompt.js';
 import { extractFinalAnswer } from '../../evaluators/text.js';
+import { ANSWER_FEATURE_NAMES, answerFeatures, PROMPT_FEATURE_NAMES, promptFeatures } from '../../evaluators/features.js';
 
 const inputs: EvaluationInput[] = [
   { messages: [{ role: 'user', content: 'What is 16 - 3 - 4 times 2?' }], answer: '16 - 3 = 13\n13 - 4 = 9\n9 * 2 = 18\n#### 18', model: 'm', step: 1 },
@@ -94,6 +95,19 @@ describe('evaluators', () => {
     assert.equal(parseJudgeVerdict('no idea'), null);
     const ev = await createEvaluator({ type: 'judge', model: 'j' });
     assert.equal((await ev.evaluate({ ...inputs[0]!, judgeVerdict: undefined })).confidence, 0);
+  });
+
+  it('feature vectors match their name lists and are finite', () => {
+    for (const input of inputs) {
+      const a = answerFeatures(input);
+      assert.equal(a.length, ANSWER_FEATURE_NAMES.length);
+      assert.ok(a.every(Number.isFinite));
+      assert.equal(promptFeatures(input.messages[0]?.content ?? '').length, PROMPT_FEATURE_NAMES.length);
+    }
+    // Spot-check alignment: a binary feature only takes 0/1.
+    const neg = ANSWER_FEATURE_NAMES.indexOf('a_final_negative');
+    assert.equal(answerFeatures({ ...inputs[0]!, answer: '#### -5' })[neg], 1);
+    assert.equal(answerFeatures({ ...inputs[0]!, answer: '#### 12.5 apples' })[ANSWER_FEATURE_NAMES.indexOf('a_final_raw_decimal')], 1);
   });
 
   it('final answers: markers, choices, numbers', () => {
