@@ -79,7 +79,7 @@ export class Replayer {
       report: async () => {},
       generate: async (call) => {
         const o = row.models[call.model.name];
-        if (call.purpose !== 'answer' || !o || o.response === null && quality(o) === null) {
+        if (call.purpose !== 'answer' || !o || (o.response === null && quality(o) === null)) {
           // Recorded data has one answer per model: no extra samples, no judge verdicts.
           return { ok: false, error: { type: ErrorType.UpstreamError, message: `no recorded ${call.purpose} for ${call.model.name}`, retries: 0, latencyMs: null } };
         }
