@@ -107,7 +107,7 @@ async function loadHeadUncached(path: string, encoderDir: string, logger?: Logge
   try {
     meta = headMetaSchema.parse(JSON.parse(await readFile(metaPath, 'utf8')));
   } catch (err) {
-    throw new Error(`cannot read the head description ${metaPath} (written by npm run train): ${(err as Error).message}`);
+    throw new Error(`cannot read the head description ${metaPath} (written by npm run train): ${(err as Error).message}`, { cause: err });
   }
   if (meta.feature_version !== FEATURE_VERSION)
     throw new Error(`${path} was trained on features ${meta.feature_version}, this code computes ${FEATURE_VERSION}: run npm run train again`);

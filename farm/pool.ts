@@ -262,7 +262,6 @@ export function createPoolApp(ctx: PoolContext): express.Express {
   app.use((req, _res, next) => next(farmErrors.routeNotFound(req.method, req.path)));
   // Central error mapping: body-parser failures and thrown FarmHttpErrors become OpenAI-shaped errors.
   // Express recognises error handlers by their four parameters.
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: string; status?: number; message?: string };
     const error =

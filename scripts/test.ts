@@ -1,7 +1,7 @@
 /**
- * `npm test`: starts one Temporal dev server for the whole run, then runs every test file under
- * test/ with node's test runner against it (each file starts its own farm, workers and API).
- * Extra arguments are passed to the runner (e.g. a single file).
+ * `npm test`: type-checks and lints (the whole run only), starts one Temporal dev server, then
+ * runs every test file under test/ with node's test runner against it (each file starts its own
+ * farm, workers and API). Extra arguments are passed to the runner (e.g. a single file).
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -19,9 +19,21 @@ function testFiles(dir: string): string[] {
     .sort();
 }
 
+/** Runs a tool from node_modules/.bin; resolves with its exit code. */
+function tool(name: string, args: string[]): Promise<number> {
+  const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', name), args, { cwd: REPO_ROOT, stdio: 'inherit' });
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+}
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const files = args.some((a) => a.endsWith('.ts')) ? [] : testFiles(join(REPO_ROOT, 'test')).map((f) => relative(REPO_ROOT, f));
+  const selected = args.some((a) => a.endsWith('.ts'));
+  const files = selected ? [] : testFiles(join(REPO_ROOT, 'test')).map((f) => relative(REPO_ROOT, f));
+  if (!selected) {
+    process.stderr.write('[test] type-check (tsc) and lint (eslint)\n');
+    if ((await tool('tsc', ['-p', '.'])) !== 0) return 1;
+    if ((await tool('eslint', ['.'])) !== 0) return 1;
+  }
   const temporal = await startTemporalDevServer();
   process.stderr.write(`[test] Temporal dev server on ${temporal.address}; ${files.length || 'selected'} test files\n`);
   try {

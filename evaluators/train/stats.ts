@@ -5,7 +5,10 @@ export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number | bool
   const idx = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
   let pos = 0;
   let neg = 0;
-  for (let i = 0; i < labels.length; i++) (labels[i] ? pos++ : neg++);
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i]) pos++;
+    else neg++;
+  }
   if (pos === 0 || neg === 0) return null;
   // Mann-Whitney U with average ranks for ties.
   let rankSumPos = 0;

@@ -209,7 +209,7 @@ async function checkGgufFile(path: string): Promise<void> {
     size = s.size;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? 'file not found' : errorMessage(err));
+    throw new Error(code === 'ENOENT' ? 'file not found' : errorMessage(err), { cause: err });
   }
   if (size < 24) throw new Error(`not a GGUF file (only ${size} bytes)`);
   const fh = await open(path, 'r');
