@@ -12,6 +12,11 @@ export const SearchAttr = {
   CostUsd: defineSearchAttributeKey('CascadeCostUsd', SearchAttributeType.DOUBLE),
   FinalModel: defineSearchAttributeKey('CascadeFinalModel', SearchAttributeType.KEYWORD),
   Policy: defineSearchAttributeKey('CascadePolicy', SearchAttributeType.KEYWORD),
+  /** Document jobs: the task, and chunks done / total. */
+  DocumentTask: defineSearchAttributeKey('CascadeDocumentTask', SearchAttributeType.KEYWORD),
+  // A Double although it counts: the dev server's SQLite visibility allows at most 3 Int attributes.
+  DocumentChunksDone: defineSearchAttributeKey('CascadeDocumentChunksDone', SearchAttributeType.DOUBLE),
+  DocumentChunksTotal: defineSearchAttributeKey('CascadeDocumentChunksTotal', SearchAttributeType.INT),
 } as const;
 
 /** `name=Type` pairs for `temporal server start-dev --search-attribute`. */
@@ -21,4 +26,7 @@ export const SEARCH_ATTRIBUTE_FLAGS: string[] = [
   'CascadeCostUsd=Double',
   'CascadeFinalModel=Keyword',
   'CascadePolicy=Keyword',
+  'CascadeDocumentTask=Keyword',
+  'CascadeDocumentChunksDone=Double',
+  'CascadeDocumentChunksTotal=Int',
 ];

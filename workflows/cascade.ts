@@ -4,7 +4,7 @@
  * The decisions themselves live in cascade-core.ts.
  */
 import { ActivityFailure, ApplicationFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
-import { proxyActivities, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, proxyActivities, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { PoolActivities } from '../activities/pool.js';
 import type { RouterActivities } from '../activities/router.js';
 import type { CascadeInput, CascadeResult, CascadeTrace } from '../common/types.js';
@@ -96,7 +96,8 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
 
 /** Maps what Temporal reports about a failed activity to the shared error names. */
 function classifyActivityFailure(err: unknown): { type: string; message: string; retries: number } {
-  if (!(err instanceof ActivityFailure)) throw err; // not an activity failure: a bug, let the workflow task fail
+  // A cancelled request (the caller went away) stops here instead of failing over.
+  if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
   const cause = err.cause;
   if (cause instanceof ApplicationFailure) {
     const attempts = (cause.details?.[0] as { attempt?: number } | undefined)?.attempt ?? 1;

@@ -197,3 +197,34 @@ describe('deadline and budget apply across steps', () => {
     assert.deepEqual(r.attempts.map((a) => a.model), [MIXTRAL]);
   });
 });
+
+describe('a caller that goes away', () => {
+  it('without an Idempotency-Key, disconnecting cancels the workflow and no further model is called', async () => {
+    const abort = new AbortController();
+    const pending = fetch(`${stack.apiUrl}/chat/completions`, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: { 'content-type': 'application/json', 'x-farm-fault': 'slow-first-token;pool=cpu', 'x-farm-fault-delay-ms': '1200' },
+      body: JSON.stringify({ model: 'cascade', response_format: { type: 'json_object' }, messages: [{ role: 'user', content: prompt }] }),
+    });
+    let inFlight: Attempt | undefined;
+    for (let i = 0; i < 200 && !inFlight; i++) {
+      inFlight = (await stack.farmLog({ pool: 'cpu' })).find((a) => a.outcome === 'pending');
+      if (!inFlight) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(inFlight, 'the cheap call is in flight');
+    abort.abort();
+    await assert.rejects(pending);
+    const workflowId = inFlight.request_id!.split('/')[0]!;
+    const handle = stack.client.workflow.getHandle(workflowId);
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'CANCELLED'; i++) {
+      status = (await handle.describe()).status.name;
+      if (status !== 'CANCELLED') await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(status, 'CANCELLED');
+    await new Promise((r) => setTimeout(r, 1500)); // past the slow first token: would GPT-4 be called next?
+    const calls = (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`));
+    assert.deepEqual(calls.map((a) => a.model), [MIXTRAL], 'the escalation to GPT-4 was never made');
+  });
+});
