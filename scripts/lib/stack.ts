@@ -1,0 +1,191 @@
+/**
+ * The whole Cascade stack as separate processes, the way `npm start` runs it: a Temporal dev
+ * server with a persistence file, the model farm, one worker process per pool (times
+ * `pools.<name>.workers`), the router worker and the API. Used by scripts/start.ts and by the
+ * overhead benchmark (which needs the production process layout, not workers inside one process).
+ *
+ * Environment (from `env`): CASCADE_CONFIG, PORT (API port), CASCADE_UI_PORT (Temporal UI port),
+ * CASCADE_FARM_RANDOM_PORTS=1 (farm pools on free ports; the children get FARM_<POOL>_PORT, which
+ * the config reads), and whatever `${VAR}` the config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB).
+ */
+import { dirname, resolve } from 'node:path';
+import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../config/load.js';
+import { loadFarmConfig } from '../../farm/index.js';
+import { startTemporalDevServer, type DevServer } from '../temporal-dev-server.js';
+import type { Printer } from './log-lines.js';
+import { portsInUse, type WantedPort } from './ports.js';
+import { ensureSearchAttributes } from './search-attributes.js';
+import { StartupError, Supervisor, type ChildSpec } from './supervisor.js';
+
+export interface CascadeStackOptions {
+  env?: NodeJS.ProcessEnv;
+  print: Printer;
+  /** Farm config to run instead of the one the Cascade config names (the benchmark's zero-latency farm). */
+  farmConfigPath?: string;
+  /** A process the stack cannot run without died after start-up (the Temporal dev server). */
+  onFatal(reason: string): void;
+}
+
+interface Plan {
+  config: CascadeConfig;
+  apiPort: number;
+  host: string;
+  temporal: { port: number; uiPort: number; dbFile: string } | null;
+  farm: { configPath: string; randomPorts: boolean } | null;
+}
+
+export class CascadeStack {
+  readonly supervisor: Supervisor;
+  private readonly env: NodeJS.ProcessEnv;
+  private devServer: Promise<DevServer> | null = null;
+  private stopping: Promise<void> | null = null;
+  private plan: Plan | null = null;
+  /** Farm pool name → base URL (`http://127.0.0.1:<port>/v1`), once the farm is up. */
+  readonly farmUrls = new Map<string, string>();
+
+  constructor(private readonly opts: CascadeStackOptions) {
+    this.env = { ...process.env, ...opts.env };
+    this.supervisor = new Supervisor(opts.print);
+  }
+
+  get config(): CascadeConfig {
+    if (!this.plan) throw new Error('the stack has not been planned yet');
+    return this.plan.config;
+  }
+
+  get apiBase(): string {
+    return `http://${this.plan!.host}:${this.plan!.apiPort}`;
+  }
+
+  /** The Temporal UI's URL, or null when Temporal is an external server. */
+  get uiUrl(): string | null {
+    return this.plan?.temporal ? `http://127.0.0.1:${this.plan.temporal.uiPort}` : null;
+  }
+
+  get stopped(): boolean {
+    return this.stopping !== null;
+  }
+
+  /** Starts everything and resolves when the API answers /healthz; throws StartupError naming what failed. */
+  async start(): Promise<void> {
+    const say = (text: string) => this.opts.print('cascade', text);
+    const p = (this.plan = await this.makePlan());
+    const { config } = p;
+    this.opts.print.widen(Object.entries(config.raw.pools).map(([pool, c]) => (c.workers > 1 ? `pool:${pool}#${c.workers}` : `pool:${pool}`)));
+
+    const wanted: WantedPort[] = [{ port: p.apiPort, what: this.env.PORT ? 'the API (PORT)' : 'the API (server.port)' }];
+    if (p.temporal) wanted.push({ port: p.temporal.port, what: 'Temporal (temporal.address)' }, { port: p.temporal.uiPort, what: 'the Temporal UI' });
+    if (p.farm && !p.farm.randomPorts) {
+      const farmConfig = await loadFarmConfig(p.farm.configPath, this.env);
+      wanted.push(...Object.entries(farmConfig.pools).map(([name, pool]) => ({ port: pool.port, what: `farm pool ${name}` })));
+    }
+    const busy = await portsInUse(wanted, p.host);
+    if (busy.length) throw new StartupError(`cannot start:\n  ${busy.join('\n  ')}\nStop what uses the port or choose another one (PORT, CASCADE_UI_PORT, TEMPORAL_ADDRESS, or the config).`);
+
+    if (p.temporal) {
+      say(`starting the Temporal dev server on 127.0.0.1:${p.temporal.port} (UI :${p.temporal.uiPort}, history in ${p.temporal.dbFile}) ...`);
+      this.devServer = startTemporalDevServer({ port: p.temporal.port, uiPort: p.temporal.uiPort, dbFile: p.temporal.dbFile });
+      const server = await this.devServer;
+      server.process.once('exit', (code, signal) => {
+        if (!this.stopped) this.opts.onFatal(`the Temporal dev server exited (${signal ?? `code ${code}`})`);
+      });
+      say(`temporal pid ${server.process.pid} ready`);
+    }
+    this.checkNotStopped();
+    const added = await ensureSearchAttributes(config.raw.temporal.address, config.raw.temporal.namespace).catch((err: Error) => {
+      say(`could not check the search attributes (${err.message}); the Temporal UI may lack the Cascade columns`);
+      return [];
+    });
+    if (added.length) say(`registered search attributes: ${added.join(', ')}`);
+
+    const childEnv: NodeJS.ProcessEnv = { ...this.opts.env, CASCADE_CONFIG: config.file };
+    if (p.farm) {
+      const pid = await this.supervisor.start({
+        name: 'farm',
+        args: ['farm/main.ts', '--config', p.farm.configPath, ...(p.farm.randomPorts ? ['--random-ports'] : [])],
+        env: this.opts.env,
+        isReadyLine: (line) => line === 'farm ready',
+        onLine: (line) => {
+          const m = /^farm pool (\S+) ready (http:\/\/[^:]+:(\d+)\S*)/.exec(line);
+          if (!m) return;
+          this.farmUrls.set(m[1]!, m[2]!);
+          // The config the children read points at the farm that is running (see cascade.yaml).
+          childEnv[farmPortVar(m[1]!)] = m[3]!;
+        },
+        restart: false, // the workers' config holds its ports
+      });
+      say(`farm pid ${pid} ready`);
+    }
+    this.checkNotStopped();
+
+    const specs: ChildSpec[] = [];
+    for (const [pool, poolConfig] of Object.entries(config.raw.pools)) {
+      for (let i = 1; i <= poolConfig.workers; i++) {
+        const name = poolConfig.workers > 1 ? `pool:${pool}#${i}` : `pool:${pool}`;
+        specs.push({ name, args: ['workers/pool.ts', pool], env: childEnv, isReadyLine: (line) => line.includes('"pool worker ready"'), restart: true });
+      }
+    }
+    specs.push({ name: 'router', args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
+    specs.push({ name: 'api', args: ['server/main.ts'], env: { ...childEnv, PORT: String(p.apiPort) }, isReadyLine: (line) => line.includes('"api ready"'), restart: true });
+    await Promise.all(specs.map(async (spec) => say(`${spec.name} pid ${await this.supervisor.start(spec)} ready`)));
+    await waitForHealth(`${this.apiBase}/healthz`, 15_000);
+    this.checkNotStopped();
+  }
+
+  /** Stops every child (SIGTERM, SIGKILL after a grace period), then the Temporal dev server. Idempotent. */
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      await this.supervisor.stopAll();
+      await this.devServer?.then((s) => s.stop(), () => {});
+    })());
+  }
+
+  private checkNotStopped(): void {
+    if (this.stopped) throw new StartupError('stopped during start-up');
+  }
+
+  private async makePlan(): Promise<Plan> {
+    const env = this.env;
+    const config = loadConfig(env.CASCADE_CONFIG ?? DEFAULT_CONFIG_PATH, env);
+    const apiPort = env.PORT ? parsePort(env.PORT, 'PORT') : config.raw.server.port;
+    const dev = config.raw.temporal.dev_server;
+    let temporal: Plan['temporal'] = null;
+    if (dev) {
+      const match = /^(127\.0\.0\.1|localhost):(\d+)$/.exec(config.raw.temporal.address);
+      if (!match) throw new StartupError(`temporal.dev_server is set, so temporal.address must be 127.0.0.1:<port> (it is ${config.raw.temporal.address})`);
+      temporal = {
+        port: parsePort(match[2]!, 'temporal.address'),
+        uiPort: env.CASCADE_UI_PORT ? parsePort(env.CASCADE_UI_PORT, 'CASCADE_UI_PORT') : dev.ui_port,
+        dbFile: resolve(dirname(config.file), dev.db_file),
+      };
+    }
+    const farmConfigPath = this.opts.farmConfigPath ?? config.farmConfigPath;
+    const farm = farmConfigPath ? { configPath: farmConfigPath, randomPorts: env.CASCADE_FARM_RANDOM_PORTS === '1' } : null;
+    return { config, apiPort, host: config.raw.server.host, temporal, farm };
+  }
+}
+
+function parsePort(value: string, what: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StartupError(`${what}: "${value}" is not a port number`);
+  return port;
+}
+
+/** The env var the config reads a farm pool's port from: gpu-a → FARM_GPU_A_PORT. */
+const farmPortVar = (pool: string) => `FARM_${pool.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PORT`;
+
+async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      if (res.ok) return;
+      last = `HTTP ${res.status}: ${await res.text()}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new StartupError(`api did not answer ${url} with 200 within ${timeoutMs / 1000} s (${last})`);
+}

@@ -1,0 +1,101 @@
+/**
+ * `npm start` as a user runs it (scripts/start.ts, every port random, a temporary Temporal
+ * history): it gets ready, answers a real request, survives kill -9 of a pool worker in the middle
+ * of a request (the request still succeeds and the worker comes back), and SIGINT stops every
+ * process it started.
+ */
+import { after, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import OpenAI from 'openai';
+import { REPO_ROOT } from '../config/load.js';
+import { freePort } from '../scripts/temporal-dev-server.js';
+
+const JANET = "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
+
+const dir = mkdtempSync(join(tmpdir(), 'cascade-start-'));
+let start: ChildProcess | null = null;
+/** Every pid npm start reported, by child name (a restarted child adds its new pid). */
+const pids: { name: string; pid: number }[] = [];
+const lines: string[] = [];
+const waiters: { match: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
+
+function nextLine(match: RegExp, timeoutMs: number, what: string): Promise<RegExpExecArray> {
+  const seen = lines.map((l) => match.exec(l)).find((m) => m);
+  if (seen) return Promise.resolve(seen);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs / 1000} s; output:\n${lines.slice(-40).join('\n')}`)), timeoutMs);
+    waiters.push({ match, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+  });
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+after(() => {
+  // Only when the test failed half-way: nothing it started may outlive it.
+  if (start && start.exitCode === null) start.kill('SIGKILL');
+  for (const { pid } of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('npm start runs the stack, survives a killed pool worker and stops everything on SIGINT', { timeout: 90_000 }, async () => {
+  const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+  const { CASCADE_API_KEYS: _keys, ...env } = process.env;
+  start = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'start.ts')], {
+    cwd: REPO_ROOT,
+    env: { ...env, PORT: String(apiPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, CASCADE_UI_PORT: String(uiPort), CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'), CASCADE_FARM_RANDOM_PORTS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => start!.once('exit', (code) => resolve(code)));
+  for (const stream of [start.stdout!, start.stderr!]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line);
+      const started = /\| (\S+) pid (\d+) ready/.exec(line);
+      if (started) pids.push({ name: started[1]!, pid: Number(started[2]) });
+      for (const w of waiters.filter((w) => w.match.test(line))) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(w.match.exec(line)!);
+      }
+    });
+  }
+
+  const ready = await nextLine(/Cascade ready: (\S+) \(Temporal UI: (\S+)\)/, 80_000, 'ready line');
+  assert.equal(ready[1], `http://127.0.0.1:${apiPort}/v1`);
+  assert.equal(ready[2], `http://127.0.0.1:${uiPort}`);
+  assert.match((await nextLine(/^curl .*/, 1000, 'sample curl'))[0], new RegExp(`http://127\\.0\\.0\\.1:${apiPort}/v1/chat/completions`));
+  const names = pids.map((p) => p.name);
+  for (const name of ['temporal', 'farm', 'pool:cpu', 'pool:gpu-a', 'pool:api', 'router', 'api']) assert.ok(names.includes(name), `${name} reported its pid`);
+
+  const openai = new OpenAI({ baseURL: ready[1], apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+  const first = (await openai.chat.completions.create({ model: 'cascade', messages: [{ role: 'user', content: JANET }] })) as any;
+  assert.equal(first.model, 'mistralai/Mixtral-8x7B-Instruct-v0.1');
+  assert.match(first.choices[0].message.content, /18/);
+  assert.equal(first.cascade.attempts[0].pool, 'cpu');
+
+  // The cpu pool worker dies while it serves the next request (the farm's cpu pool takes seconds).
+  const victim = pids.find((p) => p.name === 'pool:cpu')!.pid;
+  const second = openai.chat.completions.create({ model: 'cascade', messages: [{ role: 'user', content: JANET }] });
+  await new Promise((r) => setTimeout(r, 1500));
+  process.kill(victim, 'SIGKILL');
+  const answer = (await second) as any;
+  assert.match(answer.choices[0].message.content, /18/);
+  await nextLine(/pool:cpu \(pid \d+\) was killed by SIGKILL/, 5000, 'crash report');
+  const restarted = await nextLine(/\| pool:cpu pid (\d+) ready \(restarted\)/, 30_000, 'restarted pool worker');
+  assert.notEqual(Number(restarted[1]), victim);
+
+  start.kill('SIGINT');
+  assert.equal(await exited, 0);
+  const alive = pids.filter((p) => isAlive(p.pid));
+  assert.deepEqual(alive, [], 'every child npm start reported has exited');
+});
