@@ -129,6 +129,27 @@ export const configSchema = z
       })
       .strict()
       .default({ failure_threshold: 3, open_ms: 15000 }),
+    /** Long-document jobs (POST /v1/documents): limits, chunking and where texts and results are kept. */
+    documents: z
+      .object({
+        /** Largest document accepted (bytes of text, or of the uploaded file). */
+        max_bytes: z.number().int().positive().default(33_554_432),
+        /** Chunk size and the overlap carried from one chunk into the next (estimated tokens). */
+        chunk_tokens: z.number().int().min(16).default(1000),
+        overlap_tokens: z.number().int().nonnegative().default(100),
+        /** Chunks in flight at once per job. */
+        concurrency: z.number().int().positive().max(256).default(8),
+        /** Directory of the filesystem document store, relative to this file. */
+        store_dir: z.string().min(1).default('../.data/documents'),
+        /** A job continues as new once its history has this many events (keeps every history small). */
+        history_events_limit: z.number().int().min(100).default(10_000),
+        /** Rounds in which chunks whose cascade failed are run again (the rest are never rerun). */
+        retry_failed_rounds: z.number().int().nonnegative().max(5).default(1),
+        /** Hosts webhook_url may name (exact, or `*.example.com`); empty = webhooks are refused. */
+        webhook_allow_hosts: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .default({ max_bytes: 33_554_432, chunk_tokens: 1000, overlap_tokens: 100, concurrency: 8, store_dir: '../.data/documents', history_events_limit: 10_000, retry_failed_rounds: 1, webhook_allow_hosts: [] }),
     pools: z.record(z.string().min(1), poolSchema),
     models: z.record(z.string().min(1), modelSchema),
     policies: z.record(z.string().min(1), policySchema).default({}),

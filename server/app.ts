@@ -8,6 +8,7 @@ import type { CascadeConfig } from '../config/load.js';
 import { requireApiKey } from './auth.js';
 import { errorHandler, notFound } from './errors.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
+import { documentsRoutes } from './routes/documents.js';
 import { healthRoute } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
 
@@ -28,6 +29,8 @@ export function createApp({ config, client, logger, env = process.env }: AppDeps
   app.get('/healthz', healthRoute(client));
   const v1 = express.Router();
   v1.use(requireApiKey(keys));
+  // Before the JSON parser below: documents have their own, larger limit and multipart uploads.
+  v1.use('/documents', documentsRoutes({ config, client, logger }));
   // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));

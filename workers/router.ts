@@ -7,6 +7,8 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { pathToFileURL } from 'node:url';
 import { createRouterActivities } from '../activities/router.js';
+import { createDocumentActivities } from '../activities/document.js';
+import { createDocumentStore } from '../activities/document-store.js';
 import { DeploymentHealth } from '../activities/breaker.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { loadConfig, REPO_ROOT, type CascadeConfig } from '../config/load.js';
@@ -22,7 +24,10 @@ export async function createRouterWorker(opts: { config: CascadeConfig; connecti
     namespace: config.raw.temporal.namespace,
     taskQueue: config.raw.temporal.task_queue,
     workflowBundle: await workflowBundle(logger),
-    activities: createRouterActivities({ health, logger, modelsDir: REPO_ROOT }),
+    activities: {
+      ...createRouterActivities({ health, logger, modelsDir: REPO_ROOT }),
+      ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),
+    },
     maxConcurrentWorkflowTaskExecutions: 64,
     maxConcurrentLocalActivityExecutions: 64,
     maxCachedWorkflows: 1000,

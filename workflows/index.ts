@@ -1,2 +1,3 @@
 /** Every workflow type the router worker runs. */
 export { cascadeWorkflow } from './cascade.js';
+export { documentWorkflow } from './document.js';

@@ -141,9 +141,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const farmUrl = (pool: string) => farm.pools.find((p) => p.name === pool)!.baseUrl;
   const raw = baseTestConfig({ cpu: farmUrl('cpu'), 'gpu-a': farmUrl('gpu-a'), api: farmUrl('api') }, suffix);
   raw.temporal.address = temporalAddress;
+  const dir = mkdtempSync(join(tmpdir(), 'cascade-test-'));
+  raw.documents = { store_dir: join(dir, 'documents'), webhook_allow_hosts: ['127.0.0.1'] };
   opts.configure?.(raw);
   configSchema.parse(raw); // fail early with zod's message if a test wrote a bad config
-  const dir = mkdtempSync(join(tmpdir(), 'cascade-test-'));
   const configFile = join(dir, 'cascade.yaml');
   writeFileSync(configFile, stringify(raw));
   const config = loadConfig(configFile);
