@@ -4,11 +4,12 @@
  * each costs well under a millisecond of scheduling.
  */
 import type { Logger } from 'pino';
-import type { ChatMessage, DeploymentRef, EvaluatorSpec, PolicyStep, PrerouterSpec, TokenLogprob } from '../common/types.js';
-import type { Evaluation, EvaluationInput } from '../evaluators/types.js';
+import type { ChatMessage, DeploymentRef, EvaluatorSpec, PolicyStep, PrerouterSpec } from '../common/types.js';
+import type { Evaluation } from '../evaluators/types.js';
+import { evaluationInputFromCall } from '../evaluators/from-call.js';
 import { createEvaluator, loadPrerouter, type Prerouter } from '../evaluators/index.js';
 import type { EvaluatorSpec as ParsedEvaluatorSpec } from '../evaluators/spec.js';
-import type { DeploymentReport, RouteDecision } from '../workflows/cascade-core.js';
+import type { DeploymentReport, EvaluateCall, RouteDecision } from '../workflows/cascade-core.js';
 import { DeploymentHealth } from './breaker.js';
 
 export interface RouterActivityDeps {
@@ -16,19 +17,6 @@ export interface RouterActivityDeps {
   logger: Logger;
   /** Relative model files in policies resolve against this directory. */
   modelsDir: string;
-}
-
-export interface EvaluateActivityInput {
-  step: number;
-  spec: EvaluatorSpec;
-  messages: ChatMessage[];
-  responseFormat: unknown;
-  answer: string;
-  finishReason: string;
-  logprobs: TokenLogprob[] | null;
-  model: string;
-  samples?: string[];
-  judgeVerdict?: string;
 }
 
 export function createRouterActivities({ health, logger, modelsDir }: RouterActivityDeps) {
@@ -55,21 +43,9 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
       if (report.ok && report.latencyMs != null) health.recordLatency(report.model, report.latencyMs);
     },
 
-    async evaluate(input: EvaluateActivityInput): Promise<Evaluation> {
-      const evaluator = await evaluatorFor(input.spec);
-      const rf = input.responseFormat as { type?: string; json_schema?: { schema?: unknown } } | null;
-      const evaluation: EvaluationInput = {
-        messages: input.messages,
-        answer: input.answer,
-        model: input.model,
-        step: input.step - 1,
-        finishReason: input.finishReason,
-        logprobs: input.logprobs,
-        responseFormat: rf?.type === 'json_object' || rf?.type === 'json_schema' ? { type: rf.type, schema: rf.json_schema?.schema } : null,
-        samples: input.samples,
-        judgeVerdict: input.judgeVerdict,
-      };
-      const result = await evaluator.evaluate(evaluation);
+    async evaluate(call: EvaluateCall): Promise<Evaluation> {
+      const evaluator = await evaluatorFor(call.spec);
+      const result = await evaluator.evaluate(evaluationInputFromCall(call));
       return { confidence: Math.min(1, Math.max(0, result.confidence)), reasons: result.reasons };
     },
 

@@ -278,9 +278,13 @@ function finish(trace: CascadeTrace, step: number, model: ModelInfo, output: Gen
   };
 }
 
-/** The logprob evaluator needs token logprobs even when the caller did not ask for them. */
+/** A logprob evaluator (also inside `min`) needs token logprobs even when the caller did not ask for them. */
+function usesLogprobs(spec: EvaluatorSpec): boolean {
+  return spec.type === 'logprob' || (spec.type === 'min' && Array.isArray(spec.of) && (spec.of as EvaluatorSpec[]).some(usesLogprobs));
+}
+
 function withLogprobsIfNeeded(params: ChatParams, spec: EvaluatorSpec): ChatParams {
-  return spec.type === 'logprob' && !params.logprobs ? { ...params, logprobs: true } : params;
+  return usesLogprobs(spec) && !params.logprobs ? { ...params, logprobs: true } : params;
 }
 
 /** Self-consistency samples and judge verdicts: extra model calls made before evaluating. */

@@ -25,21 +25,7 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
     now: () => Date.now(),
     route: (model) => router.route({ model: model.name, deployments: model.deployments }),
     report: (report) => router.report(report),
-    evaluate: (call) =>
-      router.evaluate.executeWithOptions({ startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` }, [
-        {
-          step: call.step,
-          spec: call.spec,
-          messages: call.params.messages,
-          responseFormat: call.params.response_format ?? null,
-          answer: call.answer.content,
-          finishReason: call.answer.finishReason,
-          logprobs: call.answer.logprobs,
-          model: call.model,
-          samples: call.samples,
-          judgeVerdict: call.judgeVerdict,
-        },
-      ]),
+    evaluate: (call) => router.evaluate.executeWithOptions({ startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` }, [call]),
     preroute: (steps, params) => router.preroute({ policy: input.policy.name, prerouter: input.policy.prerouter!, steps, messages: params.messages }),
     generate: async (call): Promise<GenerateOutcome> => {
       const t = attemptTimeouts(call.model, input.retry, call.remainingMs);
