@@ -170,7 +170,9 @@ describe('errors that concern the request', () => {
 
 describe('deadline and budget apply across steps', () => {
   it('a deadline no step can meet ends with 504 and the trace, before any model call', async () => {
-    const r = await chat('', { model: 'cascade', cascade: { deadline_ms: 50 } });
+    // The simulated models have not been called in this file, so their configured latency
+    // (p50 100 ms) is what the workflow knows; a measured one could be faster than the deadline.
+    const r = await chat('', { model: 'cascade:simulated', cascade: { deadline_ms: 50 } });
     assert.equal(r.status, 504);
     assert.equal(r.body.error.code, 'deadline_exceeded');
     // Each step is either skipped up front (its typical latency does not fit) or stopped before its call.
