@@ -107,3 +107,195 @@ describe('document jobs', () => {
     assert.equal(desc.typedSearchAttributes.get(SearchAttr.DocumentChunksDone), done.chunks.total);
   });
 });
+
+/** A real HTTP server that records webhook calls; the first call fails, so the retry is exercised. */
+async function webhookReceiver(): Promise<{ url: string; calls: any[]; close(): Promise<void> }> {
+  const calls: any[] = [];
+  let seen = 0;
+  const server = createServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      seen++;
+      if (seen === 1) return res.writeHead(500).end();
+      calls.push(JSON.parse(body));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, calls, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+describe('document tasks', () => {
+  it('extract: a schema-invalid chunk answer is rejected and escalates; invalid final answers are reported', async () => {
+    const schema = { type: 'object', properties: { metrics: { type: 'array', items: { type: 'number' } } }, required: ['metrics'] };
+    const id = await start({ task: 'extract', text: documentText(5, 'extract'), schema }, { 'x-farm-output-tokens': '12' });
+    const done = await waitFor(id, finished);
+    assert.equal(done.status, 'completed');
+    const r = done.result;
+    assert.ok(r.items.length >= 4);
+    // The farm's synthetic models answer prose, never JSON: sim-small's answer fails the schema
+    // gate on every chunk and escalates to sim-large (the last step, not evaluated), whose answer
+    // is checked again when the result is written.
+    assert.equal(done.escalations, r.items.length);
+    for (const item of r.items) {
+      assert.equal(item.model, 'sim-large');
+      assert.equal(item.valid, false);
+      assert.match(item.errors[0], /not valid JSON/);
+    }
+    assert.deepEqual(r.invalid_chunks, r.items.map((i: any) => i.chunk));
+    assert.equal(r.merged, null);
+    const trace = (await stack.client.workflow.getHandle(`${id}-chunk-1`).result()) as any;
+    assert.equal(trace.cascade.attempts[0].model, 'sim-small');
+    assert.equal(trace.cascade.attempts[0].accepted, false);
+    assert.match(trace.cascade.attempts[0].detail, /validators: not valid JSON/);
+  });
+
+  it('classify: a label per chunk and overall; the webhook is called once the job is done (after one failed try)', async () => {
+    const hook = await webhookReceiver();
+    try {
+      const labels = ['value', 'result', 'check', 'data'];
+      const id = await start({ task: 'classify', text: documentText(6, 'classify'), labels, webhook_url: hook.url });
+      const done = await waitFor(id, finished);
+      assert.equal(done.status, 'completed');
+      assert.equal(done.webhook, 'delivered');
+      const r = done.result;
+      assert.equal(r.items.length, done.chunks.total);
+      for (const item of r.items) if (item.label !== null) assert.ok(labels.includes(item.label));
+      assert.ok(labels.includes(r.overall));
+      assert.equal(Object.values(r.counts as Record<string, number>).reduce((a, b) => a + b, 0) + r.unlabelled_chunks.length, r.items.length);
+      assert.equal(hook.calls.length, 1);
+      assert.equal(hook.calls[0].id, id);
+      assert.equal(hook.calls[0].status, 'completed');
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('qa: chunk answers, then final answers through the cascade', async () => {
+    const questions = ['Which team improved metric 12?', 'How many findings are reported?'];
+    const id = await start({ task: 'qa', text: documentText(6, 'qa'), questions }, { 'x-farm-output-tokens': '16' });
+    const done = await waitFor(id, finished);
+    assert.equal(done.status, 'completed');
+    const r = done.result;
+    assert.deepEqual(r.questions, questions);
+    assert.match(r.answer, /^\[simulated\]/);
+    assert.equal(r.chunk_answers.length, done.chunks.total);
+    assert.ok(Array.isArray(r.cited_chunks));
+  });
+
+  it('a Markdown file upload (multipart) is accepted; a PDF or binary upload is refused', async () => {
+    const form = new FormData();
+    form.set('task', 'summarize');
+    form.set('model', 'cascade:simulated');
+    form.set('file', new Blob([`# Report\n\n${documentText(3, 'upload')}`], { type: 'text/markdown' }), 'report.md');
+    const res = await fetch(`${stack.apiUrl}/documents`, { method: 'POST', body: form, headers: { 'x-farm-output-tokens': '10' } });
+    const body = (await res.json()) as any;
+    assert.equal(res.status, 202, JSON.stringify(body));
+    const done = await waitFor(body.id, finished);
+    assert.equal(done.status, 'completed');
+    assert.equal(await stack.client.workflow.getHandle(body.id).describe().then((d) => d.staticSummary()), 'document · summarize · report.md · simulated');
+
+    const pdf = new FormData();
+    pdf.set('task', 'summarize');
+    pdf.set('file', new Blob([new Uint8Array([0x25, 0x50, 0x44, 0x46, 0, 1, 2])], { type: 'application/pdf' }), 'report.pdf');
+    const refused = await fetch(`${stack.apiUrl}/documents`, { method: 'POST', body: pdf });
+    assert.equal(refused.status, 415);
+    assert.equal(((await refused.json()) as any).error.code, 'unsupported_file_type');
+  });
+});
+
+describe('controlling a job', () => {
+  const slow = { 'x-farm-fault': 'slow-first-token', 'x-farm-fault-delay-ms': '400', 'x-farm-output-tokens': '10' };
+
+  it('cancel mid-job: running chunks stop, chunks already paid for stay in the result', async () => {
+    const id = await start({ task: 'summarize', text: documentText(16, 'cancel') }, slow);
+    await waitFor(id, (j) => j.chunks?.done >= 2, 30_000);
+    const del = await fetch(`${stack.apiUrl}/documents/${id}`, { method: 'DELETE' });
+    assert.equal(del.status, 202);
+    const done = await waitFor(id, finished);
+    assert.equal(done.status, 'cancelled');
+    const r = done.result;
+    assert.equal(r.summary, null);
+    assert.ok(r.chunk_summaries.length >= 2 && r.chunk_summaries.length < done.chunks.total, `kept ${r.chunk_summaries.length} of ${done.chunks.total}`);
+    assert.equal(r.chunk_summaries.length, done.chunks.done);
+    assert.ok(done.cost_usd > 0);
+    // No chunk past the cancellation was started.
+    const started = [...(await callsByChunk(id)).keys()].length;
+    assert.ok(started < done.chunks.total, `${started} chunks called a model`);
+    const again = await fetch(`${stack.apiUrl}/documents/${id}`, { method: 'DELETE' });
+    assert.equal(again.status, 200);
+  });
+
+  it('pause stops new chunks, resume continues to the end', async () => {
+    const id = await start({ task: 'classify', labels: ['value', 'result'], text: documentText(10, 'pause') }, slow);
+    await waitFor(id, (j) => j.chunks?.total > 0, 30_000);
+    assert.equal((await fetch(`${stack.apiUrl}/documents/${id}/pause`, { method: 'POST' })).status, 202);
+    const paused = await waitFor(id, (j) => j.status === 'paused', 10_000);
+    await sleep(1500); // chunks running at the pause finish; no new ones start
+    const still = await job(id);
+    assert.equal(still.status, 'paused');
+    assert.ok(still.chunks.done < still.chunks.total, `done ${still.chunks.done} of ${still.chunks.total} while paused`);
+    await sleep(800);
+    assert.equal((await job(id)).chunks.done, still.chunks.done);
+    assert.ok(paused.chunks.done <= still.chunks.done);
+    assert.equal((await fetch(`${stack.apiUrl}/documents/${id}/resume`, { method: 'POST' })).status, 202);
+    const done = await waitFor(id, finished);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.chunks.done, done.chunks.total);
+  });
+
+  it('kill -9 of the pool worker mid-job: the job completes and no completed model call is made twice', async () => {
+    const id = await start({ task: 'summarize', text: documentText(10, 'crash') }, { ...slow, 'x-farm-fault': 'slow-first-token;pool=gpu-a', 'x-farm-fault-delay-ms': '600' });
+    const deadline = Date.now() + 20_000;
+    while (!(await stack.farmLog()).some((a) => a.outcome === 'pending' && a.pool === 'gpu-a' && a.request_id?.startsWith(`${id}-chunk-`))) {
+      assert.ok(Date.now() < deadline, 'no chunk call in flight');
+      await sleep(25);
+    }
+    process.kill(stack.child('pool:gpu-a').pid!, 'SIGKILL');
+    await sleep(500);
+    await stack.startChild('pool:gpu-a');
+    const done = await waitFor(id, finished, 90_000);
+    assert.equal(done.status, 'completed', JSON.stringify(done).slice(0, 500));
+    assert.equal(done.chunks.done, done.chunks.total);
+    assert.match(done.result.summary, /^\[simulated\]/);
+    const calls = await callsByChunk(id);
+    assert.ok([...calls.values()].flat().some((c) => c.outcome === 'client-closed'), 'a call was cut by the kill');
+    for (const [wf, c] of calls) {
+      for (const model of ['sim-small', 'sim-large']) assert.ok(c.filter((x) => x.model === model && x.outcome === 'ok').length <= 1, `${wf}: ${JSON.stringify(c)}`);
+    }
+  });
+});
+
+describe('bad input → clear 4xx', () => {
+  const cases: [string, unknown, number, string][] = [
+    ['empty document', { task: 'summarize', text: ' \n\t ' }, 400, 'empty_document'],
+    ['no document', { task: 'summarize' }, 400, 'missing_document'],
+    ['unknown task', { task: 'translate', text: 'hello' }, 400, 'unknown_task'],
+    ['extract without schema', { task: 'extract', text: 'hello' }, 400, 'invalid_schema'],
+    ['invalid schema', { task: 'extract', text: 'hello', schema: { type: 'no-such-type' } }, 400, 'invalid_schema'],
+    ['classify with one label', { task: 'classify', text: 'hello', labels: ['a'] }, 400, 'invalid_value'],
+    ['too large', { task: 'summarize', text: 'x'.repeat(200_001) }, 413, 'document_too_large'],
+    ['far too large', { task: 'summarize', text: 'x'.repeat(400_000) }, 413, 'request_too_large'],
+    ['webhook host not allowed', { task: 'summarize', text: 'hello', webhook_url: 'https://example.com/hook' }, 400, 'webhook_not_allowed'],
+    ['webhook to the metadata address', { task: 'summarize', text: 'hello', webhook_url: 'http://169.254.169.254/latest/meta-data' }, 400, 'webhook_not_allowed'],
+    ['webhook over ftp', { task: 'summarize', text: 'hello', webhook_url: 'ftp://127.0.0.1/x' }, 400, 'webhook_not_allowed'],
+    ['unknown policy', { task: 'summarize', text: 'hello', model: 'cascade:nope' }, 404, 'model_not_found'],
+  ];
+  for (const [name, body, status, code] of cases) {
+    it(name, async () => {
+      const res = await post(body);
+      const json = (await res.json()) as any;
+      assert.equal(res.status, status, JSON.stringify(json));
+      assert.equal(json.error.code, code);
+      assert.equal(typeof json.error.message, 'string');
+    });
+  }
+  it('unknown job id → 404', async () => {
+    for (const id of ['doc-00000000-0000-0000-0000-000000000000', 'chat-123']) {
+      const res = await fetch(`${stack.apiUrl}/documents/${id}`);
+      assert.equal(res.status, 404);
+      assert.equal(((await res.json()) as any).error.code, 'job_not_found');
+    }
+  });
+});
