@@ -80,12 +80,14 @@ export class CascadeStack {
       wanted.push(...Object.entries(farmConfig.pools).map(([name, pool]) => ({ port: pool.port, what: `farm pool ${name}` })));
     }
     const busy = await portsInUse(wanted, p.host);
-    if (busy.length) throw new StartupError(`cannot start:\n  ${busy.join('\n  ')}\nStop what uses the port or choose another one (PORT, CASCADE_UI_PORT, TEMPORAL_ADDRESS, or the config).`);
+    if (busy.length) throw new StartupError(`cannot start:\n  ${busy.join('\n  ')}\nStop what uses the port or choose another one (PORT, CASCADE_UI_PORT, TEMPORAL_ADDRESS, CASCADE_FARM_RANDOM_PORTS=1, or the config).`);
 
     if (p.temporal) {
       say(`starting the Temporal dev server on 127.0.0.1:${p.temporal.port} (UI :${p.temporal.uiPort}, history in ${p.temporal.dbFile}) ...`);
       this.devServer = startTemporalDevServer({ port: p.temporal.port, uiPort: p.temporal.uiPort, dbFile: p.temporal.dbFile });
-      const server = await this.devServer;
+      const server = await this.devServer.catch((err: Error) => {
+        throw new StartupError(err.message);
+      });
       server.process.once('exit', (code, signal) => {
         if (!this.stopped) this.opts.onFatal(`the Temporal dev server exited (${signal ?? `code ${code}`})`);
       });
