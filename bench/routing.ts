@@ -11,6 +11,7 @@ import { basename, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadPolicyFile, runRoutingBenchmark } from './lib/run.js';
 import { costQualitySvg, markdownTable } from './lib/plot.js';
+import { runLive } from './lib/live.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,11 +28,22 @@ if (!values.data || !values.policy) {
   console.error('usage: npm run bench:routing -- --data <file.jsonl> --policy <policy.yaml> [--split test] [--json] [--live N]');
   process.exit(2);
 }
-if (values.live !== undefined) {
-  console.error('bench:routing: --live is not implemented yet (the offline decision records it will compare with are written by --decisions <file>)');
-  process.exit(2);
-}
 const policy = await loadPolicyFile(values.policy);
+if (values.live !== undefined) {
+  const n = Number(values.live);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error('bench:routing: --live takes a number of prompts (>= 1)');
+    process.exit(2);
+  }
+  const live = await runLive({ data: values.data, policy, split: values.split, n });
+  const { agreement } = live;
+  if (values.json) console.log(JSON.stringify({ live: agreement, seconds: live.seconds }));
+  else {
+    console.log(`live: ${agreement.agreeing}/${agreement.compared} prompts decided exactly as the offline replay (${live.seconds.toFixed(1)} s through API → Temporal → pools → farm)`);
+    for (const m of agreement.mismatches.slice(0, 20)) console.log(`  ${m.id} ${m.field}: offline ${JSON.stringify(m.offline)}, live ${JSON.stringify(m.live)}`);
+  }
+  process.exit(agreement.agreeing === agreement.compared && agreement.missing.length === 0 ? 0 : 1);
+}
 const { report, decisions } = await runRoutingBenchmark({ data: values.data, policy, split: values.split });
 const stem = `${basename(values.data).replace(/\.jsonl$/, '')}-${basename(values.policy).replace(/\.ya?ml$/, '')}-${values.split}`;
 await mkdir(values['out-dir'], { recursive: true });

@@ -16,7 +16,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import OpenAI from 'openai';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
-import { loadFarmConfig, startFarm, type Attempt, type RunningFarm } from '../../farm/index.js';
+import { loadFarmConfig, startFarm, type Attempt, type FarmConfig, type RunningFarm } from '../../farm/index.js';
 import { configSchema } from '../../config/schema.js';
 import { loadConfig, REPO_ROOT, type CascadeConfig } from '../../config/load.js';
 import { createRouterWorker } from '../../workers/router.js';
@@ -31,7 +31,9 @@ export const GPT4 = 'gpt-4-1106-preview';
 
 export interface StackOptions {
   /** Edits the raw cascade config (already holding the farm's ports) before it is validated. */
-  configure?: (raw: Record<string, any>) => void;
+  configure?: (raw: Record<string, any>, farmUrl: (pool: string) => string) => void;
+  /** The farm to run (default: config/farm.test.yaml, the default layout with zero latency). */
+  farmConfig?: FarmConfig;
   /** Pools whose workers run as child processes (so a test can kill -9 them). */
   poolProcesses?: string[];
   /** Run the router worker as a child process. */
@@ -137,13 +139,19 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   installRuntime(quiet);
   const suffix = randomBytes(4).toString('hex');
   const temporalAddress = await testTemporalAddress();
-  const farm = await startFarm(await loadFarmConfig(join(REPO_ROOT, 'config', 'farm.test.yaml')), { portOverride: 0, logger: quiet });
-  const farmUrl = (pool: string) => farm.pools.find((p) => p.name === pool)!.baseUrl;
-  const raw = baseTestConfig({ cpu: farmUrl('cpu'), 'gpu-a': farmUrl('gpu-a'), api: farmUrl('api') }, suffix);
+  const farm = await startFarm(opts.farmConfig ?? (await loadFarmConfig(join(REPO_ROOT, 'config', 'farm.test.yaml'))), { portOverride: 0, logger: quiet });
+  const farmUrl = (pool: string) => {
+    const found = farm.pools.find((p) => p.name === pool);
+    if (!found) throw new Error(`the farm has no pool ${pool}`);
+    return found.baseUrl;
+  };
+  // Pools the farm lacks point nowhere; a custom farm's configure() replaces them.
+  const urlOrNowhere = (pool: string) => farm.pools.find((p) => p.name === pool)?.baseUrl ?? 'http://127.0.0.1:9/v1';
+  const raw = baseTestConfig({ cpu: urlOrNowhere('cpu'), 'gpu-a': urlOrNowhere('gpu-a'), api: urlOrNowhere('api') }, suffix);
   raw.temporal.address = temporalAddress;
   const dir = mkdtempSync(join(tmpdir(), 'cascade-test-'));
   raw.documents = { store_dir: join(dir, 'documents'), webhook_allow_hosts: ['127.0.0.1'] };
-  opts.configure?.(raw);
+  opts.configure?.(raw, farmUrl);
   configSchema.parse(raw); // fail early with zod's message if a test wrote a bad config
   const configFile = join(dir, 'cascade.yaml');
   writeFileSync(configFile, stringify(raw));
