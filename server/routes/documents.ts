@@ -223,13 +223,8 @@ async function jobView(client: Client, store: DocumentStore, id: string): Promis
   const { handle, status } = await findJob(client, id);
   const base = { id, object: 'document.job' };
   if (status === 'RUNNING') {
-    let progress: JobProgress | null = null;
-    try {
-      // A job whose router workers are all down cannot answer; say so instead of hanging.
-      progress = await client.connection.withDeadline(Date.now() + 3000, () => handle.query(progressQuery));
-    } catch {
-      progress = null;
-    }
+    // A job whose router workers are all down cannot answer; say so instead of hanging.
+    const progress: JobProgress | null = await client.connection.withDeadline(Date.now() + 3000, () => handle.query(progressQuery)).catch(() => null);
     return progress ? { ...base, ...progress } : { ...base, status: 'running', progress_unavailable: true };
   }
   if (status === 'COMPLETED') {
