@@ -19,6 +19,19 @@ const OP = String.raw`(?:[-+*/×÷]|\sx\s)`;
 const TERM = String.raw`\(*\s*-?${NUM}\s*\)*`;
 const EXPR = String.raw`${TERM}(?:\s*${OP}\s*${TERM})*`;
 const CHAIN_RE = new RegExp(String.raw`${EXPR}(?:\s*=\s*${EXPR})+`, 'g');
+
+/**
+ * `a op b = c` chains in a text, with their offsets. Only lines holding an "=" are scanned: a long
+ * line of numbers without one ("-14, -13, -12, …") makes the chain pattern backtrack for
+ * milliseconds and can never match.
+ */
+export function* chainMatches(text: string): Generator<{ text: string; index: number }> {
+  let offset = 0;
+  for (const line of text.split('\n')) {
+    if (line.includes('=')) for (const m of line.matchAll(CHAIN_RE)) yield { text: m[0], index: offset + m.index! };
+    offset += line.length + 1;
+  }
+}
 const ANNOTATION_RE = /<<([^<>=]{1,200})=([^<>]{1,50})>>/g;
 /** Worked solutions are far shorter; a huge answer is only checked in its first part. */
 const MAX_CHECKED_CHARS = 20_000;
@@ -114,8 +127,8 @@ export function checkArithmetic(raw: string): ArithmeticReport {
   };
   for (const m of answer.matchAll(ANNOTATION_RE)) record(m[1]!, m[2]!);
   const withoutAnnotations = answer.replace(ANNOTATION_RE, ' ');
-  for (const m of withoutAnnotations.matchAll(CHAIN_RE)) {
-    const parts = m[0].split('=');
+  for (const m of chainMatches(withoutAnnotations)) {
+    const parts = m.text.split('=');
     for (let i = 0; i + 1 < parts.length; i++) {
       // Only a side with an operator is a computation; "x = 5" restates a value.
       if (!new RegExp(OP).test(parts[i]!.replace(/^\s*-/, '')) && !new RegExp(OP).test(parts[i + 1]!.replace(/^\s*-/, ''))) continue;

@@ -4,10 +4,11 @@
  * on another version fails loudly instead of scoring garbage.
  */
 import { checkArithmetic } from './arithmetic.js';
+import { MATH_FEATURE_NAMES, mathFeatures } from './math-features.js';
 import type { EvaluationInput } from './types.js';
 import { countMatches, extractFinalAnswer, HEDGE_RE, isRefusal, lastUserMessage, parseJsonAnswer, promptAsksForJson } from './text.js';
 
-export const FEATURE_VERSION = 'cheap-v3';
+export const FEATURE_VERSION = 'cheap-v4';
 
 const log1p = Math.log1p;
 const share = (text: string, re: RegExp) => (text.length ? countMatches(text, re) / text.length : 0);
@@ -23,6 +24,9 @@ export const PROMPT_FEATURE_NAMES = [
   'p_choice',
   'p_question_marks',
   'p_lines',
+  'p_open_task',
+  'p_exact_task',
+  'p_length_limit',
 ] as const;
 
 export function promptFeatures(prompt: string): number[] {
@@ -38,7 +42,26 @@ export function promptFeatures(prompt: string): number[] {
     /(?:^|\n)\s*[A-D][.)]\s/.test(prompt) ? 1 : 0,
     log1p(countMatches(prompt, /\?/g)) / 2,
     log1p(prompt.split('\n').length) / 3,
+    OPEN_TASK_RE.test(prompt) ? 1 : 0,
+    EXACT_TASK_RE.test(prompt) ? 1 : 0,
+    lengthLimit(prompt) ? 1 : 0,
   ];
+}
+
+/** Open-ended tasks (many answers are fine) versus tasks with one right answer. */
+const OPEN_TASK_RE =
+  /\b(?:write|compose|craft|draft|imagine|pretend|role|act as|story|poem|essay|blog|email|letter|slogan|headline|describe|discuss|explain|opinion|advice|persuasive|brainstorm)\b/i;
+const EXACT_TASK_RE =
+  /\b(?:solve|calculate|compute|how many|how much|what is the (?:value|area|probability|sum|result)|implement|function|program|algorithm|prove|equation|integer|extract|identify|count|find the|evaluate)\b/i;
+
+/** A requested length: "in 50 words", "within 3 sentences", "one paragraph" → {n, unit}. */
+function lengthLimit(prompt: string): { n: number; unit: 'word' | 'sentence' | 'paragraph' } | null {
+  const m = /\b(?:in|within|under|at most|no more than|less than|fewer than|exactly|using|limit(?:ed)? to)\s+(\d+|one|two|three|four|five|ten|twenty|fifty|a hundred)\s+(words?|sentences?|paragraphs?)\b/i.exec(prompt);
+  if (!m) return null;
+  const words: Record<string, number> = { one: 1, two: 2, three: 3, four: 4, five: 5, ten: 10, twenty: 20, fifty: 50, 'a hundred': 100 };
+  const n = /^\d+$/.test(m[1]!) ? Number(m[1]) : (words[m[1]!.toLowerCase()] ?? 0);
+  const unit = m[2]!.toLowerCase().startsWith('word') ? 'word' : m[2]!.toLowerCase().startsWith('sentence') ? 'sentence' : 'paragraph';
+  return n > 0 ? { n, unit } : null;
 }
 
 export const ANSWER_FEATURE_NAMES = [
@@ -74,7 +97,22 @@ export const ANSWER_FEATURE_NAMES = [
   'a_final_markers',
   'a_final_raw_decimal',
   'a_final_raw_decorated',
+  'a_log_words',
+  'a_length_over_limit',
+  'a_bullets',
+  'a_paragraphs',
+  ...MATH_FEATURE_NAMES,
 ] as const;
+
+/** Feature groups (by name prefix or list), for ablations and docs. */
+export const FEATURE_GROUPS: Record<string, readonly string[]> = {
+  prompt: PROMPT_FEATURE_NAMES,
+  'answer length/format': ['a_log_chars', 'a_len_ratio', 'a_digit_share', 'a_lines', 'a_code_block', 'a_refusal', 'a_hedges', 'a_json_asked', 'a_json_valid', 'a_truncated', 'a_has_logprob', 'a_logprob_mean', 'a_repetition', 'a_unfinished', 'a_log_words', 'a_length_over_limit', 'a_bullets', 'a_paragraphs'],
+  'final answer form': ['a_final_explicit', 'a_final_numeric', 'a_final_integer', 'a_final_in_prompt', 'a_final_magnitude', 'a_final_negative', 'a_final_markers', 'a_final_raw_decimal', 'a_final_raw_decorated'],
+  'arithmetic re-check (v3)': ['a_arith_checked', 'a_arith_wrong', 'a_arith_any_wrong', 'a_arith_final_mismatch', 'a_equals'],
+  'number use (v3)': ['a_prompt_number_coverage', 'a_unexplained_numbers', 'a_steps_per_prompt_number'],
+  'math chain (v4)': MATH_FEATURE_NAMES,
+};
 
 const numbersIn = (text: string): number[] =>
   [...text.replace(/\\([*$_])/g, '$1').matchAll(/\d[\d,]*(?:\.\d+)?/g)].map((m) => Number(m[0].replace(/,/g, ''))).filter(Number.isFinite);
@@ -120,7 +158,21 @@ export function answerFeatures(input: EvaluationInput): number[] {
     final?.numeric != null && final.numeric < 0 ? 1 : 0,
     log1p(countMatches(answer, /####|\bthe (?:final )?answer is\b|\\boxed/gi)) / 2,
     ...finalFormat(answer),
+    ...lengthUse(prompt, answer),
+    ...mathFeatures(prompt, answer),
   ];
+}
+
+/** Answer size against what the prompt asks for, and its structure (bullets, paragraphs). */
+function lengthUse(prompt: string, answer: string): [number, number, number, number] {
+  const words = countMatches(answer, /\S+/g);
+  const limit = lengthLimit(prompt);
+  let over = 0;
+  if (limit) {
+    const have = limit.unit === 'word' ? words : limit.unit === 'sentence' ? countMatches(answer, /[.!?](?:\s|$)/g) : answer.split(/\n\s*\n/).filter((p) => p.trim()).length;
+    over = Math.max(-2, Math.min(2, Math.log((have + 1) / (limit.n + 1))));
+  }
+  return [log1p(words) / 8, over, log1p(countMatches(answer, /^\s*(?:[-*•]|\d+[.)])\s/gm)) / 3, log1p(answer.split(/\n\s*\n/).filter((p) => p.trim()).length) / 3];
 }
 
 /**

@@ -62,7 +62,7 @@ interface Candidate {
   l2: number;
 }
 
-const L2_GRID = [0.003, 0.03, 0.3];
+const L2_GRID = [0.003, 0.03, 0.3, 1, 3];
 export const DEFAULT_ANSWER_MAX_TOKENS = 32;
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9.-]+/g, '_').replace(/^_+|_+$/g, '');
