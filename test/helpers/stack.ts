@@ -42,6 +42,8 @@ export interface StackOptions {
   apiProcess?: boolean;
   /** Pools that get no worker at all (to test a pool with no capacity). */
   poolsWithoutWorkers?: string[];
+  /** A Temporal server of the test's own (e.g. one it restarts) instead of the shared one. */
+  temporalAddress?: string;
 }
 
 export interface Stack {
@@ -138,7 +140,7 @@ async function listen(server: Server): Promise<number> {
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   installRuntime(quiet);
   const suffix = randomBytes(4).toString('hex');
-  const temporalAddress = await testTemporalAddress();
+  const temporalAddress = opts.temporalAddress ?? (await testTemporalAddress());
   const farm = await startFarm(opts.farmConfig ?? (await loadFarmConfig(join(REPO_ROOT, 'config', 'farm.test.yaml'))), { portOverride: 0, logger: quiet });
   const farmUrl = (pool: string) => {
     const found = farm.pools.find((p) => p.name === pool);

@@ -1,0 +1,61 @@
+/** Shared by the document test files: a synthetic document, and starting and polling jobs over HTTP. */
+import assert from 'node:assert/strict';
+import type { Stack } from '../helpers/stack.js';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Paragraphs of distinct sentences: `paragraphs` × ~60 tokens. */
+export function documentText(paragraphs: number, seed = 'doc'): string {
+  return Array.from({ length: paragraphs }, (_, p) =>
+    Array.from({ length: 4 }, (_, s) => `In ${seed} section ${p + 1}, finding ${s + 1} reports that metric ${(p * 7 + s * 3) % 97} rose for team ${String.fromCharCode(65 + ((p + s) % 26))}.`).join(' '),
+  ).join('\n\n');
+}
+
+export function documentsClient(stack: Stack) {
+  const post = (body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${stack.apiUrl}/documents`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+  const start = async (body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<string> => {
+    const res = await post({ model: 'cascade:simulated', ...body }, headers);
+    const json = (await res.json()) as any;
+    assert.equal(res.status, 202, JSON.stringify(json));
+    assert.match(json.id, /^doc-/);
+    return json.id;
+  };
+
+  const job = async (id: string) => (await (await fetch(`${stack.apiUrl}/documents/${id}`)).json()) as any;
+
+  const waitFor = async (id: string, done: (j: any) => boolean, timeoutMs = 60_000): Promise<any> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const j = await job(id).catch(() => ({ status: 'unreachable' }));
+      if (done(j)) return j;
+      if (Date.now() > deadline) throw new Error(`job ${id} still ${j.status}: ${JSON.stringify(j).slice(0, 400)}`);
+      await sleep(100);
+    }
+  };
+
+  /** Model calls the farm saw for a job's unit workflows, by unit workflow id. */
+  const callsByUnit = async (id: string): Promise<Map<string, { model: string | null; outcome: string }[]>> => {
+    const byUnit = new Map<string, { model: string | null; outcome: string }[]>();
+    for (const a of await stack.farmLog()) {
+      if (!a.request_id?.startsWith(`${id}-`)) continue;
+      const wf = a.request_id.split('/')[0]!;
+      byUnit.set(wf, [...(byUnit.get(wf) ?? []), { model: a.model, outcome: a.outcome }]);
+    }
+    return byUnit;
+  };
+
+  /** No unit workflow completed the same model call twice (a cut call may be retried). */
+  const assertEachCallPaidOnce = async (id: string) => {
+    const calls = await callsByUnit(id);
+    for (const [wf, c] of calls) {
+      for (const model of new Set(c.map((x) => x.model))) assert.ok(c.filter((x) => x.model === model && x.outcome === 'ok').length <= 1, `${wf}: ${JSON.stringify(c)}`);
+    }
+    return calls;
+  };
+
+  return { post, start, job, waitFor, callsByUnit, assertEachCallPaidOnce };
+}
+
+export const finished = (j: any) => j.status === 'completed' || j.status === 'cancelled' || j.status === 'failed';
