@@ -104,6 +104,13 @@ export const ANSWER_FEATURE_NAMES = [
   ...MATH_FEATURE_NAMES,
 ] as const;
 
+/**
+ * A compact answer vector for tiny training sets (tens of prompts, e.g. MT-Bench's 29): what kind
+ * of task the prompt is (open-ended versus one right answer, code, math) and how long the answer
+ * is, absolutely and against the prompt. Training offers it as a candidate below SMALL_DATA_ROWS.
+ */
+export const COMPACT_ANSWER_FEATURES = ['p_open_task', 'p_exact_task', 'p_code', 'p_math', 'a_log_words', 'a_len_ratio'] as const;
+
 /** Feature groups (by name prefix or list), for ablations and docs. */
 export const FEATURE_GROUPS: Record<string, readonly string[]> = {
   prompt: PROMPT_FEATURE_NAMES,

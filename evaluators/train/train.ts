@@ -10,7 +10,7 @@ import { loadDataset, loadModelPrices, splitOf, type DatasetRow } from '../../co
 import { goodEnough, evaluationInputOf, viewOf } from '../dataset-adapter.js';
 import { loadEncoder, type Encoder } from '../encoder/encoder.js';
 import { ENCODER_NAME, ensureEncoder } from '../encoder/fetch.js';
-import { ANSWER_FEATURE_NAMES, answerFeatures, FEATURE_VERSION, PROMPT_FEATURE_NAMES, promptFeatures } from '../features.js';
+import { ANSWER_FEATURE_NAMES, answerFeatures, COMPACT_ANSWER_FEATURES, FEATURE_VERSION, PROMPT_FEATURE_NAMES, promptFeatures } from '../features.js';
 import { REPO_ROOT, type HeadMeta } from '../head.js';
 import { headForward, headToOnnx } from '../onnx/write.js';
 import { embedAllCached, fileHash } from './embeddings.js';
@@ -60,7 +60,18 @@ type TextSet = ('prompt' | 'answer')[];
 interface Candidate {
   texts: TextSet;
   l2: number;
+  /** Only COMPACT_ANSWER_FEATURES (the others are held constant, so the head ignores them). */
+  compact?: boolean;
 }
+
+/**
+ * Below this many labelled rows an answer model may also be a compact head (COMPACT_ANSWER_FEATURES),
+ * chosen like any other candidate by CV: tens of rows cannot fit the full feature vector.
+ */
+export const SMALL_DATA_ROWS = 200;
+const compactMask = ANSWER_FEATURE_NAMES.map((n) => (COMPACT_ANSWER_FEATURES as readonly string[]).includes(n));
+const masked = (cheap: number[][], compact: boolean | undefined) => (compact ? cheap.map((x) => x.map((v, j) => (compactMask[j] ? v : 0))) : cheap);
+const candidateKey = (c: Candidate) => `${c.texts.join('+') || (c.compact ? 'compact' : 'cheap')}@${c.l2}`;
 
 const L2_GRID = [0.003, 0.03, 0.3, 1, 3];
 export const DEFAULT_ANSWER_MAX_TOKENS = 32;
@@ -202,22 +213,23 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
     const cheap = labelled.map((r) => answerFeatures(evaluationInputOf(r, m.name, 0)));
     const embeds = labelled.map((r) => [emb(r.prompt), emb(r.models[m.name]?.response)]);
     const textOptions: TextSet[] = encoder ? [[], ['answer'], ...(opts.answerPromptEmbedding ? [['prompt', 'answer'] as TextSet] : [])] : [[]];
-    const results = candidatesFor(textOptions).map((cand) => {
-      const { X, dim } = design(cheap, embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))), cand.texts);
+    const candidates = [...candidatesFor(textOptions), ...(labelled.length < SMALL_DATA_ROWS ? L2_GRID.map((l2): Candidate => ({ texts: [], l2, compact: true })) : [])];
+    const results = candidates.map((cand) => {
+      const { X, dim } = design(masked(cheap, cand.compact), embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))), cand.texts);
       return crossValidate(labelled.map((r) => r.id), X, dim, Y, 1, cand, iterations);
     });
     const chosen = pick(results);
     const fit = (cand: Candidate) => {
-      const { X, dim } = design(cheap, embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))), cand.texts);
+      const { X, dim } = design(masked(cheap, cand.compact), embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))), cand.texts);
       return fitLogistic(X, labelled.length, dim, Y, 1, { l2: cand.l2, iterations });
     };
     const file = `${name}-answer-${slug(m.name)}`;
     let fallbackFile: string | null = null;
-    const training = { dataset: basename(opts.data), dataset_sha1: sha1, split, rows: labelled.length, positives: pos, l2: chosen.candidate.l2, cv_auroc: chosen.auroc, label: view.labelKind === 'binary' ? 'correct' : `score >= ${view.best.name}'s score` };
+    const training = { dataset: basename(opts.data), dataset_sha1: sha1, split, rows: labelled.length, positives: pos, features: chosen.candidate.compact ? 'compact' : 'all', l2: chosen.candidate.l2, cv_auroc: chosen.auroc, label: view.labelKind === 'binary' ? 'correct' : `score >= ${view.best.name}'s score` };
     if (chosen.candidate.texts.length) {
       const cheapBest = pick(results.filter((r) => r.candidate.texts.length === 0));
       fallbackFile = `${file}.cheap.onnx`;
-      await writeHead(`${file}.cheap`, fit(cheapBest.candidate), { kind: 'answer-model', feature_version: FEATURE_VERSION, encoder: null, outputs: [m.name], fallback_file: null, training: { ...training, l2: cheapBest.candidate.l2, cv_auroc: cheapBest.auroc } });
+      await writeHead(`${file}.cheap`, fit(cheapBest.candidate), { kind: 'answer-model', feature_version: FEATURE_VERSION, encoder: null, outputs: [m.name], fallback_file: null, training: { ...training, features: cheapBest.candidate.compact ? 'compact' : 'all', l2: cheapBest.candidate.l2, cv_auroc: cheapBest.auroc } });
     }
     await writeHead(file, fit(chosen.candidate), {
       kind: 'answer-model',
@@ -229,8 +241,8 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
     });
     manifest.answer_models[m.name] = relative(REPO_ROOT, join(outDir, `${file}.onnx`));
     manifest.oof.answer[m.name] = Object.fromEntries(labelled.map((r, i) => [r.id, round4(chosen.oof[i]![0]!)]));
-    manifest.report[`answer:${m.name}`] = Object.fromEntries(results.map((r) => [`${r.candidate.texts.join('+') || 'cheap'}@${r.candidate.l2}`, round(r.auroc)]));
-    log(`train: answer-model ${m.name}: CV AUROC ${chosen.auroc.toFixed(3)} with ${chosen.candidate.texts.join('+') || 'cheap features'} (l2 ${chosen.candidate.l2}), ${labelled.length} rows, ${pos} good`);
+    manifest.report[`answer:${m.name}`] = Object.fromEntries(results.map((r) => [candidateKey(r.candidate), round(r.auroc)]));
+    log(`train: answer-model ${m.name}: CV AUROC ${chosen.auroc.toFixed(3)} with ${chosen.candidate.texts.join('+') || (chosen.candidate.compact ? 'compact cheap features' : 'cheap features')} (l2 ${chosen.candidate.l2}), ${labelled.length} rows, ${pos} good`);
   }
 
   // ---- pre-router: P(good enough) per model from the prompt alone ----
