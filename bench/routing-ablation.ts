@@ -17,7 +17,7 @@ import { loadDataset, loadModelPrices, splitOf, type DatasetRow } from '../commo
 import { evaluationInputOf, goodEnough, quality, viewOf } from '../evaluators/dataset-adapter.js';
 import { loadEncoder } from '../evaluators/encoder/encoder.js';
 import { ENCODER_NAME, ensureEncoder } from '../evaluators/encoder/fetch.js';
-import { ANSWER_FEATURE_NAMES, answerFeatures, FEATURE_GROUPS } from '../evaluators/features.js';
+import { ANSWER_FEATURE_NAMES, answerFeatures, COMPACT_ANSWER_FEATURES, FEATURE_GROUPS } from '../evaluators/features.js';
 import { loadHead, REPO_ROOT } from '../evaluators/head.js';
 import { headForward } from '../evaluators/onnx/write.js';
 import { embedAllCached, fileHash } from '../evaluators/train/embeddings.js';
@@ -132,6 +132,7 @@ for (const file of readdirSync(dataDir).filter((f) => f.endsWith('.jsonl') && (!
     { label: 'cheap-v3 features (before this change)', c: cols((n) => !v4Only.has(n)) },
     ...Object.entries(FEATURE_GROUPS).map(([g, names]) => ({ label: `without ${g}`, c: cols((n) => !names.includes(n)) })),
     ...Object.entries(FEATURE_GROUPS).map(([g, names]) => ({ label: `only ${g}`, c: cols((n) => names.includes(n)) })),
+    { label: 'compact: task type + answer length (a candidate below 200 training rows)', c: cols((n) => (COMPACT_ANSWER_FEATURES as readonly string[]).includes(n)) },
   ];
   out.push(`## ${name}: ${weak} (train ${tr.length}, test ${te.length} prompts, ${yte.filter(Boolean).length} good on test)`, '', '| features | features used | L2 (CV) | CV AUROC (train) | test AUROC | test APGR |', '|---|---|---|---|---|---|');
   for (const cfg of configs) {
