@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { createEvaluator } from '../../evaluators/index.js';
 import { loadEncoder } from '../../evaluators/encoder/encoder.js';
 import { ENCODER_NAME, ensureEncoder } from '../../evaluators/encoder/fetch.js';
-import { ANSWER_FEATURE_NAMES, FEATURE_VERSION } from '../../evaluators/features.js';
+import { ANSWER_FEATURE_NAMES, COMPACT_ANSWER_FEATURES, FEATURE_VERSION } from '../../evaluators/features.js';
 import { headMetaSchema, loadHead, REPO_ROOT, type HeadMeta } from '../../evaluators/head.js';
 import { headForward, headToOnnx, type HeadSpec } from '../../evaluators/onnx/write.js';
 import { fitLogistic } from '../../evaluators/train/logistic.js';
@@ -82,6 +82,19 @@ describe('ONNX heads', () => {
         onnx.forEach((p) => assert.ok(p >= 0 && p <= 1));
       }
     }
+  });
+
+  it('small training sets also try the compact answer features; a compact head ignores the others', async () => {
+    const { file, models } = writeSyntheticDataset({ models: 2, rows: 120 });
+    const out = join(file, '..', 'compact');
+    const m = await train({ data: file, outDir: out, useEncoder: false, log: () => {} });
+    const report = m.report[`answer:${models[0]}`] as Record<string, number>;
+    assert.ok(Object.keys(report).some((k) => k.startsWith('compact@')), JSON.stringify(report));
+    // A compact head: every non-compact input has scale 0, so it cannot move the score.
+    const cols = ANSWER_FEATURE_NAMES.map((n) => (COMPACT_ANSWER_FEATURES as readonly string[]).includes(n));
+    const masked = cols.map((keep) => (keep ? 1 : 0));
+    const spec = fitLogistic(Float64Array.from({ length: 40 * cols.length }, (_, i) => ((i * 7919) % 13) * masked[i % cols.length]!), 40, cols.length, Float64Array.from({ length: 40 }, (_, i) => i % 2), 1, { l2: 0.03 });
+    spec.scale.forEach((sc, j) => { if (!cols[j]) assert.equal(sc, 0); });
   });
 
   it('npm run train writes heads that score like the training code, reproducibly', async () => {
