@@ -145,11 +145,13 @@ export const configSchema = z
         history_events_limit: z.number().int().min(100).default(10_000),
         /** Rounds in which chunks whose cascade failed are run again (the rest are never rerun). */
         retry_failed_rounds: z.number().int().nonnegative().max(5).default(1),
+        /** Wait before such a rerun: chunks usually fail together, in an outage that needs time to pass. */
+        retry_failed_after_ms: z.number().int().nonnegative().default(30_000),
         /** Hosts webhook_url may name (exact, or `*.example.com`); empty = webhooks are refused. */
         webhook_allow_hosts: z.array(z.string().min(1)).default([]),
       })
       .strict()
-      .default({ max_bytes: 33_554_432, chunk_tokens: 1000, overlap_tokens: 100, concurrency: 8, store_dir: '../.data/documents', history_events_limit: 10_000, retry_failed_rounds: 1, webhook_allow_hosts: [] }),
+      .default({ max_bytes: 33_554_432, chunk_tokens: 1000, overlap_tokens: 100, concurrency: 8, store_dir: '../.data/documents', history_events_limit: 10_000, retry_failed_rounds: 1, retry_failed_after_ms: 30_000, webhook_allow_hosts: [] }),
     pools: z.record(z.string().min(1), poolSchema),
     models: z.record(z.string().min(1), modelSchema),
     policies: z.record(z.string().min(1), policySchema).default({}),

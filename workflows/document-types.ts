@@ -39,6 +39,7 @@ export interface DocumentJobInput {
   concurrency: number;
   historyEventsLimit: number;
   retryFailedRounds: number;
+  retryFailedAfterMs: number;
   webhookUrl?: string;
   /** When the API accepted the job (elapsed time spans every continued run). */
   submittedAtMs: number;

@@ -14,6 +14,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -79,6 +80,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
   const texts = new Map<number, string>();
   let unsaved: UnitResult[] = [];
   let status: JobStatus = 'running';
+  let waitingToRerun = false;
   let tick = 0; // bumped by every completion and signal; the scheduler waits on it
 
   const progress = (): JobProgress => {
@@ -90,7 +92,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     return {
       status: s.paused && status === 'running' ? 'paused' : status,
       task,
-      phase: s.phase.kind === 'map' ? (s.round > 0 ? `map (rerun ${s.round})` : 'map') : `reduce level ${s.phase.level}`,
+      phase: `${s.phase.kind === 'map' ? 'map' : `reduce level ${s.phase.level}`}${s.round > 0 ? ` (rerun ${s.round})` : ''}${waitingToRerun ? ` (waiting to rerun ${s.failed.length} failed)` : ''}`,
       chunks: { done: s.chunksDone, failed: s.phase.kind === 'map' ? s.failed.length : s.chunksFailed, total: s.chunksTotal },
       reduce_steps_done: s.reduceUnitsDone,
       escalations: s.escalations,
@@ -291,6 +293,10 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       if (!roundFinished) return await continueAsNew<typeof documentWorkflow>({ ...input, carried: { ...s, runs: s.runs + 1 } });
       // Only what failed is run again, never the whole document.
       if (s.failed.length > 0 && s.round < input.retryFailedRounds) {
+        waitingToRerun = true;
+        showDetails();
+        await sleep(input.retryFailedAfterMs);
+        waitingToRerun = false;
         Object.assign(s, { round: s.round + 1, roundUnits: s.failed, failed: [], next: 0 });
         continue;
       }

@@ -81,6 +81,7 @@ export function documentsRoutes({ config, client, logger, store = createDocument
         concurrency: limits.concurrency,
         historyEventsLimit: limits.history_events_limit,
         retryFailedRounds: limits.retry_failed_rounds,
+        retryFailedAfterMs: limits.retry_failed_after_ms,
         ...(webhookUrl && { webhookUrl }),
         submittedAtMs: Date.now(),
       };

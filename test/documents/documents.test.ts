@@ -28,6 +28,8 @@ before(async () => {
       raw.documents.concurrency = 4;
       raw.documents.max_bytes = 200_000;
       raw.documents.history_events_limit = 150; // small, so a 12-chunk job continues as new at least once
+      raw.documents.retry_failed_after_ms = 1500;
+      raw.breaker.failure_threshold = 1000; // the outage below must not leave circuits open for the rerun
     },
   });
   ({ post, start, job, waitFor, callsByUnit: callsByChunk, assertEachCallPaidOnce } = documentsClient(stack));
@@ -225,6 +227,36 @@ describe('controlling a job', () => {
     assert.match(done.result.summary, /^\[simulated\]/);
     const calls = await assertEachCallPaidOnce(id);
     assert.ok([...calls.values()].flat().some((c) => c.outcome === 'client-closed'), 'a call was cut by the kill');
+  });
+});
+
+describe('failed chunks', () => {
+  it('only the chunks that failed in an outage are rerun, after a wait, and the job completes', async () => {
+    const farm = `${stack.farmUrl('cpu').replace(/\/v1$/, '')}/farm/faults`;
+    const addFault = (rule: Record<string, string>) => fetch(farm, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) }).then((r) => assert.equal(r.status, 200));
+    await addFault({ fault: 'slow-first-token' }); // so the outage below starts while chunks are still to do
+    let waiting: any;
+    try {
+      const id = await start({ task: 'classify', labels: ['value', 'result'], text: documentText(10, 'outage') }, { 'x-farm-output-tokens': '10' });
+      await waitFor(id, (j) => j.chunks?.done >= 2, 30_000);
+      await fetch(farm, { method: 'DELETE' });
+      await addFault({ fault: 'unavailable', model: 'sim-small' });
+      await addFault({ fault: 'unavailable', model: 'sim-large' });
+      // Each failing chunk takes a few seconds: retries on sim-small, escalation, retries on sim-large.
+      waiting = await waitFor(id, (j) => /waiting to rerun/.test(j.phase ?? ''), 60_000);
+      await fetch(farm, { method: 'DELETE' });
+      assert.ok(waiting.chunks.failed > 0 && waiting.chunks.done >= 2, JSON.stringify(waiting.chunks));
+      assert.equal(waiting.chunks.done + waiting.chunks.failed, waiting.chunks.total);
+
+      const done = await waitFor(id, finished);
+      assert.equal(done.status, 'completed');
+      assert.equal(done.chunks.done, done.chunks.total);
+      assert.deepEqual(done.result.failed_chunks, []);
+      const reruns = [...(await callsByChunk(id)).keys()].filter((k) => k.endsWith('-rerun-1'));
+      assert.equal(reruns.length, waiting.chunks.failed, 'each failed chunk rerun once, no other chunk');
+    } finally {
+      await fetch(farm, { method: 'DELETE' });
+    }
   });
 });
 
