@@ -1,6 +1,7 @@
 /**
  * npm run train -- --data <file.jsonl> [--data <file2.jsonl> ...] [--name <prefix>] [--out-dir <dir>]
  *                  [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding]
+ *                  [--answer-label correct|not-worse]
  */
 import { parseArgs } from 'node:util';
 import { train } from '../train/train.js';
@@ -15,10 +16,15 @@ const { values } = parseArgs({
     'max-tokens': { type: 'string' },
     'prerouter-encoder': { type: 'boolean', default: false },
     'answer-prompt-embedding': { type: 'boolean', default: false },
+    'answer-label': { type: 'string', default: 'correct' },
   },
 });
 if (!values.data?.length) {
-  console.error('usage: npm run train -- --data <file.jsonl> [--name <prefix>] [--out-dir <dir>] [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding]');
+  console.error('usage: npm run train -- --data <file.jsonl> [--name <prefix>] [--out-dir <dir>] [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding] [--answer-label correct|not-worse]');
+  process.exit(2);
+}
+if (values['answer-label'] !== 'not-worse' && values['answer-label'] !== 'correct') {
+  console.error('--answer-label is not-worse or correct');
   process.exit(2);
 }
 if (values.name && values.data.length > 1) {
@@ -35,5 +41,6 @@ for (const data of values.data) {
     maxTokens: values['max-tokens'] ? Number(values['max-tokens']) : undefined,
     prerouterEncoder: values['prerouter-encoder'],
     answerPromptEmbedding: values['answer-prompt-embedding'],
+    answerLabel: values['answer-label'] === 'not-worse' ? 'not-worse' : 'correct',
   });
 }

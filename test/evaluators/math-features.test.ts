@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { checkArithmetic } from '../../evaluators/arithmetic.js';
 import { ANSWER_FEATURE_NAMES, answerFeatures, FEATURE_GROUPS } from '../../evaluators/features.js';
 import { MATH_FEATURE_NAMES, mathFeatures } from '../../evaluators/math-features.js';
+import { answerTrainingLabel } from '../../evaluators/train/train.js';
 
 const f = (prompt: string, answer: string) => {
   const v = mathFeatures(prompt, answer);
@@ -61,5 +62,21 @@ describe('math features', () => {
     mathFeatures('How many integers satisfy |x + 5| < 10?', list);
     assert.ok(performance.now() - t0 < 50);
     assert.equal(r.checked, 1);
+  });
+});
+
+describe('answer training label', () => {
+  it("'not-worse' also counts a wrong answer as fine when the best model is wrong too; 'correct' is the answer's own label", () => {
+    const row = (weak: boolean, best: boolean) => ({
+      id: 'r', dataset: 'd', split: 'train', subset: null, prompt: 'p', reference: null,
+      models: {
+        w: { response: 'a', correct: weak, score: null, inputTokens: null, outputTokens: null, costUsd: null, logprob: null, latencyMs: null },
+        b: { response: 'a', correct: best, score: null, inputTokens: null, outputTokens: null, costUsd: null, logprob: null, latencyMs: null },
+      },
+    });
+    assert.equal(answerTrainingLabel(row(false, false), 'w', 'b', 'not-worse'), true);
+    assert.equal(answerTrainingLabel(row(false, true), 'w', 'b', 'not-worse'), false);
+    assert.equal(answerTrainingLabel(row(false, false), 'w', 'b', 'correct'), false);
+    assert.equal(answerTrainingLabel(row(false, false), 'b', 'b', 'not-worse'), false, "the best model's own head keeps its label");
   });
 });
