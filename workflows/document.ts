@@ -47,6 +47,8 @@ const webhook = proxyActivities<DocumentActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 6 },
 });
 
+/** Continue as new before the history reaches this size too (Temporal warns at 10 MB, fails at 50 MB). */
+const HISTORY_BYTES_LIMIT = 4 * 1024 * 1024;
 /** Results are written to the store in batches of this many (fewer activities in the history). */
 const SAVE_BATCH = 32;
 /** Chunk texts loaded per activity: at most ~1 MB, well under Temporal's 2 MB payload limit. */
@@ -225,7 +227,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     const count = order ? order.length : s.units;
     const mustContinue = () => {
       const info = workflowInfo();
-      return info.continueAsNewSuggested || info.historyLength >= input.historyEventsLimit;
+      return info.continueAsNewSuggested || info.historyLength >= input.historyEventsLimit || info.historySize >= HISTORY_BYTES_LIMIT;
     };
     for (;;) {
       while (!s.paused && running.size < input.concurrency && s.next < count && !mustContinue()) {

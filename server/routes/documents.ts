@@ -19,6 +19,7 @@ import { pauseSignal, progressQuery, resumeSignal, storeKeys, type DocumentJobIn
 import type { documentWorkflow } from '../../workflows/index.js';
 import { ApiError } from '../errors.js';
 import { documentRequestSchema, type DocumentRequest } from './documents.schema.js';
+import { uploadedText } from './documents-text.js';
 
 export interface DocumentRoutesDeps {
   config: CascadeConfig;
@@ -30,10 +31,6 @@ export interface DocumentRoutesDeps {
 type AjvInstance = import('ajv').default;
 const Ajv = (AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule;
 const ajv: AjvInstance = new (Ajv as unknown as new (o: object) => AjvInstance)({ strict: false });
-
-/** Upload types read as text. PDF and other binaries are refused with 415. */
-const TEXT_TYPES = /^(text\/(plain|markdown|x-markdown)|application\/(octet-stream|x-markdown))$/;
-const TEXT_EXTENSIONS = /\.(txt|text|md|markdown)$/i;
 
 export function documentsRoutes({ config, client, logger, store = createDocumentStore(config) }: DocumentRoutesDeps): Router {
   const limits = config.raw.documents;
@@ -55,7 +52,7 @@ export function documentsRoutes({ config, client, logger, store = createDocument
   router.post('/', parseBody, async (req, res, next) => {
     try {
       const body = parseRequest(req.body);
-      const text = documentText(req, body, limits.max_bytes);
+      const text = await documentText(req, body, limits.max_bytes);
       const target = resolveTarget(config, body.model);
       if (!target) throw new ApiError(404, `The model '${body.model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...config.policies.keys()].join(', ')}) or a configured model.`, 'invalid_request_error', 'model_not_found', 'model');
       const options = taskOptions(body);
@@ -154,16 +151,10 @@ function parseRequest(raw: unknown): DocumentRequest {
 
 const tooLarge = (max: number) => new ApiError(413, `The document exceeds the limit of ${max} bytes (documents.max_bytes)`, 'invalid_request_error', 'document_too_large', 'text');
 
-function documentText(req: Request, body: DocumentRequest, maxBytes: number): string {
+async function documentText(req: Request, body: DocumentRequest, maxBytes: number): Promise<string> {
   let text: string;
-  if (req.file) {
-    const type = req.file.mimetype.split(';')[0]!.trim().toLowerCase();
-    if (!TEXT_TYPES.test(type) && !TEXT_EXTENSIONS.test(req.file.originalname)) {
-      throw new ApiError(415, `Unsupported file type ${type} (${req.file.originalname}); upload plain text or Markdown`, 'invalid_request_error', 'unsupported_file_type', 'file');
-    }
-    if (req.file.buffer.includes(0)) throw new ApiError(415, `${req.file.originalname} is not a text file`, 'invalid_request_error', 'unsupported_file_type', 'file');
-    text = req.file.buffer.toString('utf8');
-  } else {
+  if (req.file) text = await uploadedText(req.file);
+  else {
     if (body.text === undefined) throw ApiError.invalid("Send the document as 'text' (JSON) or as a multipart 'file'", 'text', 'missing_document');
     text = body.text;
   }

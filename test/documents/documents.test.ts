@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SearchAttr } from '../../common/names.js';
 import { startStack, type Stack } from '../helpers/stack.js';
-import { documentsClient, documentText, finished, sleep } from './helpers.js';
+import { documentsClient, documentText, finished, minimalPdf, sleep } from './helpers.js';
 
 let stack: Stack;
 let post: ReturnType<typeof documentsClient>['post'];
@@ -150,24 +150,35 @@ describe('document tasks', () => {
     assert.ok(Array.isArray(r.cited_chunks));
   });
 
-  it('a Markdown file upload (multipart) is accepted; a PDF or binary upload is refused', async () => {
-    const form = new FormData();
-    form.set('task', 'summarize');
-    form.set('model', 'cascade:simulated');
-    form.set('file', new Blob([`# Report\n\n${documentText(3, 'upload')}`], { type: 'text/markdown' }), 'report.md');
-    const res = await fetch(`${stack.apiUrl}/documents`, { method: 'POST', body: form, headers: { 'x-farm-output-tokens': '10' } });
-    const body = (await res.json()) as any;
-    assert.equal(res.status, 202, JSON.stringify(body));
-    const done = await waitFor(body.id, finished);
-    assert.equal(done.status, 'completed');
-    assert.equal(await stack.client.workflow.getHandle(body.id).describe().then((d) => d.staticSummary()), 'document · summarize · report.md · simulated');
+  it('uploads (multipart): Markdown and PDF are read as text; an unreadable PDF or a binary file is refused', async () => {
+    const upload = async (name: string, type: string, data: BlobPart, task = 'summarize') => {
+      const form = new FormData();
+      form.set('task', task);
+      form.set('model', 'cascade:simulated');
+      form.set('file', new Blob([data], { type }), name);
+      const res = await fetch(`${stack.apiUrl}/documents`, { method: 'POST', body: form, headers: { 'x-farm-output-tokens': '10' } });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const md = await upload('report.md', 'text/markdown', `# Report\n\n${documentText(3, 'upload')}`);
+    assert.equal(md.status, 202, JSON.stringify(md.body));
+    assert.equal((await waitFor(md.body.id, finished)).status, 'completed');
+    assert.equal(await stack.client.workflow.getHandle(md.body.id).describe().then((d) => d.staticSummary()), 'document · summarize · report.md · simulated');
 
-    const pdf = new FormData();
-    pdf.set('task', 'summarize');
-    pdf.set('file', new Blob([new Uint8Array([0x25, 0x50, 0x44, 0x46, 0, 1, 2])], { type: 'application/pdf' }), 'report.pdf');
-    const refused = await fetch(`${stack.apiUrl}/documents`, { method: 'POST', body: pdf });
-    assert.equal(refused.status, 415);
-    assert.equal(((await refused.json()) as any).error.code, 'unsupported_file_type');
+    const pdf = await upload('report.pdf', 'application/pdf', new Uint8Array(minimalPdf(['Quarterly report.', 'Revenue rose 12 percent in the north.'])));
+    assert.equal(pdf.status, 202, JSON.stringify(pdf.body));
+    const done = await waitFor(pdf.body.id, finished);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.chunks.total, 1);
+    const chunk = await stack.client.workflow.getHandle(`${pdf.body.id}-chunk-1`).fetchHistory();
+    const input = JSON.stringify(chunk.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.map((p) => Buffer.from(p.data!).toString()));
+    assert.match(input, /Quarterly report\.\\+nRevenue rose 12 percent in the north\./);
+
+    const broken = await upload('broken.pdf', 'application/pdf', '%PDF-1.4 this is not a PDF');
+    assert.equal(broken.status, 400);
+    assert.equal(broken.body.error.code, 'unreadable_pdf');
+    const png = await upload('image.png', 'image/png', new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 1, 2]));
+    assert.equal(png.status, 415);
+    assert.equal(png.body.error.code, 'unsupported_file_type');
   });
 });
 
