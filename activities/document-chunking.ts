@@ -30,6 +30,16 @@ function pieces(text: string, max: number): string[] {
   return out;
 }
 
+/** The end of a chunk, at most `max` characters, starting at a sentence (else word) boundary. */
+function overlapTail(text: string, max: number): string {
+  if (max <= 0) return '';
+  const window = text.slice(Math.max(0, text.length - max));
+  const sentence = /[.!?。]\s+/.exec(window);
+  const word = /\s+/.exec(window);
+  const from = sentence && sentence.index + sentence[0].length < window.length ? sentence.index + sentence[0].length : word ? word.index + word[0].length : 0;
+  return window.slice(from);
+}
+
 export function chunkText(text: string, { chunkTokens, overlapTokens }: ChunkingOptions): string[] {
   const maxChars = chunkTokens * CHARS_PER_TOKEN;
   const overlapChars = Math.min(overlapTokens * CHARS_PER_TOKEN, Math.floor(maxChars / 2));
@@ -39,16 +49,11 @@ export function chunkText(text: string, { chunkTokens, overlapTokens }: Chunking
   let fresh = 0; // characters in `current` that are not overlap
   const flush = () => {
     if (fresh === 0) return;
-    chunks.push(current.join('').trim());
-    // Carry the last pieces (up to the overlap) into the next chunk.
-    const tail: string[] = [];
-    let tailSize = 0;
-    for (let i = current.length - 1; i >= 0 && tailSize + current[i]!.length <= overlapChars; i--) {
-      tail.unshift(current[i]!);
-      tailSize += current[i]!.length;
-    }
-    current = tail;
-    size = tailSize;
+    const text = current.join('');
+    chunks.push(text.trim());
+    const tail = overlapTail(text, overlapChars);
+    current = tail ? [tail] : [];
+    size = tail.length;
     fresh = 0;
   };
   for (const piece of pieces(text, maxChars - overlapChars)) {
