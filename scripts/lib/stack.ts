@@ -38,6 +38,7 @@ export class CascadeStack {
   readonly supervisor: Supervisor;
   private readonly env: NodeJS.ProcessEnv;
   private devServer: Promise<DevServer> | null = null;
+  private temporalProcessId: number | null = null;
   private stopping: Promise<void> | null = null;
   private plan: Plan | null = null;
   /** Farm pool name → base URL (`http://127.0.0.1:<port>/v1`), once the farm is up. */
@@ -60,6 +61,13 @@ export class CascadeStack {
   /** The Temporal UI's URL, or null when Temporal is an external server. */
   get uiUrl(): string | null {
     return this.plan?.temporal ? `http://127.0.0.1:${this.plan.temporal.uiPort}` : null;
+  }
+
+  /** Pid of every process the stack runs, by name (the Temporal dev server as `temporal`). */
+  pids(): Map<string, number> {
+    const pids = this.supervisor.pids();
+    if (this.temporalProcessId !== null) pids.set('temporal', this.temporalProcessId);
+    return pids;
   }
 
   get stopped(): boolean {
@@ -91,6 +99,7 @@ export class CascadeStack {
       server.process.once('exit', (code, signal) => {
         if (!this.stopped) this.opts.onFatal(`the Temporal dev server exited (${signal ?? `code ${code}`})`);
       });
+      this.temporalProcessId = server.process.pid ?? null;
       say(`temporal pid ${server.process.pid} ready`);
     }
     this.checkNotStopped();

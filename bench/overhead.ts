@@ -1,0 +1,230 @@
+/**
+ * `npm run bench:overhead`: the latency the durable path adds over calling the same farm pool
+ * directly. Runs the production process layout (scripts/lib/stack.ts: Temporal dev server with a
+ * persistence file, farm, one process per pool worker, router worker, API) with the zero-latency
+ * farm (config/farm.test.yaml), then, in one run and in alternating blocks:
+ *   baseline  the openai client streaming from the farm's cpu pool (the same upstream call the
+ *             pool activity makes: same prompt, same model, stream with usage)
+ *   model     the openai client calling the API with model Mixtral (a one-step durable call)
+ *   cascade   the openai client calling the API with model `cascade` (default policy: the
+ *             evaluator runs and accepts Mixtral's answer at step 1)
+ * at concurrency 1 and 32, and prints p50/p95/p99, the differences and the ratios. Then it reads
+ * the Temporal history of sampled requests to show where the added time goes.
+ *
+ *   npm run bench:overhead [-- --c1 300 --c32 2000 --max-seconds 60 --profile 60 --json --verbose]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import OpenAI from 'openai';
+import { TEST_FARM_CONFIG } from '../farm/index.js';
+import { createPrinter } from '../scripts/lib/log-lines.js';
+import { CascadeStack } from '../scripts/lib/stack.js';
+import { freePort } from '../scripts/temporal-dev-server.js';
+import { runLoad, summarise, type CallResult, type LoadResult, type Percentiles, type Sample } from './lib/overhead-load.js';
+import { profileRequests, type SegmentStats } from './lib/overhead-profile.js';
+import { snapshot } from './lib/overhead-cpu.js';
+
+const MIXTRAL = 'mistralai/Mixtral-8x7B-Instruct-v0.1';
+/** gsm8k-test-0: the farm replays Mixtral's recorded answer, which the default policy accepts. */
+const PROMPT =
+  "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
+const PATHS = ['baseline', 'model', 'cascade'] as const;
+type Path = (typeof PATHS)[number];
+const PATH_LABEL: Record<Path, string> = { baseline: 'direct to farm pool (baseline)', model: `durable: model ${MIXTRAL.split('/')[1]}`, cascade: 'durable: cascade (evaluated)' };
+/** Blocks per phase: the paths alternate so that drift on a shared machine hits all of them. */
+const ROUNDS = 3;
+
+const { values: args } = parseArgs({
+  options: {
+    c1: { type: 'string', default: '300' },
+    c32: { type: 'string', default: '2000' },
+    'max-seconds': { type: 'string', default: '60' },
+    warmup: { type: 'string', default: '150' },
+    profile: { type: 'string', default: '60' },
+    /** Where the Temporal persistence file goes (default: a temp dir; /dev/shm takes fsync out). */
+    'db-dir': { type: 'string' },
+    json: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+
+const log = (text: string) => process.stderr.write(`[bench] ${text}\n`);
+const clientCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
+interface PhaseResult {
+  concurrency: number;
+  path: Path;
+  stats: Percentiles;
+  samples: Sample[];
+  /** CPU ms per request, by process (`client` is this benchmark's own process). */
+  cpu: Record<string, number>;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'cascade-bench-'));
+  const print = createPrinter((s) => {
+    if (args.verbose || s.startsWith('cascade ')) process.stderr.write(s);
+  });
+  const env = {
+    PORT: String(await freePort()),
+    TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
+    CASCADE_UI_PORT: String(await freePort()),
+    CASCADE_TEMPORAL_DB: join(args['db-dir'] ? mkdtempSync(join(args['db-dir'], 'cascade-bench-')) : dir, 'temporal.db'),
+    CASCADE_FARM_RANDOM_PORTS: '1',
+  };
+  const stack = new CascadeStack({
+    env,
+    print,
+    farmConfigPath: TEST_FARM_CONFIG,
+    onFatal: (reason) => {
+      log(reason);
+      process.exit(1);
+    },
+  });
+  const cleanup = async () => {
+    await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  try {
+    await stack.start();
+    await run(stack);
+  } finally {
+    await cleanup();
+  }
+}
+
+async function run(stack: CascadeStack): Promise<void> {
+  const farmUrl = stack.farmUrls.get('cpu');
+  if (!farmUrl) throw new Error('the farm has no cpu pool');
+  const farm = new OpenAI({ baseURL: farmUrl, apiKey: 'bench', maxRetries: 0, timeout: 30_000 });
+  const api = new OpenAI({ baseURL: `${stack.apiBase}/v1`, apiKey: 'bench', maxRetries: 0, timeout: 30_000 });
+  const messages = [{ role: 'user' as const, content: PROMPT }];
+
+  const calls: Record<Path, () => Promise<CallResult>> = {
+    async baseline() {
+      const stream = await farm.chat.completions.create({ model: MIXTRAL, messages, stream: true, stream_options: { include_usage: true } });
+      let finish: string | null = null;
+      for await (const chunk of stream) finish = chunk.choices[0]?.finish_reason ?? finish;
+      if (finish !== 'stop') throw new Error(`stream ended with ${finish}`);
+      return { workflowId: null };
+    },
+    async model() {
+      const { data, response } = await api.chat.completions.create({ model: MIXTRAL, messages }).withResponse();
+      if (data.model !== MIXTRAL) throw new Error(`answered by ${data.model}`);
+      return { workflowId: response.headers.get('x-cascade-workflow-id') };
+    },
+    async cascade() {
+      const { data, response } = await api.chat.completions.create({ model: 'cascade', messages }).withResponse();
+      const trace = (data as unknown as { cascade: { final_step: number; escalations: number } }).cascade;
+      if (trace.final_step !== 1 || trace.escalations !== 0) throw new Error(`cascade did not accept step 1 (final step ${trace.final_step})`);
+      return { workflowId: response.headers.get('x-cascade-workflow-id') };
+    },
+  };
+
+  const loadStart = loadavg().map((l) => +l.toFixed(2));
+  const maxMs = Number(args['max-seconds']) * 1000;
+  const warmup = Number(args.warmup);
+  log(`warming up (${warmup} requests per path at c=1, then ${warmup} at c=32) ...`);
+  for (const path of PATHS) await runLoad({ concurrency: 1, requests: warmup, maxMs, call: calls[path] });
+  if (Number(args.c32) > 0) for (const path of PATHS) await runLoad({ concurrency: 32, requests: warmup, maxMs, call: calls[path] });
+
+  const results: PhaseResult[] = [];
+  const phases = ([[1, Number(args.c1)], [32, Number(args.c32)]] as const).filter(([, n]) => n > 0);
+  for (const [concurrency, requests] of phases) {
+    const merged = new Map<Path, LoadResult>(PATHS.map((p) => [p, { samples: [], wallMs: 0 }]));
+    const cpu = new Map<Path, Map<string, number>>(PATHS.map((p) => [p, new Map()]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const path of PATHS) {
+        log(`c=${concurrency} ${path}: block ${round + 1}/${ROUNDS} ...`);
+        const before = snapshot(stack.pids()).set('client', clientCpuMs());
+        const r = await runLoad({ concurrency, requests: Math.ceil(requests / ROUNDS), maxMs: maxMs / ROUNDS, call: calls[path] });
+        const after = snapshot(stack.pids()).set('client', clientCpuMs());
+        const m = merged.get(path)!;
+        m.samples.push(...r.samples);
+        m.wallMs += r.wallMs;
+        const totals = cpu.get(path)!;
+        for (const [name, end] of after) totals.set(name, (totals.get(name) ?? 0) + end - (before.get(name) ?? NaN));
+      }
+    }
+    for (const path of PATHS) {
+      const load = merged.get(path)!;
+      const firstError = load.samples.find((s) => s.error)?.error;
+      if (firstError) log(`c=${concurrency} ${path}: ${load.samples.filter((s) => s.error).length} errors, e.g. ${firstError}`);
+      const perRequest = Object.fromEntries([...cpu.get(path)!].filter(([, ms]) => Number.isFinite(ms)).map(([name, ms]) => [name, ms / Math.max(1, load.samples.length)]));
+      results.push({ concurrency, path, stats: summarise(load), samples: load.samples, cpu: perRequest });
+    }
+  }
+
+  const profiles: { concurrency: number; path: Path; n: number; segments: SegmentStats[] }[] = [];
+  const connection = await Connection.connect({ address: stack.config.raw.temporal.address });
+  try {
+    const client = new Client({ connection, namespace: stack.config.raw.temporal.namespace });
+    for (const r of results.filter((r) => r.path !== 'baseline')) {
+      log(`profiling c=${r.concurrency} ${r.path} from ${args.profile} workflow histories ...`);
+      profiles.push({ concurrency: r.concurrency, path: r.path, ...(await profileRequests(client, r.samples, Number(args.profile))) });
+    }
+  } finally {
+    await connection.close();
+  }
+
+  const overhead = results
+    .filter((r) => r.path !== 'baseline')
+    .map((r) => {
+      const base = results.find((b) => b.path === 'baseline' && b.concurrency === r.concurrency)!.stats;
+      const diff = (q: 'p50' | 'p95' | 'p99') => ({ [`${q}_added_ms`]: r.stats[q] - base[q], [`${q}_ratio`]: r.stats[q] / base[q] });
+      return { concurrency: r.concurrency, path: r.path, ...diff('p50'), ...diff('p95'), ...diff('p99') } as { concurrency: number; path: Path } & Record<string, number>;
+    });
+  // A shared machine: the load average says how much else was running.
+  const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version, platform: process.platform, loadavg_start: loadStart, loadavg_end: loadavg().map((l) => +l.toFixed(2)) };
+  const report = {
+    machine,
+    setup: { farm: 'config/farm.test.yaml (zero latency), pool cpu', prompt: 'gsm8k-test-0', model: MIXTRAL, rounds: ROUNDS, warmup, log_level: process.env.LOG_LEVEL ?? 'info' },
+    results: results.map((r) => ({ concurrency: r.concurrency, path: r.path, ...r.stats, cpu_ms_per_request: r.cpu })),
+    overhead,
+    profile: profiles,
+  };
+  if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else process.stdout.write(renderTables(report.results, overhead, profiles, machine));
+}
+
+const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
+
+function renderTables(
+  results: ({ concurrency: number; path: Path; cpu_ms_per_request: Record<string, number> } & Percentiles)[],
+  overhead: ({ concurrency: number; path: Path } & Record<string, number>)[],
+  profiles: { concurrency: number; path: Path; n: number; segments: SegmentStats[] }[],
+  machine: { cpus: number; cpu_model: string; node: string; loadavg_start: number[]; loadavg_end: number[] },
+): string {
+  const out: string[] = [`Durable-path overhead (${machine.cpus} × ${machine.cpu_model}, Node ${machine.node}, load average ${machine.loadavg_start[0]} → ${machine.loadavg_end[0]}); latency in ms`, ''];
+  const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  out.push(row(['c', 'path', 'n', 'errors', 'p50', 'p95', 'p99', 'req/s']), row(['--:', '---', '--:', '--:', '--:', '--:', '--:', '--:']));
+  for (const r of results) out.push(row([String(r.concurrency), PATH_LABEL[r.path], String(r.n), String(r.errors), f(r.p50), f(r.p95), f(r.p99), r.rps.toFixed(0)]));
+  out.push('', row(['c', 'added by', 'p50', 'p95', 'p99']), row(['--:', '---', '--:', '--:', '--:']));
+  for (const o of overhead) {
+    const cell = (q: string) => `+${f(o[`${q}_added_ms`]!)} (×${o[`${q}_ratio`]!.toFixed(1)})`;
+    out.push(row([String(o.concurrency), PATH_LABEL[o.path], cell('p50'), cell('p95'), cell('p99')]));
+  }
+  const procs = [...new Set(results.flatMap((r) => Object.keys(r.cpu_ms_per_request)))].filter((name) => results.some((r) => r.cpu_ms_per_request[name]! >= 0.05));
+  out.push('', 'CPU time per request (ms, user + system, by process)', '', row(['c', 'path', ...procs, 'total']), row(['--:', '---', ...procs.map(() => '--:'), '--:']));
+  for (const r of results) {
+    const values = procs.map((name) => r.cpu_ms_per_request[name] ?? NaN);
+    out.push(row([String(r.concurrency), PATH_LABEL[r.path], ...values.map(f), f(values.filter(Number.isFinite).reduce((a, b) => a + b, 0))]));
+  }
+  for (const p of profiles) {
+    out.push('', `Where the time goes: c=${p.concurrency}, ${PATH_LABEL[p.path]} (${p.n} workflow histories)`, '', row(['segment', 'p50', 'p95', 'mean', 'what']), row(['---', '--:', '--:', '--:', '---']));
+    for (const s of p.segments) out.push(row([s.segment, f(s.p50), f(s.p95), f(s.mean), s.what]));
+  }
+  return `${out.join('\n')}\n`;
+}
+
+main().catch((err) => {
+  log(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exit(1);
+});
