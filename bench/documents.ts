@@ -2,13 +2,14 @@
  * Document-job benchmark: summarize documents of 10, 100 and 1,000 chunks through the real stack
  * (API, router worker and one worker per pool as separate processes, a Temporal dev server, the
  * model farm with zero latency, so the figures are Cascade's own overhead). Reports wall time,
- * time per chunk, peak RSS of each process while the job ran, continue-as-new runs, and cost
+ * time per chunk, RSS of each process while the job ran (peak, and the median of the job's second
+ * half), continue-as-new runs, and cost
  * against sending every call to the policy's strongest model.
  *
  *   npm run bench:documents                          (sizes 10,100,1000)
  *   npm run bench:documents -- --sizes 10,100,1000,10000 --concurrency 32
  *
- * Writes bench/documents-results.json and prints a Markdown table.
+ * Writes bench/documents-results.json (or --out) and prints a Markdown table.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     'chunk-tokens': { type: 'string', default: '256' },
     'history-limit': { type: 'string', default: '2000' },
     'output-tokens': { type: 'string', default: '40' },
+    out: { type: 'string', default: fileURLToPath(new URL('./documents-results.json', import.meta.url)) },
   },
 });
 const sizes = values.sizes!.split(',').map(Number);
@@ -75,14 +77,20 @@ interface Row {
   baseline_cost_usd: number;
   cost_ratio: number;
   peak_rss_mb: Record<string, number>;
+  steady_rss_mb: Record<string, number>;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? 0;
 }
 
 async function runOne(stack: Stack, target: number): Promise<Row> {
   const text = documentOf(target);
   const pids = Object.fromEntries(PROCESSES.map((n) => [n, stack.child(n).pid!]));
-  const peak: Record<string, number> = Object.fromEntries(PROCESSES.map((n) => [n, rssMb(pids[n]!)]));
+  const samples: Record<string, number[]> = Object.fromEntries(PROCESSES.map((n) => [n, [rssMb(pids[n]!)]]));
   const sampler = setInterval(() => {
-    for (const n of PROCESSES) peak[n] = Math.max(peak[n]!, rssMb(pids[n]!));
+    for (const n of PROCESSES) samples[n]!.push(rssMb(pids[n]!));
   }, 100);
   const started = performance.now();
   const res = await fetch(`${stack.apiUrl}/documents`, {
@@ -112,7 +120,9 @@ async function runOne(stack: Stack, target: number): Promise<Row> {
     cost_usd: round(job.cost_usd, 6),
     baseline_cost_usd: round(job.baseline_cost_usd, 6),
     cost_ratio: round(job.cost_usd / job.baseline_cost_usd, 3),
-    peak_rss_mb: Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, round(v, 0)])),
+    peak_rss_mb: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, round(Math.max(...v), 0)])),
+    // Peak RSS depends on when V8 collects; the median of the second half shows the steady state.
+    steady_rss_mb: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, round(median(v.slice(Math.floor(v.length / 2))), 0)])),
   };
   process.stderr.write(`[bench] ${row.chunks} chunks: ${row.wall_s} s (${row.ms_per_chunk} ms/chunk), runs ${row.runs}, cost ${row.cost_ratio} of all-strongest\n`);
   return row;
@@ -154,13 +164,13 @@ async function main(): Promise<void> {
     baseline_chat_requests_per_s: chatPerS,
     rows,
   };
-  writeFileSync(fileURLToPath(new URL('./documents-results.json', import.meta.url)), `${JSON.stringify(out, null, 2)}\n`);
+  writeFileSync(values.out!, `${JSON.stringify(out, null, 2)}\n`);
   const lines = [
-    '| chunks | combine steps | wall time | per chunk | chunks/s | continue-as-new runs | escalations | cost | all on sim-large | ratio | peak RSS MB: api / router / pool cpu / gpu-a / api |',
+    '| chunks | combine steps | wall time | per chunk | chunks/s | continue-as-new runs | escalations | cost | all on sim-large | ratio | RSS MB peak (steady): api / router / pool cpu / gpu-a / api |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     ...rows.map(
       (r) =>
-        `| ${r.chunks} | ${r.reduce_steps} | ${r.wall_s} s | ${r.ms_per_chunk} ms | ${r.chunks_per_s} | ${r.runs} | ${r.escalations} | $${r.cost_usd} | $${r.baseline_cost_usd} | ${r.cost_ratio} | ${PROCESSES.map((p) => r.peak_rss_mb[p]).join(' / ')} |`,
+        `| ${r.chunks} | ${r.reduce_steps} | ${r.wall_s} s | ${r.ms_per_chunk} ms | ${r.chunks_per_s} | ${r.runs} | ${r.escalations} | $${r.cost_usd} | $${r.baseline_cost_usd} | ${r.cost_ratio} | ${PROCESSES.map((p) => `${r.peak_rss_mb[p]} (${r.steady_rss_mb[p]})`).join(' / ')} |`,
     ),
   ];
   lines.push('', `Baseline in the same run: ${chatPerS} chat requests/s through the same stack at the same concurrency (one cascade workflow each).`);
