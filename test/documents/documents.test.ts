@@ -16,7 +16,8 @@ let start: ReturnType<typeof documentsClient>['start'];
 let job: ReturnType<typeof documentsClient>['job'];
 let waitFor: ReturnType<typeof documentsClient>['waitFor'];
 let callsByChunk: ReturnType<typeof documentsClient>['callsByUnit'];
-let assertEachCallPaidOnce: ReturnType<typeof documentsClient>['assertEachCallPaidOnce'];
+let completedCalls: ReturnType<typeof documentsClient>['completedCalls'];
+let assertCompletedCallsNotRepeated: ReturnType<typeof documentsClient>['assertCompletedCallsNotRepeated'];
 
 before(async () => {
   stack = await startStack({
@@ -32,7 +33,7 @@ before(async () => {
       raw.breaker.failure_threshold = 1000; // the outage below must not leave circuits open for the rerun
     },
   });
-  ({ post, start, job, waitFor, callsByUnit: callsByChunk, assertEachCallPaidOnce } = documentsClient(stack));
+  ({ post, start, job, waitFor, callsByUnit: callsByChunk, completedCalls, assertCompletedCallsNotRepeated } = documentsClient(stack));
 });
 after(async () => {
   await stack?.close();
@@ -222,22 +223,25 @@ describe('controlling a job', () => {
     assert.equal(done.chunks.done, done.chunks.total);
   });
 
-  it('kill -9 of the pool worker mid-job: the job completes and no completed model call is made twice', async () => {
+  it('kill -9 of the pool worker mid-job: the job completes and no completed model call is made again', async () => {
     const id = await start({ task: 'summarize', text: documentText(10, 'crash') }, { ...slow, 'x-farm-fault': 'slow-first-token;pool=gpu-a', 'x-farm-fault-delay-ms': '600' });
     const deadline = Date.now() + 20_000;
     while (!(await stack.farmLog()).some((a) => a.outcome === 'pending' && a.pool === 'gpu-a' && a.request_id?.startsWith(`${id}-chunk-`))) {
       assert.ok(Date.now() < deadline, 'no chunk call in flight');
       await sleep(25);
     }
+    const completedBefore = await completedCalls(id);
+    await sleep(200); // so the worker has reported those to Temporal (the pending call is still mid-generation)
     process.kill(stack.child('pool:gpu-a').pid!, 'SIGKILL');
-    await sleep(500);
+    await sleep(300);
     await stack.startChild('pool:gpu-a');
     const done = await waitFor(id, finished, 90_000);
     assert.equal(done.status, 'completed', JSON.stringify(done).slice(0, 500));
     assert.equal(done.chunks.done, done.chunks.total);
     assert.match(done.result.summary, /^\[simulated\]/);
-    const calls = await assertEachCallPaidOnce(id);
+    const calls = await callsByChunk(id);
     assert.ok([...calls.values()].flat().some((c) => c.outcome === 'client-closed'), 'a call was cut by the kill');
+    await assertCompletedCallsNotRepeated(id, completedBefore, 4);
   });
 });
 

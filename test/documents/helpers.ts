@@ -55,7 +55,25 @@ export function documentsClient(stack: Stack) {
     return calls;
   };
 
-  return { post, start, job, waitFor, callsByUnit, assertEachCallPaidOnce };
+  /** Request ids of the model calls of a job the farm has answered completely so far. */
+  const completedCalls = async (id: string): Promise<Set<string>> =>
+    new Set((await stack.farmLog()).filter((a) => a.outcome === 'ok' && a.request_id?.startsWith(`${id}-`)).map((a) => a.request_id!));
+
+  /**
+   * After a crash: a call completed before it (`completedBefore`) was never made again; a call in
+   * flight at the instant of the kill (answered, its result not yet recorded by Temporal) was made
+   * at most once more, and at most `maxRepeated` calls were.
+   */
+  const assertCompletedCallsNotRepeated = async (id: string, completedBefore: Set<string>, maxRepeated: number) => {
+    const ok = new Map<string, number>();
+    for (const a of await stack.farmLog()) if (a.outcome === 'ok' && a.request_id?.startsWith(`${id}-`)) ok.set(a.request_id, (ok.get(a.request_id) ?? 0) + 1);
+    for (const r of completedBefore) assert.equal(ok.get(r), 1, `${r} was called again after it completed`);
+    const repeated = [...ok].filter(([, n]) => n > 1);
+    for (const [r, n] of repeated) assert.ok(!completedBefore.has(r) && n === 2, `${r}: ${n} calls`);
+    assert.ok(repeated.length <= maxRepeated, `${repeated.length} calls repeated`);
+  };
+
+  return { post, start, job, waitFor, callsByUnit, assertEachCallPaidOnce, completedCalls, assertCompletedCallsNotRepeated };
 }
 
 export const finished = (j: any) => j.status === 'completed' || j.status === 'cancelled' || j.status === 'failed';
