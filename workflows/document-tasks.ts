@@ -63,12 +63,6 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
 
 const numbered = (items: string[]) => items.map((q, i) => `${i + 1}. ${q}`).join('\n');
 
-/** Does the evaluator (or any evaluator inside a `min`) read token logprobs? */
-export function usesLogprobs(spec: EvaluatorSpec): boolean {
-  if (spec.type === 'logprob') return true;
-  return spec.type === 'min' && Array.isArray(spec.of) && (spec.of as EvaluatorSpec[]).some(usesLogprobs);
-}
-
 function gatesOnValidators(spec: EvaluatorSpec): boolean {
   if (spec.type === 'validators') return true;
   return spec.type === 'min' && Array.isArray(spec.of) && (spec.of as EvaluatorSpec[]).some(gatesOnValidators);
@@ -91,7 +85,3 @@ export function policyForTask(task: DocumentTask, policy: PolicySpec): PolicySpe
   };
 }
 
-/** The params a step needs beyond the prompt: logprobs when any evaluator in the ladder reads them. */
-export function withPolicyNeeds(params: ChatParams, policy: PolicySpec): ChatParams {
-  return policy.steps.some((s) => usesLogprobs(s.evaluator)) ? { ...params, logprobs: true } : params;
-}

@@ -24,7 +24,7 @@ import type { CascadeInput, CascadeTrace } from '../common/types.js';
 import { SearchAttr } from '../common/names.js';
 import { cascadeWorkflow } from './cascade.js';
 import { costOfUsage } from './policy.js';
-import { REDUCED_TASKS, unitParams, withPolicyNeeds } from './document-tasks.js';
+import { REDUCED_TASKS, unitParams } from './document-tasks.js';
 import {
   pauseSignal,
   phaseKey,
@@ -163,7 +163,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
   /** Runs one unit as a child cascade workflow; its outcome is recorded, never thrown. */
   const startUnit = (index: number, text: string) => {
     const workflowId = unitWorkflowId(index);
-    const params = withPolicyNeeds(unitParams(task, options, s.phase, index, s.units, text), cascade.policy);
+    const params = unitParams(task, options, s.phase, index, s.units, text);
     const childInput: CascadeInput = { requestId: workflowId, requestHash: '', params, ...cascade };
     const label = s.phase.kind === 'map' ? `chunk ${index + 1}/${s.units} · ${task}` : `reduce level ${s.phase.level} · group ${index + 1}/${s.units} · ${task}`;
     const base = { index, workflowId, escalations: 0, costUsd: 0, baselineCostUsd: 0, degraded: false };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chunkText } from '../../activities/document-chunking.js';
 import { matchLabel, mergeExtractions } from '../../activities/document.js';
 import { checkWebhookUrl, forbiddenAddress } from '../../activities/document-webhook.js';
-import { policyForTask, unitParams, withPolicyNeeds } from '../../workflows/document-tasks.js';
+import { policyForTask, unitParams } from '../../workflows/document-tasks.js';
 import type { PolicySpec } from '../../common/types.js';
 import { documentText } from './helpers.js';
 
@@ -68,11 +68,10 @@ describe('the policy of a task', () => {
     assert.equal(policyForTask('summarize', policy), policy);
   });
 
-  it('logprobs are asked when any step reads them, also inside min', () => {
+  it('an extract chunk asks for JSON matching the schema', () => {
     const params = unitParams('extract', { schema: { type: 'object' } }, { kind: 'map' }, 0, 3, 'text');
-    assert.equal(params.response_format?.type, 'json_schema');
-    assert.equal(withPolicyNeeds(params, policyForTask('extract', policy)).logprobs, true);
-    assert.equal(withPolicyNeeds(params, { ...policy, steps: [policy.steps[2]!] }).logprobs, undefined);
+    assert.deepEqual(params.response_format, { type: 'json_schema', json_schema: { name: 'extraction', schema: { type: 'object' }, strict: true } });
+    assert.match(params.messages[1]!.content, /^Part 1 of 3:/);
   });
 });
 
