@@ -21,7 +21,12 @@ export default tseslint.config(
   {
     // node:test's describe/it return promises the runner itself awaits.
     files: ['test/**/*.ts'],
-    rules: { '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] }] }] },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] }] },
+      ],
+    },
   },
   {
     files: ['workflows/**/*.ts'],
@@ -30,9 +35,19 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', 'fs', 'path', 'crypto', 'http', 'https', 'net', 'os', 'child_process'], message: 'Workflow code must be deterministic: no Node built-ins (use an activity).' },
-            { group: ['openai', 'express', 'pino', 'onnxruntime-node', 'node-llama-cpp', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'], message: 'Workflow code must not call SDKs or do I/O (use an activity).' },
-            { group: ['../activities/*', '../server/*', '../farm/*', '../config/*'], allowTypeImports: true, message: 'Workflows may import only types from these folders.' },
+            {
+              group: ['node:*', 'fs', 'path', 'crypto', 'http', 'https', 'net', 'os', 'child_process'],
+              message: 'Workflow code must be deterministic: no Node built-ins (use an activity).',
+            },
+            {
+              group: ['openai', 'express', 'pino', 'onnxruntime-node', 'node-llama-cpp', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'],
+              message: 'Workflow code must not call SDKs or do I/O (use an activity).',
+            },
+            {
+              group: ['../activities/*', '../server/*', '../farm/*', '../config/*'],
+              allowTypeImports: true,
+              message: 'Workflows may import only types from these folders.',
+            },
           ],
         },
       ],

@@ -90,6 +90,8 @@ export class DeploymentHealth {
   }
 
   snapshot(): Record<string, { state: CircuitState; consecutive_failures: number }> {
-    return Object.fromEntries([...this.circuits.keys()].map((id) => [id, { state: this.state(id), consecutive_failures: this.circuit(id).consecutiveFailures }]));
+    return Object.fromEntries(
+      [...this.circuits.keys()].map((id) => [id, { state: this.state(id), consecutive_failures: this.circuit(id).consecutiveFailures }]),
+    );
   }
 }

@@ -20,7 +20,8 @@ export interface DocumentStore {
 
 /** Keys are `/`-separated paths of safe segments; never absolute, never `..`. */
 function checkKey(key: string): string {
-  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(key) || key.split('/').some((s) => s === '..' || s === '.')) throw new Error(`invalid store key ${JSON.stringify(key)}`);
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(key) || key.split('/').some((s) => s === '..' || s === '.'))
+    throw new Error(`invalid store key ${JSON.stringify(key)}`);
   return key;
 }
 

@@ -45,8 +45,10 @@ export function checkWebhookUrl(raw: string, allowHosts: readonly string[]): URL
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new WebhookRejected('webhook_url must use http or https');
   if (url.username || url.password) throw new WebhookRejected('webhook_url must not carry credentials');
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (forbiddenAddress(host) || host.toLowerCase() === 'metadata.google.internal') throw new WebhookRejected(`webhook_url host ${host} is a link-local or metadata address`);
-  if (!hostAllowed(host, allowHosts)) throw new WebhookRejected(`webhook_url host ${host} is not allowed (documents.webhook_allow_hosts: ${allowHosts.join(', ') || 'none'})`);
+  if (forbiddenAddress(host) || host.toLowerCase() === 'metadata.google.internal')
+    throw new WebhookRejected(`webhook_url host ${host} is a link-local or metadata address`);
+  if (!hostAllowed(host, allowHosts))
+    throw new WebhookRejected(`webhook_url host ${host} is not allowed (documents.webhook_allow_hosts: ${allowHosts.join(', ') || 'none'})`);
   return url;
 }
 

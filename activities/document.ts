@@ -61,7 +61,8 @@ export function createDocumentActivities({ store, logger, webhookAllowHosts }: D
     /** Chunks the stored document; each chunk becomes one input of the map phase. */
     async prepareDocument(input: { jobId: string; chunkTokens: number; overlapTokens: number }): Promise<{ chunks: number; chars: number }> {
       const text = await store.get(storeKeys.document(input.jobId));
-      if (text === null) throw ApplicationFailure.create({ type: ErrorType.InvalidRequest, message: `document of job ${input.jobId} is not in the store`, nonRetryable: true });
+      if (text === null)
+        throw ApplicationFailure.create({ type: ErrorType.InvalidRequest, message: `document of job ${input.jobId} is not in the store`, nonRetryable: true });
       const chunks = chunkText(text, input);
       for (let i = 0; i < chunks.length; i += 64) {
         await Promise.all(chunks.slice(i, i + 64).map((c, j) => store.put(storeKeys.unitInput(input.jobId, 'map', i + j), c)));
@@ -71,7 +72,11 @@ export function createDocumentActivities({ store, logger, webhookAllowHosts }: D
     },
 
     async loadUnits(input: { jobId: string; phase: string; indices: number[] }): Promise<string[]> {
-      const texts = await readMany(store, input.indices.map((i) => storeKeys.unitInput(input.jobId, input.phase, i)), (s) => s);
+      const texts = await readMany(
+        store,
+        input.indices.map((i) => storeKeys.unitInput(input.jobId, input.phase, i)),
+        (s) => s,
+      );
       return texts.map((t, k) => {
         if (t === null) throw new Error(`unit ${input.indices[k]} of ${input.phase} is missing from the store`);
         return t;
@@ -86,7 +91,14 @@ export function createDocumentActivities({ store, logger, webhookAllowHosts }: D
      * Groups the answers of one phase into inputs of the next reduce level, each within the
      * token budget but with at least two answers, so every level has fewer units than the last.
      */
-    async planReduce(input: { jobId: string; task: DocumentTask; from: string; fromUnits: number; to: string; budgetTokens: number }): Promise<{ groups: number }> {
+    async planReduce(input: {
+      jobId: string;
+      task: DocumentTask;
+      from: string;
+      fromUnits: number;
+      to: string;
+      budgetTokens: number;
+    }): Promise<{ groups: number }> {
       const firstLevel = input.from === 'map';
       const entries: string[] = [];
       for (const r of await results(input.jobId, input.from, input.fromUnits)) {
@@ -129,7 +141,8 @@ export function createDocumentActivities({ store, logger, webhookAllowHosts }: D
         baseline_cost_usd: input.progress.baseline_cost_usd,
         failed_chunks: failed,
       };
-      const perChunk = <T>(fn: (r: UnitResult) => T) => chunks.flatMap((r, i) => (r?.ok ? [{ chunk: i + 1, model: r.model, escalations: r.escalations, ...fn(r) }] : []));
+      const perChunk = <T>(fn: (r: UnitResult) => T) =>
+        chunks.flatMap((r, i) => (r?.ok ? [{ chunk: i + 1, model: r.model, escalations: r.escalations, ...fn(r) }] : []));
       let body: Record<string, unknown>;
       switch (input.task) {
         case 'summarize':
@@ -146,10 +159,19 @@ export function createDocumentActivities({ store, logger, webhookAllowHosts }: D
           const responseFormat = { type: 'json_schema' as const, schema: input.options.schema };
           const items = perChunk((r) => {
             const parsed = parseJsonAnswer(r.content ?? '');
-            const errors = validationFailures({ messages: [], answer: r.content ?? '', model: r.model ?? '', step: 0, finishReason: 'stop', logprobs: null, responseFormat }, ['json']);
+            const errors = validationFailures(
+              { messages: [], answer: r.content ?? '', model: r.model ?? '', step: 0, finishReason: 'stop', logprobs: null, responseFormat },
+              ['json'],
+            );
             return { valid: errors.length === 0, data: parsed.ok ? parsed.value : null, ...(errors.length && { errors, raw: r.content }) };
           });
-          body = { ...base, schema: input.options.schema, merged: mergeExtractions(items.filter((i) => i.valid).map((i) => i.data)), invalid_chunks: items.filter((i) => !i.valid).map((i) => i.chunk), items };
+          body = {
+            ...base,
+            schema: input.options.schema,
+            merged: mergeExtractions(items.filter((i) => i.valid).map((i) => i.data)),
+            invalid_chunks: items.filter((i) => !i.valid).map((i) => i.chunk),
+            items,
+          };
           break;
         }
         case 'classify': {

@@ -24,8 +24,16 @@ export function createPoolActivities({ config, pool, logger, provider = new Open
   const endpoints = new Map<string, UpstreamEndpoint>();
   for (const [id, d] of config.deployments) {
     if (d.ref.pool !== pool) continue;
-    endpoints.set(id, { id, baseUrl: d.baseUrl, apiKey: d.apiKeyEnv ? (env[d.apiKeyEnv] ?? null) : null, upstreamModel: d.upstreamModel, stream: d.stream, headers: d.headers });
-    if (d.apiKeyEnv && !env[d.apiKeyEnv]) logger.warn({ deployment: id, env: d.apiKeyEnv }, 'API key environment variable is not set; calls will be sent without a key');
+    endpoints.set(id, {
+      id,
+      baseUrl: d.baseUrl,
+      apiKey: d.apiKeyEnv ? (env[d.apiKeyEnv] ?? null) : null,
+      upstreamModel: d.upstreamModel,
+      stream: d.stream,
+      headers: d.headers,
+    });
+    if (d.apiKeyEnv && !env[d.apiKeyEnv])
+      logger.warn({ deployment: id, env: d.apiKeyEnv }, 'API key environment variable is not set; calls will be sent without a key');
   }
 
   return {
@@ -34,7 +42,12 @@ export function createPoolActivities({ config, pool, logger, provider = new Open
       const { attempt } = ctx.info;
       const endpoint = endpoints.get(input.deploymentId);
       if (!endpoint) {
-        throw ApplicationFailure.create({ type: ErrorType.ConfigurationError, nonRetryable: true, message: `pool ${pool} does not serve deployment ${input.deploymentId}`, details: [{ attempt }] });
+        throw ApplicationFailure.create({
+          type: ErrorType.ConfigurationError,
+          nonRetryable: true,
+          message: `pool ${pool} does not serve deployment ${input.deploymentId}`,
+          details: [{ attempt }],
+        });
       }
       const model = config.models.get(input.model);
       const log = logger.child({ workflow_id: ctx.info.workflowExecution?.workflowId, deployment: input.deploymentId, attempt });
@@ -49,7 +62,10 @@ export function createPoolActivities({ config, pool, logger, provider = new Open
           signal: ctx.cancellationSignal,
           heartbeat: () => ctx.heartbeat(),
         });
-        log.info({ latency_ms: result.latencyMs, first_token_ms: result.firstTokenMs, completion_tokens: result.usage.completion_tokens }, 'model call completed');
+        log.info(
+          { latency_ms: result.latencyMs, first_token_ms: result.firstTokenMs, completion_tokens: result.usage.completion_tokens },
+          'model call completed',
+        );
         return { ...result, attempt, pool };
       } catch (err) {
         const failure = err instanceof UpstreamFailure ? err : new UpstreamFailure(ErrorType.UpstreamError, (err as Error).message, { retryable: true });

@@ -124,7 +124,9 @@ async function runOne(stack: Stack, target: number): Promise<Row> {
     // Peak RSS depends on when V8 collects; the median of the second half shows the steady state.
     steady_rss_mb: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, round(median(v.slice(Math.floor(v.length / 2))), 0)])),
   };
-  process.stderr.write(`[bench] ${row.chunks} chunks: ${row.wall_s} s (${row.ms_per_chunk} ms/chunk), runs ${row.runs}, cost ${row.cost_ratio} of all-strongest\n`);
+  process.stderr.write(
+    `[bench] ${row.chunks} chunks: ${row.wall_s} s (${row.ms_per_chunk} ms/chunk), runs ${row.runs}, cost ${row.cost_ratio} of all-strongest\n`,
+  );
   return row;
 }
 
@@ -160,7 +162,14 @@ async function main(): Promise<void> {
   }
   const out = {
     date: new Date().toISOString(),
-    settings: { chunk_tokens: chunkTokens, concurrency: Number(values.concurrency), history_events_limit: Number(values['history-limit']), output_tokens: Number(values['output-tokens']), farm: 'config/farm.test.yaml (zero latency)', policy: 'simulated (sim-small + logprob ≥ 0.6 → sim-large)' },
+    settings: {
+      chunk_tokens: chunkTokens,
+      concurrency: Number(values.concurrency),
+      history_events_limit: Number(values['history-limit']),
+      output_tokens: Number(values['output-tokens']),
+      farm: 'config/farm.test.yaml (zero latency)',
+      policy: 'simulated (sim-small + logprob ≥ 0.6 → sim-large)',
+    },
     baseline_chat_requests_per_s: chatPerS,
     rows,
   };

@@ -47,7 +47,12 @@ async function inputsFor(dataset: string | undefined): Promise<EvaluationInput[]
     }
     return out;
   }
-  return Array.from({ length: N + WARMUP }, (_, i) => ({ messages: [{ role: 'user', content: `What is ${i} plus ${i + 7}? Show your work.` }], answer: `${i} + ${i + 7} = ${2 * i + 7}\n#### ${2 * i + 7}`, model: 'm', step: 1 }));
+  return Array.from({ length: N + WARMUP }, (_, i) => ({
+    messages: [{ role: 'user', content: `What is ${i} plus ${i + 7}? Show your work.` }],
+    answer: `${i} + ${i + 7} = ${2 * i + 7}\n#### ${2 * i + 7}`,
+    model: 'm',
+    step: 1,
+  }));
 }
 
 interface Row {
@@ -80,7 +85,12 @@ const simple: [string, EvaluatorSpec][] = [
 ];
 for (const [label, spec] of simple) {
   const ev = await createEvaluator(spec);
-  await measure(label, 'recorded GSM8K answers', generic.map((g) => ({ ...g, samples: [g.answer, g.answer.slice(0, -1)] })), (i) => ev.evaluate(i));
+  await measure(
+    label,
+    'recorded GSM8K answers',
+    generic.map((g) => ({ ...g, samples: [g.answer, g.answer.slice(0, -1)] })),
+    (i) => ev.evaluate(i),
+  );
 }
 
 const modelsDir = join(REPO_ROOT, 'evaluators/models');

@@ -33,7 +33,11 @@ const PROMPT =
   "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
 const PATHS = ['baseline', 'model', 'cascade'] as const;
 type Path = (typeof PATHS)[number];
-const PATH_LABEL: Record<Path, string> = { baseline: 'direct to farm pool (baseline)', model: `durable: model ${MIXTRAL.split('/')[1]}`, cascade: 'durable: cascade (evaluated)' };
+const PATH_LABEL: Record<Path, string> = {
+  baseline: 'direct to farm pool (baseline)',
+  model: `durable: model ${MIXTRAL.split('/')[1]}`,
+  cascade: 'durable: cascade (evaluated)',
+};
 /** Blocks per phase: the paths alternate so that drift on a shared machine hits all of them. */
 const ROUNDS = 3;
 
@@ -136,7 +140,12 @@ async function run(stack: CascadeStack): Promise<void> {
   if (Number(args.c32) > 0) for (const path of PATHS) await runLoad({ concurrency: 32, requests: warmup, maxMs, call: calls[path] });
 
   const results: PhaseResult[] = [];
-  const phases = ([[1, Number(args.c1)], [32, Number(args.c32)]] as const).filter(([, n]) => n > 0);
+  const phases = (
+    [
+      [1, Number(args.c1)],
+      [32, Number(args.c32)],
+    ] as const
+  ).filter(([, n]) => n > 0);
   for (const [concurrency, requests] of phases) {
     const merged = new Map<Path, LoadResult>(PATHS.map((p) => [p, { samples: [], wallMs: 0 }]));
     const cpu = new Map<Path, Map<string, number>>(PATHS.map((p) => [p, new Map()]));
@@ -157,7 +166,9 @@ async function run(stack: CascadeStack): Promise<void> {
       const load = merged.get(path)!;
       const firstError = load.samples.find((s) => s.error)?.error;
       if (firstError) log(`c=${concurrency} ${path}: ${load.samples.filter((s) => s.error).length} errors, e.g. ${firstError}`);
-      const perRequest = Object.fromEntries([...cpu.get(path)!].filter(([, ms]) => Number.isFinite(ms)).map(([name, ms]) => [name, ms / Math.max(1, load.samples.length)]));
+      const perRequest = Object.fromEntries(
+        [...cpu.get(path)!].filter(([, ms]) => Number.isFinite(ms)).map(([name, ms]) => [name, ms / Math.max(1, load.samples.length)]),
+      );
       results.push({ concurrency, path, stats: summarise(load), samples: load.samples, cpu: perRequest });
     }
   }
@@ -179,13 +190,30 @@ async function run(stack: CascadeStack): Promise<void> {
     .map((r) => {
       const base = results.find((b) => b.path === 'baseline' && b.concurrency === r.concurrency)!.stats;
       const diff = (q: 'p50' | 'p95' | 'p99') => ({ [`${q}_added_ms`]: r.stats[q] - base[q], [`${q}_ratio`]: r.stats[q] / base[q] });
-      return { concurrency: r.concurrency, path: r.path, ...diff('p50'), ...diff('p95'), ...diff('p99') } as { concurrency: number; path: Path } & Record<string, number>;
+      return { concurrency: r.concurrency, path: r.path, ...diff('p50'), ...diff('p95'), ...diff('p99') } as { concurrency: number; path: Path } & Record<
+        string,
+        number
+      >;
     });
   // A shared machine: the load average says how much else was running.
-  const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version, platform: process.platform, loadavg_start: loadStart, loadavg_end: loadavg().map((l) => +l.toFixed(2)) };
+  const machine = {
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: process.platform,
+    loadavg_start: loadStart,
+    loadavg_end: loadavg().map((l) => +l.toFixed(2)),
+  };
   const report = {
     machine,
-    setup: { farm: 'config/farm.test.yaml (zero latency), pool cpu', prompt: 'gsm8k-test-0', model: MIXTRAL, rounds: ROUNDS, warmup, log_level: process.env.LOG_LEVEL ?? 'info' },
+    setup: {
+      farm: 'config/farm.test.yaml (zero latency), pool cpu',
+      prompt: 'gsm8k-test-0',
+      model: MIXTRAL,
+      rounds: ROUNDS,
+      warmup,
+      log_level: process.env.LOG_LEVEL ?? 'info',
+    },
     results: results.map((r) => ({ concurrency: r.concurrency, path: r.path, ...r.stats, cpu_ms_per_request: r.cpu })),
     overhead,
     profile: profiles,
@@ -202,23 +230,41 @@ function renderTables(
   profiles: { concurrency: number; path: Path; n: number; segments: SegmentStats[] }[],
   machine: { cpus: number; cpu_model: string; node: string; loadavg_start: number[]; loadavg_end: number[] },
 ): string {
-  const out: string[] = [`Durable-path overhead (${machine.cpus} × ${machine.cpu_model}, Node ${machine.node}, load average ${machine.loadavg_start[0]} → ${machine.loadavg_end[0]}); latency in ms`, ''];
+  const out: string[] = [
+    `Durable-path overhead (${machine.cpus} × ${machine.cpu_model}, Node ${machine.node}, load average ${machine.loadavg_start[0]} → ${machine.loadavg_end[0]}); latency in ms`,
+    '',
+  ];
   const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
   out.push(row(['c', 'path', 'n', 'errors', 'p50', 'p95', 'p99', 'req/s']), row(['--:', '---', '--:', '--:', '--:', '--:', '--:', '--:']));
-  for (const r of results) out.push(row([String(r.concurrency), PATH_LABEL[r.path], String(r.n), String(r.errors), f(r.p50), f(r.p95), f(r.p99), r.rps.toFixed(0)]));
+  for (const r of results)
+    out.push(row([String(r.concurrency), PATH_LABEL[r.path], String(r.n), String(r.errors), f(r.p50), f(r.p95), f(r.p99), r.rps.toFixed(0)]));
   out.push('', row(['c', 'added by', 'p50', 'p95', 'p99']), row(['--:', '---', '--:', '--:', '--:']));
   for (const o of overhead) {
     const cell = (q: string) => `+${f(o[`${q}_added_ms`]!)} (×${o[`${q}_ratio`]!.toFixed(1)})`;
     out.push(row([String(o.concurrency), PATH_LABEL[o.path], cell('p50'), cell('p95'), cell('p99')]));
   }
-  const procs = [...new Set(results.flatMap((r) => Object.keys(r.cpu_ms_per_request)))].filter((name) => results.some((r) => r.cpu_ms_per_request[name]! >= 0.05));
-  out.push('', 'CPU time per request (ms, user + system, by process)', '', row(['c', 'path', ...procs, 'total']), row(['--:', '---', ...procs.map(() => '--:'), '--:']));
+  const procs = [...new Set(results.flatMap((r) => Object.keys(r.cpu_ms_per_request)))].filter((name) =>
+    results.some((r) => r.cpu_ms_per_request[name]! >= 0.05),
+  );
+  out.push(
+    '',
+    'CPU time per request (ms, user + system, by process)',
+    '',
+    row(['c', 'path', ...procs, 'total']),
+    row(['--:', '---', ...procs.map(() => '--:'), '--:']),
+  );
   for (const r of results) {
     const values = procs.map((name) => r.cpu_ms_per_request[name] ?? NaN);
     out.push(row([String(r.concurrency), PATH_LABEL[r.path], ...values.map(f), f(values.filter(Number.isFinite).reduce((a, b) => a + b, 0))]));
   }
   for (const p of profiles) {
-    out.push('', `Where the time goes: c=${p.concurrency}, ${PATH_LABEL[p.path]} (${p.n} workflow histories)`, '', row(['segment', 'p50', 'p95', 'mean', 'what']), row(['---', '--:', '--:', '--:', '---']));
+    out.push(
+      '',
+      `Where the time goes: c=${p.concurrency}, ${PATH_LABEL[p.path]} (${p.n} workflow histories)`,
+      '',
+      row(['segment', 'p50', 'p95', 'mean', 'what']),
+      row(['---', '--:', '--:', '--:', '---']),
+    );
     for (const s of p.segments) out.push(row([s.segment, f(s.p50), f(s.p95), f(s.mean), s.what]));
   }
   return `${out.join('\n')}\n`;

@@ -74,7 +74,11 @@ function trainAndScore(ids: string[], Xtr: number[][], ytr: number[], Xte: numbe
       const tr = ids.map((_, i) => i).filter((i) => foldOf(ids[i]!, 5) !== f);
       const te = ids.map((_, i) => i).filter((i) => foldOf(ids[i]!, 5) === f);
       if (!tr.length || !te.length) continue;
-      const m = fit(tr.map((i) => Xtr[i]!), tr.map((i) => ytr[i]!), l2);
+      const m = fit(
+        tr.map((i) => Xtr[i]!),
+        tr.map((i) => ytr[i]!),
+        l2,
+      );
       for (const i of te) oof[i] = headForward(m, Float64Array.from(Xtr[i]!))[0]!;
     }
     const a = auroc(oof, ytr) ?? 0.5;
@@ -99,12 +103,14 @@ function rng(seed: number): () => number {
 const out: string[] = [
   '# Answer-model ablation (`node --import tsx bench/routing-ablation.ts`)',
   '',
-  'Weak model of each two-model ladder; heads fitted on `train` (L2 by 5-fold CV AUROC on `train`), scored once on `test`. APGR uses the routing benchmark\'s sweep (40 confidence quantiles). Cheap features unless the row says otherwise.',
+  "Weak model of each two-model ladder; heads fitted on `train` (L2 by 5-fold CV AUROC on `train`), scored once on `test`. APGR uses the routing benchmark's sweep (40 confidence quantiles). Cheap features unless the row says otherwise.",
   '',
 ];
 const f3 = (v: number) => v.toFixed(3);
 const dataDir = values['data-dir'];
-for (const file of readdirSync(dataDir).filter((f) => f.endsWith('.jsonl') && (!values.only || f.includes(values.only))).sort()) {
+for (const file of readdirSync(dataDir)
+  .filter((f) => f.endsWith('.jsonl') && (!values.only || f.includes(values.only)))
+  .sort()) {
   const data = join(dataDir, file);
   const name = file.replace(/\.jsonl$/, '');
   const all = await loadDataset(data);
@@ -126,15 +132,32 @@ for (const file of readdirSync(dataDir).filter((f) => f.endsWith('.jsonl') && (!
   const ids = tr.map((r) => r.id);
   const cols = (keep: (n: string) => boolean) => ANSWER_FEATURE_NAMES.map((n, j) => (keep(n) ? j : -1)).filter((j) => j >= 0);
   const pick = (F: number[][], c: number[]) => F.map((x) => c.map((j) => x[j]!));
-  const v4Only = new Set<string>([...FEATURE_GROUPS['math chain (v4)']!, 'p_open_task', 'p_exact_task', 'p_length_limit', 'a_log_words', 'a_length_over_limit', 'a_bullets', 'a_paragraphs']);
+  const v4Only = new Set<string>([
+    ...FEATURE_GROUPS['math chain (v4)']!,
+    'p_open_task',
+    'p_exact_task',
+    'p_length_limit',
+    'a_log_words',
+    'a_length_over_limit',
+    'a_bullets',
+    'a_paragraphs',
+  ]);
   const configs: { label: string; c: number[] }[] = [
     { label: 'all cheap features (cheap-v4)', c: cols(() => true) },
     { label: 'cheap-v3 features (before this change)', c: cols((n) => !v4Only.has(n)) },
     ...Object.entries(FEATURE_GROUPS).map(([g, names]) => ({ label: `without ${g}`, c: cols((n) => !names.includes(n)) })),
     ...Object.entries(FEATURE_GROUPS).map(([g, names]) => ({ label: `only ${g}`, c: cols((n) => names.includes(n)) })),
-    { label: 'compact: task type + answer length (a candidate below 200 training rows)', c: cols((n) => (COMPACT_ANSWER_FEATURES as readonly string[]).includes(n)) },
+    {
+      label: 'compact: task type + answer length (a candidate below 200 training rows)',
+      c: cols((n) => (COMPACT_ANSWER_FEATURES as readonly string[]).includes(n)),
+    },
   ];
-  out.push(`## ${name}: ${weak} (train ${tr.length}, test ${te.length} prompts, ${yte.filter(Boolean).length} good on test)`, '', '| features | features used | L2 (CV) | CV AUROC (train) | test AUROC | test APGR |', '|---|---|---|---|---|---|');
+  out.push(
+    `## ${name}: ${weak} (train ${tr.length}, test ${te.length} prompts, ${yte.filter(Boolean).length} good on test)`,
+    '',
+    '| features | features used | L2 (CV) | CV AUROC (train) | test AUROC | test APGR |',
+    '|---|---|---|---|---|---|',
+  );
   for (const cfg of configs) {
     const r = trainAndScore(ids, pick(Ftr, cfg.c), ytr, pick(Fte, cfg.c));
     out.push(`| ${cfg.label} | ${cfg.c.length} | ${r.l2} | ${f3(r.cvAuroc)} | ${f3(auroc(r.scores, yte) ?? 0.5)} | ${f3(apgrOf(r.scores, wq, sq))} |`);
@@ -148,7 +171,9 @@ for (const file of readdirSync(dataDir).filter((f) => f.endsWith('.jsonl') && (!
     const emb = await embedAllCached(encoder, texts, `${await fileHash(data)}-${ENCODER_NAME}-32-single`);
     const withEmb = (rows: DatasetRow[], F: number[][]) => F.map((x, i) => [...x, ...emb.get(rows[i]!.models[weak]!.response!)!]);
     const r = trainAndScore(ids, withEmb(tr, Ftr), ytr, withEmb(te, Fte));
-    out.push(`| all cheap features + answer embedding (MiniLM, 32 tokens) | ${Ftr[0]!.length}+384 | ${r.l2} | ${f3(r.cvAuroc)} | ${f3(auroc(r.scores, yte) ?? 0.5)} | ${f3(apgrOf(r.scores, wq, sq))} |`);
+    out.push(
+      `| all cheap features + answer embedding (MiniLM, 32 tokens) | ${Ftr[0]!.length}+384 | ${r.l2} | ${f3(r.cvAuroc)} | ${f3(auroc(r.scores, yte) ?? 0.5)} | ${f3(apgrOf(r.scores, wq, sq))} |`,
+    );
     console.log(out[out.length - 1]);
   }
   // The committed head: bootstrap over test prompts.
@@ -167,7 +192,13 @@ for (const file of readdirSync(dataDir).filter((f) => f.endsWith('.jsonl') && (!
     const au = auroc(s, y);
     if (au === null) continue;
     aus.push(au);
-    aps.push(apgrOf(s, idx.map((i) => wq[i]!), idx.map((i) => sq[i]!)));
+    aps.push(
+      apgrOf(
+        s,
+        idx.map((i) => wq[i]!),
+        idx.map((i) => sq[i]!),
+      ),
+    );
   }
   aps.sort((a, b) => a - b);
   aus.sort((a, b) => a - b);

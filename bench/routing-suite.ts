@@ -41,7 +41,9 @@ const lines = [
   '| dataset | evaluator | test quality (share of best) | cost share of best | APGR | CPT(50%) | CPT(80%) | step-1 AUROC | cost saving at 95% of best | false-accept rate |',
   '|---|---|---|---|---|---|---|---|---|---|',
 ];
-const files = readdirSync(values['data-dir']).filter((f) => f.endsWith('.jsonl') && (!values.only || f.includes(values.only))).sort();
+const files = readdirSync(values['data-dir'])
+  .filter((f) => f.endsWith('.jsonl') && (!values.only || f.includes(values.only)))
+  .sort();
 for (const f of files) {
   const data = join(values['data-dir'], f);
   const name = f.replace(/\.jsonl$/, '');
@@ -51,7 +53,15 @@ for (const f of files) {
   for (const m of modes) {
     let report: RoutingReport;
     try {
-      const result = await calibrate({ data, split: 'train', target: Number(values.target), name, log: () => {}, ...m.opts, ...(m.twoModel ? { ladder: pair } : {}) });
+      const result = await calibrate({
+        data,
+        split: 'train',
+        target: Number(values.target),
+        name,
+        log: () => {},
+        ...m.opts,
+        ...(m.twoModel ? { ladder: pair } : {}),
+      });
       const slug = m.mode.split(' ')[0]!.replace(/[^a-z-]/g, '');
       const policyFile = join(outDir, 'policies', `${name}-${slug}.yaml`);
       await writeFile(policyFile, YAML.stringify({ ...result.policy, name: `${name}-${slug}` }));
@@ -75,4 +85,3 @@ for (const f of files) {
 }
 await writeFile(join(outDir, 'SUMMARY.md'), lines.join('\n') + '\n');
 console.log(`wrote ${join(outDir, 'SUMMARY.md')}`);
-

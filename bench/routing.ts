@@ -39,8 +39,11 @@ if (values.live !== undefined) {
   const { agreement } = live;
   if (values.json) console.log(JSON.stringify({ live: agreement, seconds: live.seconds }));
   else {
-    console.log(`live: ${agreement.agreeing}/${agreement.compared} prompts decided exactly as the offline replay (${live.seconds.toFixed(1)} s through API → Temporal → pools → farm)`);
-    for (const m of agreement.mismatches.slice(0, 20)) console.log(`  ${m.id} ${m.field}: offline ${JSON.stringify(m.offline)}, live ${JSON.stringify(m.live)}`);
+    console.log(
+      `live: ${agreement.agreeing}/${agreement.compared} prompts decided exactly as the offline replay (${live.seconds.toFixed(1)} s through API → Temporal → pools → farm)`,
+    );
+    for (const m of agreement.mismatches.slice(0, 20))
+      console.log(`  ${m.id} ${m.field}: offline ${JSON.stringify(m.offline)}, live ${JSON.stringify(m.live)}`);
   }
   process.exit(agreement.agreeing === agreement.compared && agreement.missing.length === 0 ? 0 : 1);
 }
@@ -55,5 +58,9 @@ if (values.decisions) await writeFile(values.decisions, decisions.map((d) => JSO
 if (values.json) console.log(JSON.stringify(report));
 else {
   console.log(markdownTable(report));
-  console.log(`wrote ${Object.values(files).map((f) => relative(process.cwd(), f)).join(', ')} (${report.seconds.toFixed(1)} s)`);
+  console.log(
+    `wrote ${Object.values(files)
+      .map((f) => relative(process.cwd(), f))
+      .join(', ')} (${report.seconds.toFixed(1)} s)`,
+  );
 }

@@ -148,9 +148,7 @@ export async function loadModelPrices(datasetPath: string): Promise<ModelPrice[]
   const entries: [string, Record<string, unknown>][] = Array.isArray(raw)
     ? raw.filter((m) => m && typeof m === 'object' && typeof m.name === 'string').map((m) => [m.name as string, m])
     : raw && typeof raw === 'object'
-      ? Object.entries((raw as Record<string, unknown>).models ?? raw).filter(
-          (e): e is [string, Record<string, unknown>] => !!e[1] && typeof e[1] === 'object',
-        )
+      ? Object.entries((raw as Record<string, unknown>).models ?? raw).filter((e): e is [string, Record<string, unknown>] => !!e[1] && typeof e[1] === 'object')
       : [];
   // Key names vary between datasets; compare case-insensitively and fall back to a blended price.
   const pick = (o: Record<string, unknown>, keys: string[]) => {

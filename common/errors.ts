@@ -44,19 +44,10 @@ export const ErrorType = {
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 
 /** Errors that concern the request itself: another deployment of the same model would fail the same way. */
-export const REQUEST_ERRORS: readonly string[] = [
-  ErrorType.InvalidRequest,
-  ErrorType.ContextLengthExceeded,
-  ErrorType.ContentPolicyViolation,
-];
+export const REQUEST_ERRORS: readonly string[] = [ErrorType.InvalidRequest, ErrorType.ContextLengthExceeded, ErrorType.ContentPolicyViolation];
 
 /** Errors Temporal must not retry on the same deployment (the workflow decides what comes next). */
-export const NON_RETRYABLE_ERRORS: readonly string[] = [
-  ...REQUEST_ERRORS,
-  ErrorType.AuthenticationFailed,
-  ErrorType.ConfigurationError,
-  ErrorType.CircuitOpen,
-];
+export const NON_RETRYABLE_ERRORS: readonly string[] = [...REQUEST_ERRORS, ErrorType.AuthenticationFailed, ErrorType.ConfigurationError, ErrorType.CircuitOpen];
 
 /** Errors that say nothing about a deployment's health, so they do not feed its circuit breaker. */
 export function countsAgainstDeployment(type: string | undefined): boolean {

@@ -8,7 +8,10 @@ export function createLogger(service: string, options: { level?: string } = {}):
   return pino({
     name: service,
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
-    redact: { paths: ['*.authorization', '*.Authorization', '*.apiKey', '*.api_key', 'req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['*.authorization', '*.Authorization', '*.apiKey', '*.api_key', 'req.headers.authorization', 'headers.authorization'],
+      censor: '[redacted]',
+    },
   });
 }
 

@@ -9,7 +9,8 @@ export interface ChatMessage {
   name?: string;
 }
 
-export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name?: string; schema?: unknown; strict?: boolean } };
+export type ResponseFormat =
+  { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name?: string; schema?: unknown; strict?: boolean } };
 
 /** The parts of an OpenAI chat request that are passed upstream. */
 export interface ChatParams {

@@ -52,7 +52,10 @@ function interpolate(value: unknown, env: NodeJS.ProcessEnv): unknown {
 
 function describeIssues(file: string, error: z.ZodError): string {
   const lines = error.issues.map((issue) => {
-    const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : /^[\w-]+$/.test(String(p)) ? `.${String(p)}` : `["${String(p)}"]`)).join('').replace(/^\./, '');
+    const path = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : /^[\w-]+$/.test(String(p)) ? `.${String(p)}` : `["${String(p)}"]`))
+      .join('')
+      .replace(/^\./, '');
     return `  ${path || '(root)'}: ${issue.message}`;
   });
   return `invalid config ${file}:\n${lines.join('\n')}`;
@@ -96,7 +99,15 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
       if (deployments.has(id)) problems.push(`${where}: deployment id "${id}" is used twice; give one an explicit id`);
       const ref: DeploymentRef = { id, pool: d.pool, taskQueue: pool?.task_queue ?? poolTaskQueue(d.pool), fallback };
       refs.push(ref);
-      deployments.set(id, { ref, model: name, baseUrl: d.base_url, apiKeyEnv: d.api_key_env ?? null, upstreamModel: d.upstream_model ?? name, stream: d.stream, headers: d.headers });
+      deployments.set(id, {
+        ref,
+        model: name,
+        baseUrl: d.base_url,
+        apiKeyEnv: d.api_key_env ?? null,
+        upstreamModel: d.upstream_model ?? name,
+        stream: d.stream,
+        headers: d.headers,
+      });
     };
     m.deployments.forEach((d, i) => add(d, false, `models.${name}.deployments[${i}]`));
     m.fallbacks.forEach((d, i) => add(d, true, `models.${name}.fallbacks[${i}]`));
@@ -126,7 +137,8 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
     if (policies.has(name)) problems.push(`${where}: policy "${name}" is defined twice`);
     p.steps.forEach((s, i) => {
       if (!models.has(s.model)) problems.push(`${where}.steps[${i}].model: unknown model "${s.model}" (models: ${[...models.keys()].join(', ')})`);
-      const judge = s.evaluator.type === 'judge' ? s.evaluator.model : s.evaluator.type === 'min' ? s.evaluator.of.find((e) => e.type === 'judge')?.model : undefined;
+      const judge =
+        s.evaluator.type === 'judge' ? s.evaluator.model : s.evaluator.type === 'min' ? s.evaluator.of.find((e) => e.type === 'judge')?.model : undefined;
       if (judge && !models.has(judge)) problems.push(`${where}.steps[${i}].evaluator.model: unknown judge model "${judge}"`);
     });
     policies.set(name, { ...p, name, steps: p.steps.map((s) => ({ model: s.model, evaluator: s.evaluator, threshold: s.threshold })) });
@@ -138,7 +150,8 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
     if (!parsed.success) throw new ConfigError(describeIssues(file, parsed.error));
     addPolicy(parsed.data.name ?? rel, parsed.data, `policy_files[${file}]`);
   }
-  if (!policies.has(raw.default_policy)) problems.push(`default_policy: unknown policy "${raw.default_policy}" (policies: ${[...policies.keys()].join(', ') || 'none'})`);
+  if (!policies.has(raw.default_policy))
+    problems.push(`default_policy: unknown policy "${raw.default_policy}" (policies: ${[...policies.keys()].join(', ') || 'none'})`);
 
   if (problems.length > 0) throw new ConfigError(`invalid config ${path}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 
@@ -176,7 +189,13 @@ export function resolveTarget(config: CascadeConfig, requested: string): Target 
   const defaults = config.policies.get(config.raw.default_policy)!;
   return {
     kind: 'model',
-    policy: { name: `model:${name}`, steps: [{ model: name, evaluator: { type: 'none' }, threshold: 0 }], evaluate_last_step: false, deadline_ms: defaults.deadline_ms, max_cost_usd: defaults.max_cost_usd },
+    policy: {
+      name: `model:${name}`,
+      steps: [{ model: name, evaluator: { type: 'none' }, threshold: 0 }],
+      evaluate_last_step: false,
+      deadline_ms: defaults.deadline_ms,
+      max_cost_usd: defaults.max_cost_usd,
+    },
   };
 }
 

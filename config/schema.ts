@@ -67,7 +67,10 @@ export const policySchema = z
     evaluate_last_step: z.boolean().default(false),
     deadline_ms: positiveMs.default(60000),
     max_cost_usd: z.number().positive().default(1),
-    prerouter: z.object({ model_file: z.string().min(1), skip_below: z.number().min(0).max(1) }).strict().optional(),
+    prerouter: z
+      .object({ model_file: z.string().min(1), skip_below: z.number().min(0).max(1) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -104,12 +107,18 @@ export const configSchema = z
         /** Task queue of the router workers (cascade workflows). */
         task_queue: z.string().min(1).default('cascade-router'),
         /** When set, `npm start` runs a Temporal dev server with this persistence file. */
-        dev_server: z.object({ db_file: z.string().min(1), ui_port: z.number().int().positive().default(8233) }).strict().optional(),
+        dev_server: z
+          .object({ db_file: z.string().min(1), ui_port: z.number().int().positive().default(8233) })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ address: '127.0.0.1:7233', namespace: 'default', task_queue: 'cascade-router' }),
     /** When set, `npm start` also runs the model farm with this config (the embedded default). */
-    farm: z.object({ config: z.string().min(1) }).strict().optional(),
+    farm: z
+      .object({ config: z.string().min(1) })
+      .strict()
+      .optional(),
     retry: z
       .object({
         initial_interval_ms: positiveMs.default(500),
@@ -151,7 +160,17 @@ export const configSchema = z
         webhook_allow_hosts: z.array(z.string().min(1)).default([]),
       })
       .strict()
-      .default({ max_bytes: 33_554_432, chunk_tokens: 1000, overlap_tokens: 100, concurrency: 8, store_dir: '../.data/documents', history_events_limit: 10_000, retry_failed_rounds: 1, retry_failed_after_ms: 30_000, webhook_allow_hosts: [] }),
+      .default({
+        max_bytes: 33_554_432,
+        chunk_tokens: 1000,
+        overlap_tokens: 100,
+        concurrency: 8,
+        store_dir: '../.data/documents',
+        history_events_limit: 10_000,
+        retry_failed_rounds: 1,
+        retry_failed_after_ms: 30_000,
+        webhook_allow_hosts: [],
+      }),
     pools: z.record(z.string().min(1), poolSchema),
     models: z.record(z.string().min(1), modelSchema),
     policies: z.record(z.string().min(1), policySchema).default({}),

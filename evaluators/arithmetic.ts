@@ -38,7 +38,10 @@ const MAX_CHECKED_CHARS = 20_000;
 
 /** Evaluates + - * / with parentheses and N% (= N/100). Returns null on anything else. */
 export function evalExpression(src: string): number | null {
-  const text = src.replace(/[$,]/g, '').replace(/×|\sx\s/g, '*').replace(/÷/g, '/');
+  const text = src
+    .replace(/[$,]/g, '')
+    .replace(/×|\sx\s/g, '*')
+    .replace(/÷/g, '/');
   let pos = 0;
   const peek = () => {
     while (text[pos] === ' ') pos++;

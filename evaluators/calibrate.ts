@@ -80,7 +80,9 @@ const SKIP_GRID = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 
 
 /** Candidate thresholds: quantiles of the observed confidences (accept when conf >= t), plus 0. */
 function thresholdGrid(conf: Float64Array, size: number): number[] {
-  const vals = Array.from(conf).filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  const vals = Array.from(conf)
+    .filter((v) => !Number.isNaN(v))
+    .sort((a, b) => a - b);
   const out = new Set<number>([0]);
   for (let i = 0; i < size; i++) {
     const v = vals[Math.min(vals.length - 1, Math.floor(((i + 0.5) / size) * vals.length))];
@@ -102,8 +104,10 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
   let manifest: Manifest | null = null;
   if (existsSync(manifestPath)) {
     manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
-    if (manifest.dataset_sha1 !== (await fileHash(opts.data))) log(`calibrate: warning: ${manifestPath} was trained on another version of ${basename(opts.data)}`);
-    if (manifest.split !== split) log(`calibrate: note: heads were trained on split "${manifest.split}", calibrating on "${split}" (heads then scored in-sample where rows overlap)`);
+    if (manifest.dataset_sha1 !== (await fileHash(opts.data)))
+      log(`calibrate: warning: ${manifestPath} was trained on another version of ${basename(opts.data)}`);
+    if (manifest.split !== split)
+      log(`calibrate: note: heads were trained on split "${manifest.split}", calibrating on "${split}" (heads then scored in-sample where rows overlap)`);
   } else log(`calibrate: no trained heads (${manifestPath}); run npm run train -- --data ${opts.data} to use the answer model and pre-router`);
   const allowed = (t: EvaluatorSpec['type']) => !opts.evaluators || opts.evaluators.includes(t);
 
@@ -135,10 +139,12 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
       signals.push({ spec, conf });
     }
     if (withResponses) {
-      if (allowed('arithmetic')) signals.push({ spec: { type: 'arithmetic', when_unchecked: 0.5 }, conf: await computed({ type: 'arithmetic', when_unchecked: 0.5 }) });
+      if (allowed('arithmetic'))
+        signals.push({ spec: { type: 'arithmetic', when_unchecked: 0.5 }, conf: await computed({ type: 'arithmetic', when_unchecked: 0.5 }) });
       if (allowed('validators')) signals.push({ spec: { type: 'validators' }, conf: await computed({ type: 'validators' }) });
     }
-    if (allowed('logprob') && rows.some((r) => r.models[m.name]?.logprob != null)) signals.push({ spec: { type: 'logprob', when_absent: 0.5 }, conf: await computed({ type: 'logprob', when_absent: 0.5 }) });
+    if (allowed('logprob') && rows.some((r) => r.models[m.name]?.logprob != null))
+      signals.push({ spec: { type: 'logprob', when_absent: 0.5 }, conf: await computed({ type: 'logprob', when_absent: 0.5 }) });
     let prerouter: Float64Array | null = null;
     if (manifest?.prerouter && opts.prerouter !== false) {
       const oof = manifest.oof.prerouter;
@@ -238,12 +244,20 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
     }
   }
   const chosen = (best ?? fallback) as Choice | null; // assigned inside `consider`, which TS cannot see
-  if (!chosen) throw new Error('no candidate policy: no allowed evaluator applies to the early steps (do their models have recorded answers? is the pre-router trained?)');
+  if (!chosen)
+    throw new Error('no candidate policy: no allowed evaluator applies to the early steps (do their models have recorded answers? is the pre-router trained?)');
   const isFeasible = (best as Choice | null) !== null;
-  if (!isFeasible) log(`calibrate: no policy meets ${opts.target !== undefined ? `quality ${opts.target} of the best model` : `a mean cost of $${opts.maxCost}`} on this split; writing the closest`);
+  if (!isFeasible)
+    log(
+      `calibrate: no policy meets ${opts.target !== undefined ? `quality ${opts.target} of the best model` : `a mean cost of $${opts.maxCost}`} on this split; writing the closest`,
+    );
   const usesPrerouter = chosen.skip !== null && chosen.ladder.length > 1;
   let maxRowCost = 0;
-  for (let r = 0; r < n; r++) maxRowCost = Math.max(maxRowCost, chosen.ladder.reduce((s, i) => s + arrays[i]!.cost[r]!, 0));
+  for (let r = 0; r < n; r++)
+    maxRowCost = Math.max(
+      maxRowCost,
+      chosen.ladder.reduce((s, i) => s + arrays[i]!.cost[r]!, 0),
+    );
   const policy: PolicyFile = {
     name: `${name}-calibrated`,
     description: `Calibrated on ${basename(opts.data)} split "${split}" (${n} prompts) for ${opts.target !== undefined ? `quality >= ${opts.target} x ${view.best.name}` : `mean cost <= $${opts.maxCost}/request`} by npm run calibrate`,

@@ -56,7 +56,10 @@ const EXACT_TASK_RE =
 
 /** A requested length: "in 50 words", "within 3 sentences", "one paragraph" → {n, unit}. */
 function lengthLimit(prompt: string): { n: number; unit: 'word' | 'sentence' | 'paragraph' } | null {
-  const m = /\b(?:in|within|under|at most|no more than|less than|fewer than|exactly|using|limit(?:ed)? to)\s+(\d+|one|two|three|four|five|ten|twenty|fifty|a hundred)\s+(words?|sentences?|paragraphs?)\b/i.exec(prompt);
+  const m =
+    /\b(?:in|within|under|at most|no more than|less than|fewer than|exactly|using|limit(?:ed)? to)\s+(\d+|one|two|three|four|five|ten|twenty|fifty|a hundred)\s+(words?|sentences?|paragraphs?)\b/i.exec(
+      prompt,
+    );
   if (!m) return null;
   const words: Record<string, number> = { one: 1, two: 2, three: 3, four: 4, five: 5, ten: 10, twenty: 20, fifty: 50, 'a hundred': 100 };
   const n = /^\d+$/.test(m[1]!) ? Number(m[1]) : (words[m[1]!.toLowerCase()] ?? 0);
@@ -114,8 +117,37 @@ export const COMPACT_ANSWER_FEATURES = ['p_open_task', 'p_exact_task', 'p_code',
 /** Feature groups (by name prefix or list), for ablations and docs. */
 export const FEATURE_GROUPS: Record<string, readonly string[]> = {
   prompt: PROMPT_FEATURE_NAMES,
-  'answer length/format': ['a_log_chars', 'a_len_ratio', 'a_digit_share', 'a_lines', 'a_code_block', 'a_refusal', 'a_hedges', 'a_json_asked', 'a_json_valid', 'a_truncated', 'a_has_logprob', 'a_logprob_mean', 'a_repetition', 'a_unfinished', 'a_log_words', 'a_length_over_limit', 'a_bullets', 'a_paragraphs'],
-  'final answer form': ['a_final_explicit', 'a_final_numeric', 'a_final_integer', 'a_final_in_prompt', 'a_final_magnitude', 'a_final_negative', 'a_final_markers', 'a_final_raw_decimal', 'a_final_raw_decorated'],
+  'answer length/format': [
+    'a_log_chars',
+    'a_len_ratio',
+    'a_digit_share',
+    'a_lines',
+    'a_code_block',
+    'a_refusal',
+    'a_hedges',
+    'a_json_asked',
+    'a_json_valid',
+    'a_truncated',
+    'a_has_logprob',
+    'a_logprob_mean',
+    'a_repetition',
+    'a_unfinished',
+    'a_log_words',
+    'a_length_over_limit',
+    'a_bullets',
+    'a_paragraphs',
+  ],
+  'final answer form': [
+    'a_final_explicit',
+    'a_final_numeric',
+    'a_final_integer',
+    'a_final_in_prompt',
+    'a_final_magnitude',
+    'a_final_negative',
+    'a_final_markers',
+    'a_final_raw_decimal',
+    'a_final_raw_decorated',
+  ],
   'arithmetic re-check (v3)': ['a_arith_checked', 'a_arith_wrong', 'a_arith_any_wrong', 'a_arith_final_mismatch', 'a_equals'],
   'number use (v3)': ['a_prompt_number_coverage', 'a_unexplained_numbers', 'a_steps_per_prompt_number'],
   'math chain (v4)': MATH_FEATURE_NAMES,
@@ -129,10 +161,12 @@ export function answerFeatures(input: EvaluationInput): number[] {
   const answer = input.answer;
   const final = extractFinalAnswer(answer);
   const arith = checkArithmetic(answer);
-  const jsonAsked =
-    input.responseFormat?.type === 'json_object' || input.responseFormat?.type === 'json_schema' || promptAsksForJson(prompt);
+  const jsonAsked = input.responseFormat?.type === 'json_object' || input.responseFormat?.type === 'json_schema' || promptAsksForJson(prompt);
   const lps = (input.logprobs ?? []).map((t) => t.logprob).filter(Number.isFinite);
-  const lines = answer.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = answer
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const promptNumbers = new Set([...prompt.matchAll(/\d[\d,]*(?:\.\d+)?/g)].map((m) => Number(m[0].replace(/,/g, ''))));
   const trimmed = answer.trim();
   return [
@@ -176,10 +210,20 @@ function lengthUse(prompt: string, answer: string): [number, number, number, num
   const limit = lengthLimit(prompt);
   let over = 0;
   if (limit) {
-    const have = limit.unit === 'word' ? words : limit.unit === 'sentence' ? countMatches(answer, /[.!?](?:\s|$)/g) : answer.split(/\n\s*\n/).filter((p) => p.trim()).length;
+    const have =
+      limit.unit === 'word'
+        ? words
+        : limit.unit === 'sentence'
+          ? countMatches(answer, /[.!?](?:\s|$)/g)
+          : answer.split(/\n\s*\n/).filter((p) => p.trim()).length;
     over = Math.max(-2, Math.min(2, Math.log((have + 1) / (limit.n + 1))));
   }
-  return [log1p(words) / 8, over, log1p(countMatches(answer, /^\s*(?:[-*•]|\d+[.)])\s/gm)) / 3, log1p(answer.split(/\n\s*\n/).filter((p) => p.trim()).length) / 3];
+  return [
+    log1p(words) / 8,
+    over,
+    log1p(countMatches(answer, /^\s*(?:[-*•]|\d+[.)])\s/gm)) / 3,
+    log1p(answer.split(/\n\s*\n/).filter((p) => p.trim()).length) / 3,
+  ];
 }
 
 /**

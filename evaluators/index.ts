@@ -5,13 +5,7 @@
 import { createAnswerModelEvaluator } from './answer-model.js';
 import { createArithmeticEvaluator } from './arithmetic.js';
 import type { HeadDeps } from './head.js';
-import {
-  createJudgeEvaluator,
-  createLogprobEvaluator,
-  createMinEvaluator,
-  createSelfConsistencyEvaluator,
-  noneEvaluator,
-} from './simple.js';
+import { createJudgeEvaluator, createLogprobEvaluator, createMinEvaluator, createSelfConsistencyEvaluator, noneEvaluator } from './simple.js';
 import type { BaseEvaluatorSpec, EvaluatorSpec } from './spec.js';
 import type { Evaluator } from './types.js';
 import { ALL_CHECKS, createValidatorsEvaluator } from './validators.js';

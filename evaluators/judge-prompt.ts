@@ -24,10 +24,7 @@ const SYSTEM = [
   '(wrong or useless) to 10 (correct and complete); you may add one short sentence after it.',
 ].join(' ');
 
-export function buildJudgeMessages(input: {
-  messages: { role: string; content: string }[];
-  answer: string;
-}): JudgeMessage[] {
+export function buildJudgeMessages(input: { messages: { role: string; content: string }[]; answer: string }): JudgeMessage[] {
   const conversation = input.messages
     .filter((m) => m.role !== 'system')
     .map((m) => `[${m.role}]\n${m.content}`)

@@ -7,13 +7,58 @@
 import { chainMatches, evalExpression } from './arithmetic.js';
 
 const WORD_VALUES: Record<string, number[]> = {
-  one: [1], two: [2], three: [3], four: [4], five: [5], six: [6], seven: [7], eight: [8], nine: [9], ten: [10],
-  eleven: [11], twelve: [12], thirteen: [13], fourteen: [14], fifteen: [15], sixteen: [16], seventeen: [17], eighteen: [18],
-  nineteen: [19], twenty: [20], thirty: [30], forty: [40], fifty: [50], sixty: [60], seventy: [70], eighty: [80], ninety: [90],
-  hundred: [100], thousand: [1000], million: [1_000_000],
-  half: [0.5, 2], halves: [0.5, 2], twice: [2], double: [2], doubles: [2], triple: [3], triples: [3], thrice: [3], quadruple: [4],
-  third: [3, 1 / 3], thirds: [3, 1 / 3], quarter: [4, 0.25], quarters: [4, 0.25], fourth: [4, 0.25], fifth: [5, 0.2], sixth: [6, 1 / 6],
-  tenth: [10, 0.1], dozen: [12], dozens: [12], pair: [2], pairs: [2], couple: [2],
+  one: [1],
+  two: [2],
+  three: [3],
+  four: [4],
+  five: [5],
+  six: [6],
+  seven: [7],
+  eight: [8],
+  nine: [9],
+  ten: [10],
+  eleven: [11],
+  twelve: [12],
+  thirteen: [13],
+  fourteen: [14],
+  fifteen: [15],
+  sixteen: [16],
+  seventeen: [17],
+  eighteen: [18],
+  nineteen: [19],
+  twenty: [20],
+  thirty: [30],
+  forty: [40],
+  fifty: [50],
+  sixty: [60],
+  seventy: [70],
+  eighty: [80],
+  ninety: [90],
+  hundred: [100],
+  thousand: [1000],
+  million: [1_000_000],
+  half: [0.5, 2],
+  halves: [0.5, 2],
+  twice: [2],
+  double: [2],
+  doubles: [2],
+  triple: [3],
+  triples: [3],
+  thrice: [3],
+  quadruple: [4],
+  third: [3, 1 / 3],
+  thirds: [3, 1 / 3],
+  quarter: [4, 0.25],
+  quarters: [4, 0.25],
+  fourth: [4, 0.25],
+  fifth: [5, 0.2],
+  sixth: [6, 1 / 6],
+  tenth: [10, 0.1],
+  dozen: [12],
+  dozens: [12],
+  pair: [2],
+  pairs: [2],
+  couple: [2],
 };
 const WORD_RE = new RegExp(String.raw`\b(${Object.keys(WORD_VALUES).join('|')})\b`, 'gi');
 
@@ -78,7 +123,10 @@ function stepsOf(answer: string): Step[] {
       if (!HAS_OP.test(lhs)) continue;
       const r = evalExpression(parts[i + 1]!.trim().replace(/^\(+|\)+$/g, '')) ?? operandsOf(parts[i + 1]!)[0] ?? null;
       if (r === null) continue;
-      steps.push({ at: m.index!, step: { operands: operandsOf(parts[i]!), result: r, computed: evalExpression(parts[i]!.trim().replace(/^\(+(?=[^)]*$)/, '')) } });
+      steps.push({
+        at: m.index!,
+        step: { operands: operandsOf(parts[i]!), result: r, computed: evalExpression(parts[i]!.trim().replace(/^\(+(?=[^)]*$)/, '')) },
+      });
     }
   }
   return steps.sort((a, b) => a.at - b.at).map((s) => s.step);
@@ -145,7 +193,9 @@ export function mathFeatures(prompt: string, rawAnswer: string): number[] {
   const finalText = marker ? marker[1]!.trim() : null;
   let final: number | null = finalText ? (operandsOf(finalText)[0] ?? null) : null;
   if (final === null) {
-    const m = [...answer.matchAll(/(?:final answer|the answer|answer)\s*(?:is|:|=)\s*\**\s*\$?(-?\d[\d,]*(?:\.\d+)?)/gi)].pop() ?? [...answer.matchAll(/-?\d[\d,]*(?:\.\d+)?/g)].pop();
+    const m =
+      [...answer.matchAll(/(?:final answer|the answer|answer)\s*(?:is|:|=)\s*\**\s*\$?(-?\d[\d,]*(?:\.\d+)?)/gi)].pop() ??
+      [...answer.matchAll(/-?\d[\d,]*(?:\.\d+)?/g)].pop();
     if (m) final = cleanNum(m[1] ?? m[0]);
   }
   const last = steps[steps.length - 1];
@@ -204,7 +254,11 @@ function askedNounInConclusion(prompt: string, answer: string): number {
   const noun = m[1]!.toLowerCase();
   if (/^(?:money|does|did|do|is|was|will|would|can|could|has|have|had)$/.test(noun)) return 0.5;
   const stem = noun.replace(/(?:es|s)$/, '');
-  const lines = answer.replace(/####[^\n]*/g, '').trim().split('\n').filter((l) => l.trim());
+  const lines = answer
+    .replace(/####[^\n]*/g, '')
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim());
   const conclusion = lines.slice(-2).join(' ').toLowerCase();
   return conclusion.includes(stem) ? 1 : 0;
 }

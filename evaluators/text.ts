@@ -64,8 +64,15 @@ export function extractFinalAnswer(answer: string): FinalAnswer | null {
   const lastNum = numbers[numbers.length - 1];
   const n = lastNum ? parseNumber(lastNum[0]) : null;
   if (n !== null && text.length < 4000) return { value: String(n), explicit: false, numeric: n };
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  const last = (lines[lines.length - 1] ?? text).toLowerCase().replace(/[^a-z0-9 ]/g, '').replace(/\s+/g, ' ').trim();
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const last = (lines[lines.length - 1] ?? text)
+    .toLowerCase()
+    .replace(/[^a-z0-9 ]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
   return { value: last.slice(0, 200), explicit: false, numeric: null };
 }
 

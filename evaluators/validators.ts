@@ -46,7 +46,8 @@ export function validationFailures(input: EvaluationInput, checks: readonly Vali
       else if (fmt === 'json_schema' && input.responseFormat?.schema !== undefined) {
         const fn = compile(input.responseFormat.schema);
         if (fn instanceof Error) failures.push('response schema does not compile');
-        else if (!fn(parsed.value)) failures.push(`JSON does not match the schema (${fn.errors?.[0]?.instancePath || '/'} ${fn.errors?.[0]?.message ?? ''})`.trim());
+        else if (!fn(parsed.value))
+          failures.push(`JSON does not match the schema (${fn.errors?.[0]?.instancePath || '/'} ${fn.errors?.[0]?.message ?? ''})`.trim());
       }
     }
   }

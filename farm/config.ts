@@ -31,10 +31,7 @@ const syntheticSchema = z
       .union([z.number().int().positive(), z.object({ min: z.number().int().positive(), max: z.number().int().positive() }).strict()])
       .default({ min: 40, max: 200 }),
     /** Confidence = exp(mean token logprob): `high_share` of prompts get `high`, the rest `low`. */
-    confidence: z
-      .object({ high: probability, low: probability, high_share: probability })
-      .strict()
-      .default({ high: 0.9, low: 0.4, high_share: 0.7 }),
+    confidence: z.object({ high: probability, low: probability, high_share: probability }).strict().default({ high: 0.9, low: 0.4, high_share: 0.7 }),
   })
   .strict();
 
@@ -89,7 +86,10 @@ const poolSchema = z
     /** Backend for prompts the model's own backend cannot answer (e.g. not in the replay set). */
     fallback: z.literal('synthetic').nullable().default(null),
     /** Model name → its latency on this pool. */
-    models: z.record(z.string().min(1), latencySchema.nullable().transform((l) => l ?? latencySchema.parse({}))),
+    models: z.record(
+      z.string().min(1),
+      latencySchema.nullable().transform((l) => l ?? latencySchema.parse({})),
+    ),
   })
   .strict();
 
@@ -99,7 +99,11 @@ const farmSchema = z
     /** Root for dataset paths, relative to the config file; CASCADE_DATA_DIR overrides it. */
     data_root: z.string().default('.'),
     datasets: z.array(z.string().min(1)).default([]),
-    max_body_bytes: z.number().int().positive().default(4 * 1024 * 1024),
+    max_body_bytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
     attempt_log_limit: z.number().int().positive().default(100_000),
     fault_settings: z
       .object({
@@ -144,10 +148,7 @@ function describeIssues(source: string, error: z.ZodError): string {
  * Validates a config object and resolves its paths. `baseDir` is the folder relative paths start
  * from (the config file's folder); `env` supplies CASCADE_DATA_DIR.
  */
-export function parseFarmConfig(
-  raw: unknown,
-  opts: { source?: string; baseDir?: string; env?: NodeJS.ProcessEnv } = {},
-): FarmConfig {
+export function parseFarmConfig(raw: unknown, opts: { source?: string; baseDir?: string; env?: NodeJS.ProcessEnv } = {}): FarmConfig {
   const source = opts.source ?? '(farm config)';
   const baseDir = opts.baseDir ?? process.cwd();
   const env = opts.env ?? process.env;

@@ -8,16 +8,7 @@ import type { Attempt } from './attempt-log.js';
 import type { GeneratedAnswer } from './backends/types.js';
 import type { FaultName } from './faults.js';
 import { sleep, type Timing } from './latency.js';
-import {
-  chunkBody,
-  completionBody,
-  contentChunkWriter,
-  logprobContent,
-  SSE_DONE,
-  sseEvent,
-  usageChunkBody,
-  type ResponseIdentity,
-} from './openai-wire.js';
+import { chunkBody, completionBody, contentChunkWriter, logprobContent, SSE_DONE, sseEvent, usageChunkBody, type ResponseIdentity } from './openai-wire.js';
 
 /** Writes and resolves once the bytes are handed to the socket, so a following destroy cannot drop them. */
 const writeFlushed = (res: Response, data: string | Buffer) => new Promise<void>((resolve) => res.write(data, () => resolve()));

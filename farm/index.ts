@@ -13,15 +13,7 @@ import type { FarmState } from './control.js';
 import { FaultState } from './faults.js';
 import { createPoolApp, type PoolModel } from './pool.js';
 
-export {
-  defineFarmConfig,
-  FarmConfigError,
-  loadFarmConfig,
-  parseFarmConfig,
-  type FarmConfig,
-  type FarmConfigInput,
-  type FaultRule,
-} from './config.js';
+export { defineFarmConfig, FarmConfigError, loadFarmConfig, parseFarmConfig, type FarmConfig, type FarmConfigInput, type FaultRule } from './config.js';
 export { FAULT_DELAY_HEADER, FAULT_HEADER, FAULT_NAMES, type FaultName } from './faults.js';
 export { OUTPUT_TOKENS_HEADER, REPLAY_ID_HEADER, REPLAY_SOURCE_HEADER, SIMULATED_HEADER } from './pool.js';
 export { SIMULATED_PREFIX } from './backends/synthetic.js';

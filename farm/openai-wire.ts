@@ -31,17 +31,9 @@ export const farmErrors = {
   invalidRequest: (message: string, param: string | null = null) =>
     new FarmHttpError(400, err(message, 'invalid_request_error', 'invalid_request_error', param), 'invalid_request'),
   invalidJson: (detail: string) =>
-    new FarmHttpError(
-      400,
-      err(`We could not parse the JSON body of your request. (${detail})`, 'invalid_request_error', 'invalid_json'),
-      'invalid_request',
-    ),
+    new FarmHttpError(400, err(`We could not parse the JSON body of your request. (${detail})`, 'invalid_request_error', 'invalid_json'), 'invalid_request'),
   tooLarge: (limit: number) =>
-    new FarmHttpError(
-      413,
-      err(`Request body too large: the limit is ${limit} bytes.`, 'invalid_request_error', 'request_too_large'),
-      'payload_too_large',
-    ),
+    new FarmHttpError(413, err(`Request body too large: the limit is ${limit} bytes.`, 'invalid_request_error', 'request_too_large'), 'payload_too_large'),
   modelNotFound: (model: string, pool: string) =>
     new FarmHttpError(
       404,
@@ -66,14 +58,9 @@ export const farmErrors = {
       '429',
       retryAfterSeconds !== undefined ? { 'retry-after': String(retryAfterSeconds) } : {},
     ),
-  serverError: () =>
-    new FarmHttpError(500, err('The server had an error while processing your request (injected).', 'server_error', null), '500'),
+  serverError: () => new FarmHttpError(500, err('The server had an error while processing your request (injected).', 'server_error', null), '500'),
   unavailable: () =>
-    new FarmHttpError(
-      503,
-      err('The engine is currently overloaded, please try again later (injected).', 'server_error', 'service_unavailable'),
-      '503',
-    ),
+    new FarmHttpError(503, err('The engine is currently overloaded, please try again later (injected).', 'server_error', 'service_unavailable'), '503'),
   contextLength: (window: number, promptTokens: number, maxTokens: number) =>
     new FarmHttpError(
       400,
@@ -215,7 +202,6 @@ export function contentChunkWriter(ident: ResponseIdentity, withUsageField: bool
   const start = `data: ${head}`;
   const middle = tail.slice(0, logprobsAt);
   const end = `${tail.slice(logprobsAt + 'null'.length)}\n\n`;
-  return (text, entry) =>
-    start + JSON.stringify(text) + middle + (entry ? `{"content":[${JSON.stringify(entry)}],"refusal":null}` : 'null') + end;
+  return (text, entry) => start + JSON.stringify(text) + middle + (entry ? `{"content":[${JSON.stringify(entry)}],"refusal":null}` : 'null') + end;
 }
 export const SSE_DONE = 'data: [DONE]\n\n';

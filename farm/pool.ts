@@ -252,7 +252,10 @@ export function createPoolApp(ctx: PoolContext): express.Express {
         return;
       }
       const { status, body: errorBody } = error ?? farmErrors.serverError();
-      res.status(status).set({ ...headers, ...(error?.headers ?? {}) }).json(errorBody);
+      res
+        .status(status)
+        .set({ ...headers, ...(error?.headers ?? {}) })
+        .json(errorBody);
     }
   });
 
@@ -284,7 +287,10 @@ export function createPoolApp(ctx: PoolContext): express.Express {
       return;
     }
     const { status, body } = error ?? farmErrors.serverError();
-    res.status(status).set(error?.headers ?? {}).json(body);
+    res
+      .status(status)
+      .set(error?.headers ?? {})
+      .json(body);
   });
   return app;
 }

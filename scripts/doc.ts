@@ -16,7 +16,10 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 
-const HELP = readFileSync(new URL(import.meta.url), 'utf8').match(/\/\*\*([\s\S]*?)\*\//)![1]!.replace(/^ \* ?/gm, '').trim();
+const HELP = readFileSync(new URL(import.meta.url), 'utf8')
+  .match(/\/\*\*([\s\S]*?)\*\//)![1]!
+  .replace(/^ \* ?/gm, '')
+  .trim();
 
 interface Job {
   id: string;
@@ -74,7 +77,8 @@ async function startJob(file: string): Promise<string> {
   return job.id as string;
 }
 
-const seconds = (ms: number | null | undefined) => (ms == null ? '?' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`);
+const seconds = (ms: number | null | undefined) =>
+  ms == null ? '?' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
 
 function progressLine(job: Job): string {
   const c = job.chunks ?? { done: 0, failed: 0, total: 0 };
@@ -121,7 +125,10 @@ function printResult(job: Job): void {
       out.push(JSON.stringify(r.merged, null, 2), `invalid chunks: ${r.invalid_chunks?.join(', ') || 'none'}`);
       break;
   }
-  out.push('', `${job.status} · ${r.chunks.done}/${r.chunks.total} chunks · ${r.escalations} escalations · $${r.cost_usd.toFixed(6)} vs $${r.baseline_cost_usd.toFixed(6)} on the strongest model`);
+  out.push(
+    '',
+    `${job.status} · ${r.chunks.done}/${r.chunks.total} chunks · ${r.escalations} escalations · $${r.cost_usd.toFixed(6)} vs $${r.baseline_cost_usd.toFixed(6)} on the strongest model`,
+  );
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

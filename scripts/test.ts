@@ -1,7 +1,7 @@
 /**
- * `npm test`: type-checks and lints (the whole run only), starts one Temporal dev server, then
- * runs every test file under test/ with node's test runner against it (each file starts its own
- * farm, workers and API). Extra arguments are passed to the runner (e.g. a single file).
+ * `npm test`: type-checks, lints and checks formatting (the whole run only), starts one Temporal
+ * dev server, then runs every test file under test/ with node's test runner against it (each file
+ * starts its own farm, workers and API). Extra arguments are passed to the runner (e.g. a single file).
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -30,9 +30,13 @@ async function main(): Promise<number> {
   const selected = args.some((a) => a.endsWith('.ts'));
   const files = selected ? [] : testFiles(join(REPO_ROOT, 'test')).map((f) => relative(REPO_ROOT, f));
   if (!selected) {
-    process.stderr.write('[test] type-check (tsc) and lint (eslint)\n');
+    process.stderr.write('[test] type-check (tsc), lint (eslint) and format check (prettier)\n');
     if ((await tool('tsc', ['-p', '.'])) !== 0) return 1;
     if ((await tool('eslint', ['.'])) !== 0) return 1;
+    if ((await tool('prettier', ['--check', '--log-level', 'warn', '.'])) !== 0) {
+      process.stderr.write('[test] formatting differs: run `npm run format`\n');
+      return 1;
+    }
   }
   const temporal = await startTemporalDevServer();
   process.stderr.write(`[test] Temporal dev server on ${temporal.address}; ${files.length || 'selected'} test files\n`);

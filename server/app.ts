@@ -24,7 +24,12 @@ export function createApp({ config, client, logger, env = process.env }: AppDeps
   app.disable('x-powered-by');
   app.set('etag', false);
   const keysEnv = config.raw.server.api_keys_env;
-  const keys = keysEnv ? (env[keysEnv] ?? '').split(',').map((k) => k.trim()).filter(Boolean) : [];
+  const keys = keysEnv
+    ? (env[keysEnv] ?? '')
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean)
+    : [];
 
   app.get('/healthz', healthRoute(client));
   const v1 = express.Router();

@@ -56,9 +56,11 @@ export function errorHandler(logger: { error: (o: object, m: string) => void }):
     if (res.headersSent) return next(err);
     let apiError: ApiError;
     if (err instanceof ApiError) apiError = err;
-    else if (err?.type === 'entity.too.large') apiError = new ApiError(413, `Request body exceeds ${err.limit} bytes`, 'invalid_request_error', 'request_too_large');
+    else if (err?.type === 'entity.too.large')
+      apiError = new ApiError(413, `Request body exceeds ${err.limit} bytes`, 'invalid_request_error', 'request_too_large');
     else if (err?.type === 'entity.parse.failed') apiError = ApiError.invalid(`Request body is not valid JSON: ${err.message}`, null, 'invalid_json');
-    else if (err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported') apiError = ApiError.invalid(err.message, null, 'unsupported_encoding');
+    else if (err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported')
+      apiError = ApiError.invalid(err.message, null, 'unsupported_encoding');
     else {
       logger.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
       apiError = new ApiError(500, 'Internal server error', 'server_error', 'internal_error');

@@ -23,13 +23,22 @@ export function writeCompletionStream(res: Response, completion: RenderedComplet
   const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
   const choice = completion.choices[0]!;
   const logprobsOn = choice.logprobs !== null;
-  send({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], ...(includeUsage && { usage: null }) });
+  send({
+    ...base,
+    choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+    ...(includeUsage && { usage: null }),
+  });
   const parts = pieces(completion);
   parts.forEach((content, i) => {
     const lp = logprobsOn ? { content: choice.logprobs?.content?.[i] ? [choice.logprobs.content[i]] : [] } : null;
     send({ ...base, choices: [{ index: 0, delta: { content }, logprobs: lp, finish_reason: null }], ...(includeUsage && { usage: null }) });
   });
-  send({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: choice.finish_reason }], ...(includeUsage && { usage: null }), cascade: completion.cascade });
+  send({
+    ...base,
+    choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: choice.finish_reason }],
+    ...(includeUsage && { usage: null }),
+    cascade: completion.cascade,
+  });
   if (includeUsage) send({ ...base, choices: [], usage: completion.usage });
   res.end('data: [DONE]\n\n');
 }

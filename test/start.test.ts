@@ -15,7 +15,8 @@ import OpenAI from 'openai';
 import { REPO_ROOT } from '../config/load.js';
 import { freePort } from '../scripts/temporal-dev-server.js';
 
-const JANET = "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
+const JANET =
+  "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
 
 const dir = mkdtempSync(join(tmpdir(), 'cascade-start-'));
 let start: ChildProcess | null = null;
@@ -54,7 +55,14 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
   const { CASCADE_API_KEYS: _keys, ...env } = process.env;
   start = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'start.ts')], {
     cwd: REPO_ROOT,
-    env: { ...env, PORT: String(apiPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, CASCADE_UI_PORT: String(uiPort), CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'), CASCADE_FARM_RANDOM_PORTS: '1' },
+    env: {
+      ...env,
+      PORT: String(apiPort),
+      TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+      CASCADE_UI_PORT: String(uiPort),
+      CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
+      CASCADE_FARM_RANDOM_PORTS: '1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => start!.once('exit', (code) => resolve(code)));

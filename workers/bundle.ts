@@ -11,7 +11,16 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
 export function workflowBundle(logger?: Logger): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowCode({
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    logger: logger ? { log: () => {}, trace: () => {}, debug: () => {}, info: () => {}, warn: (m, meta) => logger.warn(meta ?? {}, m), error: (m, meta) => logger.error(meta ?? {}, m) } : undefined,
+    logger: logger
+      ? {
+          log: () => {},
+          trace: () => {},
+          debug: () => {},
+          info: () => {},
+          warn: (m, meta) => logger.warn(meta ?? {}, m),
+          error: (m, meta) => logger.error(meta ?? {}, m),
+        }
+      : undefined,
   });
   return bundle;
 }

@@ -32,8 +32,7 @@ export interface GenerateCall {
 }
 
 export type GenerateOutcome =
-  | { ok: true; output: GenerateOutput }
-  | { ok: false; error: { type: string; message: string; retries: number; latencyMs: number | null } };
+  { ok: true; output: GenerateOutput } | { ok: false; error: { type: string; message: string; retries: number; latencyMs: number | null } };
 
 export interface EvaluateCall {
   step: number;
@@ -94,7 +93,14 @@ interface Candidate {
 }
 
 type CallResult = { ok: true; output: GenerateOutput; deployment: DeploymentRef } | { ok: false; type: string; message: string };
-type CallModel = (step: number, model: ModelInfo, params: ChatParams, purpose: GenerateCall['purpose'], suffix: string, route?: RouteDecision) => Promise<CallResult>;
+type CallModel = (
+  step: number,
+  model: ModelInfo,
+  params: ChatParams,
+  purpose: GenerateCall['purpose'],
+  suffix: string,
+  route?: RouteDecision,
+) => Promise<CallResult>;
 
 /** Extra answers a self-consistency evaluator compares (0 when none), looking inside `min` combinations. */
 export function extraSamplesOf(spec: EvaluatorSpec): number {
@@ -138,7 +144,21 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     const route = knownRoute ?? (await fx.route(model));
     if (route.deployments.length === 0) {
       const message = `every deployment of ${model.name} is cut off by its circuit breaker`;
-      record({ step, model: model.name, pool: null, deployment: null, latency_ms: null, confidence: null, accepted: false, error: ErrorType.CircuitOpen, detail: message, cost_usd: 0 }, message);
+      record(
+        {
+          step,
+          model: model.name,
+          pool: null,
+          deployment: null,
+          latency_ms: null,
+          confidence: null,
+          accepted: false,
+          error: ErrorType.CircuitOpen,
+          detail: message,
+          cost_usd: 0,
+        },
+        message,
+      );
       return { ok: false, type: ErrorType.CircuitOpen, message };
     }
     let last: { type: string; message: string } = { type: ErrorType.AllDeploymentsFailed, message: `no deployment of ${model.name} answered` };
@@ -146,7 +166,21 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       const remainingMs = deadline - fx.now();
       if (remainingMs < MIN_ATTEMPT_MS) {
         const message = `deadline reached before ${model.name} answered`;
-        record({ step, model: model.name, pool: deployment.pool, deployment: deployment.id, latency_ms: null, confidence: null, accepted: false, error: ErrorType.DeadlineExceeded, detail: message, cost_usd: 0 }, message);
+        record(
+          {
+            step,
+            model: model.name,
+            pool: deployment.pool,
+            deployment: deployment.id,
+            latency_ms: null,
+            confidence: null,
+            accepted: false,
+            error: ErrorType.DeadlineExceeded,
+            detail: message,
+            cost_usd: 0,
+          },
+          message,
+        );
         return { ok: false, type: ErrorType.DeadlineExceeded, message };
       }
       const outcome = await fx.generate({ step, model, deployment, params: callParams, requestId: `${workflowId}/${step}/${suffix}`, remainingMs, purpose });
@@ -155,20 +189,51 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         await fx.report({ deploymentId: deployment.id, model: model.name, ok: true, latencyMs: outcome.output.latencyMs });
         if (purpose !== 'answer') {
           // Samples and judge verdicts are billed to the request but are not answers in the trace.
-          record({ step, model: model.name, pool: deployment.pool, deployment: deployment.id, latency_ms: outcome.output.latencyMs, confidence: null, accepted: false, error: null, detail: purpose, cost_usd: cost, retries: outcome.output.attempt - 1 }, `${purpose} from ${model.name}`);
+          record(
+            {
+              step,
+              model: model.name,
+              pool: deployment.pool,
+              deployment: deployment.id,
+              latency_ms: outcome.output.latencyMs,
+              confidence: null,
+              accepted: false,
+              error: null,
+              detail: purpose,
+              cost_usd: cost,
+              retries: outcome.output.attempt - 1,
+            },
+            `${purpose} from ${model.name}`,
+          );
         }
         return { ok: true, output: outcome.output, deployment };
       }
       const { error } = outcome;
       await fx.report({ deploymentId: deployment.id, model: model.name, ok: false, errorType: error.type, latencyMs: error.latencyMs });
       record(
-        { step, model: model.name, pool: deployment.pool, deployment: deployment.id, latency_ms: error.latencyMs, confidence: null, accepted: false, error: error.type, detail: error.message, cost_usd: 0, retries: error.retries },
+        {
+          step,
+          model: model.name,
+          pool: deployment.pool,
+          deployment: deployment.id,
+          latency_ms: error.latencyMs,
+          confidence: null,
+          accepted: false,
+          error: error.type,
+          detail: error.message,
+          cost_usd: 0,
+          retries: error.retries,
+        },
         `step ${step} · ${model.name} on ${deployment.pool} failed: ${error.type}`,
       );
       last = error;
       if (REQUEST_ERRORS.includes(error.type)) return { ok: false, ...error };
     }
-    return { ok: false, type: last.type === ErrorType.NoCapacity || last.type === ErrorType.CircuitOpen ? last.type : ErrorType.AllDeploymentsFailed, message: last.message };
+    return {
+      ok: false,
+      type: last.type === ErrorType.NoCapacity || last.type === ErrorType.CircuitOpen ? last.type : ErrorType.AllDeploymentsFailed,
+      message: last.message,
+    };
   };
 
   const prerouted = policy.prerouter && fx.preroute ? await fx.preroute(policy.steps, params) : null;
@@ -182,8 +247,32 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     const isLast = i === policy.steps.length - 1;
     const model = modelOf(stepSpec.model);
     const skip = (reason: string, detail: string) => {
-      record({ step, model: model.name, pool: null, deployment: null, latency_ms: null, confidence: null, accepted: false, error: `skipped:${reason}`, detail, cost_usd: 0 }, `step ${step} skipped: ${detail}`);
-      lastFailure = { type: reason === 'context_length' ? ErrorType.ContextLengthExceeded : reason === 'deadline' ? ErrorType.DeadlineExceeded : reason === 'budget' ? ErrorType.BudgetExceeded : ErrorType.AllDeploymentsFailed, message: detail };
+      record(
+        {
+          step,
+          model: model.name,
+          pool: null,
+          deployment: null,
+          latency_ms: null,
+          confidence: null,
+          accepted: false,
+          error: `skipped:${reason}`,
+          detail,
+          cost_usd: 0,
+        },
+        `step ${step} skipped: ${detail}`,
+      );
+      lastFailure = {
+        type:
+          reason === 'context_length'
+            ? ErrorType.ContextLengthExceeded
+            : reason === 'deadline'
+              ? ErrorType.DeadlineExceeded
+              : reason === 'budget'
+                ? ErrorType.BudgetExceeded
+                : ErrorType.AllDeploymentsFailed,
+        message: detail,
+      };
     };
 
     if (contextFailedWindow > 0 && !fitsAfterContextError(contextFailedWindow, model)) {
@@ -243,11 +332,24 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     }
 
     const extra = await gatherEvidence(stepSpec, step, model, params, output, input, callModel);
-    const evaluation = await fx.evaluate({ step, spec: stepSpec.evaluator, threshold: stepSpec.threshold, params, answer: output, model: model.name, ...extra });
+    const evaluation = await fx.evaluate({
+      step,
+      spec: stepSpec.evaluator,
+      threshold: stepSpec.threshold,
+      params,
+      answer: output,
+      model: model.name,
+      ...extra,
+    });
     const ok = accepts(evaluation.confidence, stepSpec.threshold);
     const verdict = `${evaluation.confidence.toFixed(2)} ${ok ? '≥' : '<'} ${stepSpec.threshold}`;
     record(
-      { ...base, confidence: evaluation.confidence, accepted: ok, detail: `${stepSpec.evaluator.type}: ${verdict}${evaluation.reasons.length ? ` (${evaluation.reasons.join('; ')})` : ''}` },
+      {
+        ...base,
+        confidence: evaluation.confidence,
+        accepted: ok,
+        detail: `${stepSpec.evaluator.type}: ${verdict}${evaluation.reasons.length ? ` (${evaluation.reasons.join('; ')})` : ''}`,
+      },
       `step ${step} · ${model.name} on ${answer.deployment.pool}: ${verdict}, ${ok ? 'accept' : 'escalate'}`,
     );
     if (ok) return finish(trace, step, model, output, input.requestHash);
@@ -311,7 +413,13 @@ async function gatherEvidence(
   const judgeName = judgeModelOf(spec);
   const judge = judgeName ? input.models[judgeName] : undefined;
   if (judge) {
-    const r = await callModel(step, judge, { messages: buildJudgeMessages({ messages: params.messages, answer: output.content }), temperature: 0, max_tokens: 16 }, 'judge', 'judge');
+    const r = await callModel(
+      step,
+      judge,
+      { messages: buildJudgeMessages({ messages: params.messages, answer: output.content }), temperature: 0, max_tokens: 16 },
+      'judge',
+      'judge',
+    );
     if (r.ok) evidence.judgeVerdict = r.output.content;
   }
   return evidence;

@@ -25,7 +25,11 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
     now: () => Date.now(),
     route: (model) => router.route({ model: model.name, deployments: model.deployments }),
     report: (report) => router.report(report),
-    evaluate: (call) => router.evaluate.executeWithOptions({ startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` }, [call]),
+    evaluate: (call) =>
+      router.evaluate.executeWithOptions(
+        { startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` },
+        [call],
+      ),
     preroute: (steps, params) => router.preroute({ policy: input.policy.name, prerouter: input.policy.prerouter!, steps, messages: params.messages }),
     generate: async (call): Promise<GenerateOutcome> => {
       const t = attemptTimeouts(call.model, input.retry, call.remainingMs);
@@ -109,7 +113,13 @@ function classifyActivityFailure(err: unknown): { type: string; message: string;
 function showProgress(trace: CascadeTrace, note: string): void {
   const lines = trace.attempts.map((a) => {
     const where = a.pool ? `${a.model} on ${a.pool}` : a.model;
-    const what = a.error ? a.error : a.confidence !== null ? `confidence ${a.confidence.toFixed(2)} → ${a.accepted ? 'accepted' : 'rejected'}` : a.accepted ? 'accepted' : a.detail ?? '';
+    const what = a.error
+      ? a.error
+      : a.confidence !== null
+        ? `confidence ${a.confidence.toFixed(2)} → ${a.accepted ? 'accepted' : 'rejected'}`
+        : a.accepted
+          ? 'accepted'
+          : (a.detail ?? '');
     return `- step ${a.step} · ${where}: ${what} ($${a.cost_usd.toFixed(6)})`;
   });
   setCurrentDetails([`**${note}**`, ...lines].join('\n'));

@@ -44,7 +44,10 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
 
   switch (task) {
     case 'summarize':
-      return ask('You summarise one part of a longer document. Write a concise summary of this part that keeps names, numbers and decisions.', `${part}:\n\n${text}`);
+      return ask(
+        'You summarise one part of a longer document. Write a concise summary of this part that keeps names, numbers and decisions.',
+        `${part}:\n\n${text}`,
+      );
     case 'extract':
       return ask(
         `Extract the requested information from one part of a longer document. Answer with one JSON value that matches this JSON schema, and nothing else:\n${JSON.stringify(options.schema)}`,
@@ -52,7 +55,10 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
         { response_format: { type: 'json_schema', json_schema: { name: 'extraction', schema: options.schema, strict: true } } },
       );
     case 'classify':
-      return ask(`Classify one part of a longer document. Answer with exactly one of these labels and nothing else: ${(options.labels ?? []).join(', ')}.`, `${part}:\n\n${text}`);
+      return ask(
+        `Classify one part of a longer document. Answer with exactly one of these labels and nothing else: ${(options.labels ?? []).join(', ')}.`,
+        `${part}:\n\n${text}`,
+      );
     case 'qa':
       return ask(
         `Answer the questions using only this excerpt (chunk ${index + 1} of ${units} of a longer document). Number your answers like the questions. For a question the excerpt does not answer, write ${NOT_FOUND}.`,
@@ -84,4 +90,3 @@ export function policyForTask(task: DocumentTask, policy: PolicySpec): PolicySpe
     }),
   };
 }
-

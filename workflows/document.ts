@@ -134,7 +134,9 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     if (unsaved.length > 0) {
       const batch = unsaved;
       unsaved = [];
-      await docs.saveUnitResults.executeWithOptions({ startToCloseTimeout: '2m', summary: `save ${batch.length} results · ${phaseKey(s.phase)}` }, [{ jobId, phase: phaseKey(s.phase), results: batch }]);
+      await docs.saveUnitResults.executeWithOptions({ startToCloseTimeout: '2m', summary: `save ${batch.length} results · ${phaseKey(s.phase)}` }, [
+        { jobId, phase: phaseKey(s.phase), results: batch },
+      ]);
     }
     upsertSearchAttributes([
       { key: SearchAttr.DocumentChunksDone, value: s.chunksDone },
@@ -165,7 +167,8 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     const workflowId = unitWorkflowId(index);
     const params = unitParams(task, options, s.phase, index, s.units, text);
     const childInput: CascadeInput = { requestId: workflowId, requestHash: '', params, ...cascade };
-    const label = s.phase.kind === 'map' ? `chunk ${index + 1}/${s.units} · ${task}` : `reduce level ${s.phase.level} · group ${index + 1}/${s.units} · ${task}`;
+    const label =
+      s.phase.kind === 'map' ? `chunk ${index + 1}/${s.units} · ${task}` : `reduce level ${s.phase.level} · group ${index + 1}/${s.units} · ${task}`;
     const base = { index, workflowId, escalations: 0, costUsd: 0, baselineCostUsd: 0, degraded: false };
     const p = executeChild(cascadeWorkflow, {
       workflowId,
@@ -194,7 +197,16 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
         const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
         const trace = cause instanceof ApplicationFailure ? (cause.details?.[0] as CascadeTrace | undefined) : undefined;
         const type = cause instanceof ApplicationFailure ? cause.type : null;
-        record({ ...base, ok: false, content: null, model: null, finalStep: null, escalations: trace?.escalations ?? 0, costUsd: trace?.cost_usd ?? 0, error: `${type ?? 'failed'}: ${(cause as Error | undefined)?.message ?? String(err)}` });
+        record({
+          ...base,
+          ok: false,
+          content: null,
+          model: null,
+          finalStep: null,
+          escalations: trace?.escalations ?? 0,
+          costUsd: trace?.cost_usd ?? 0,
+          error: `${type ?? 'failed'}: ${(cause as Error | undefined)?.message ?? String(err)}`,
+        });
       },
     );
     running.set(
@@ -213,7 +225,10 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       const indices: number[] = [];
       for (let j = k; j < count && indices.length < loadBatch(input.chunkTokens, input.concurrency); j++) indices.push(order ? order[j]! : j);
       const phase = phaseKey(s.phase);
-      const loaded = await docs.loadUnits.executeWithOptions({ startToCloseTimeout: '2m', summary: `load ${phase} units ${indices[0]! + 1}–${indices.at(-1)! + 1}` }, [{ jobId, phase, indices }]);
+      const loaded = await docs.loadUnits.executeWithOptions(
+        { startToCloseTimeout: '2m', summary: `load ${phase} units ${indices[0]! + 1}–${indices.at(-1)! + 1}` },
+        [{ jobId, phase, indices }],
+      );
       indices.forEach((i, j) => texts.set(i, loaded[j]!));
     }
     const text = texts.get(index)!;
@@ -272,7 +287,9 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     let delivered: DocumentJobOutcome['webhook'] = 'none';
     if (input.webhookUrl) {
       try {
-        await webhook.notifyWebhook.executeWithOptions({ startToCloseTimeout: '30s', summary: 'webhook' }, [{ url: input.webhookUrl, body: { id: jobId, object: 'document.job', status: final, progress: p } }]);
+        await webhook.notifyWebhook.executeWithOptions({ startToCloseTimeout: '30s', summary: 'webhook' }, [
+          { url: input.webhookUrl, body: { id: jobId, object: 'document.job', status: final, progress: p } },
+        ]);
         delivered = 'delivered';
       } catch {
         delivered = 'failed'; // the result is kept either way; the caller can still poll
@@ -284,7 +301,9 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
 
   try {
     if (!input.carried) {
-      const { chunks } = await docs.prepareDocument.executeWithOptions({ startToCloseTimeout: '5m', summary: 'chunk the document' }, [{ jobId, chunkTokens: input.chunkTokens, overlapTokens: input.overlapTokens }]);
+      const { chunks } = await docs.prepareDocument.executeWithOptions({ startToCloseTimeout: '5m', summary: 'chunk the document' }, [
+        { jobId, chunkTokens: input.chunkTokens, overlapTokens: input.overlapTokens },
+      ]);
       Object.assign(s, { units: chunks, chunksTotal: chunks, mapStartedAtMs: Date.now() });
       upsertSearchAttributes([{ key: SearchAttr.DocumentChunksTotal, value: chunks }]);
     }

@@ -44,7 +44,11 @@ export function stepFeasibility(f: FeasibilityInput): Feasibility {
   }
   const latency = f.measuredP50Ms ?? model.p50LatencyMs;
   if (latency > f.remainingMs) {
-    return { ok: false, reason: 'deadline', detail: `${model.name} typically needs ${Math.round(latency)} ms, ${Math.max(0, Math.round(f.remainingMs))} ms left` };
+    return {
+      ok: false,
+      reason: 'deadline',
+      detail: `${model.name} typically needs ${Math.round(latency)} ms, ${Math.max(0, Math.round(f.remainingMs))} ms left`,
+    };
   }
   const outputTokens = Math.min(f.maxTokens ?? model.expectedOutputTokens, model.expectedOutputTokens);
   const estimate = costUsd(model, f.promptTokens, outputTokens) * (1 + f.extraCalls);

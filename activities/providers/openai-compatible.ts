@@ -49,7 +49,10 @@ export class OpenAICompatibleProvider implements ChatProvider {
         abort.abort();
       }, ms);
     };
-    arm(call.firstTokenTimeoutMs, () => new UpstreamFailure(ErrorType.UpstreamTimeout, `no response within ${call.firstTokenTimeoutMs} ms`, { retryable: false }));
+    arm(
+      call.firstTokenTimeoutMs,
+      () => new UpstreamFailure(ErrorType.UpstreamTimeout, `no response within ${call.firstTokenTimeoutMs} ms`, { retryable: false }),
+    );
     const beat = setInterval(() => call.heartbeat?.(), 1000);
 
     let content = '';
@@ -66,10 +69,14 @@ export class OpenAICompatibleProvider implements ChatProvider {
       );
       for await (const chunk of stream) {
         if (firstTokenMs === null) firstTokenMs = Date.now() - started;
-        arm(call.streamIdleTimeoutMs, () => new UpstreamFailure(ErrorType.StreamStalled, `stream went silent for ${call.streamIdleTimeoutMs} ms`, { retryable: false }));
+        arm(
+          call.streamIdleTimeoutMs,
+          () => new UpstreamFailure(ErrorType.StreamStalled, `stream went silent for ${call.streamIdleTimeoutMs} ms`, { retryable: false }),
+        );
         call.heartbeat?.();
         if (chunk.model) upstreamModel = chunk.model;
-        if (chunk.usage) usage = { prompt_tokens: chunk.usage.prompt_tokens, completion_tokens: chunk.usage.completion_tokens, total_tokens: chunk.usage.total_tokens };
+        if (chunk.usage)
+          usage = { prompt_tokens: chunk.usage.prompt_tokens, completion_tokens: chunk.usage.completion_tokens, total_tokens: chunk.usage.total_tokens };
         const choice = chunk.choices?.[0];
         if (!choice) continue;
         if (choice.delta?.content) content += choice.delta.content;
@@ -77,7 +84,8 @@ export class OpenAICompatibleProvider implements ChatProvider {
         const lp = choice.logprobs?.content;
         if (lp) {
           sawLogprobs = true;
-          for (const t of lp) logprobs.push({ token: t.token, logprob: t.logprob, top_logprobs: t.top_logprobs?.map((x) => ({ token: x.token, logprob: x.logprob })) });
+          for (const t of lp)
+            logprobs.push({ token: t.token, logprob: t.logprob, top_logprobs: t.top_logprobs?.map((x) => ({ token: x.token, logprob: x.logprob })) });
         }
       }
     } catch (err) {
@@ -122,7 +130,9 @@ export class OpenAICompatibleProvider implements ChatProvider {
         content,
         finishReason: choice.finish_reason,
         logprobs: lp ? lp.map((t) => ({ token: t.token, logprob: t.logprob })) : null,
-        usage: res.usage ? { prompt_tokens: res.usage.prompt_tokens, completion_tokens: res.usage.completion_tokens, total_tokens: res.usage.total_tokens } : estimateUsage(params, content),
+        usage: res.usage
+          ? { prompt_tokens: res.usage.prompt_tokens, completion_tokens: res.usage.completion_tokens, total_tokens: res.usage.total_tokens }
+          : estimateUsage(params, content),
         upstreamModel: res.model ?? endpoint.upstreamModel,
         latencyMs: Date.now() - started,
         firstTokenMs: null,
@@ -178,7 +188,8 @@ export function classify(err: unknown): UpstreamFailure {
     const code = err.code ?? (err.error as { code?: string } | undefined)?.code ?? null;
     const message = `upstream ${err.status ?? 'stream'} ${code ?? err.type ?? ''}: ${err.message}`.trim();
     if (code === 'context_length_exceeded') return new UpstreamFailure(ErrorType.ContextLengthExceeded, message, { retryable: false });
-    if (code === 'content_policy_violation' || code === 'content_filter') return new UpstreamFailure(ErrorType.ContentPolicyViolation, message, { retryable: false });
+    if (code === 'content_policy_violation' || code === 'content_filter')
+      return new UpstreamFailure(ErrorType.ContentPolicyViolation, message, { retryable: false });
     switch (err.status) {
       case 429:
         return new UpstreamFailure(ErrorType.RateLimited, message, { retryable: true, retryAfterMs: retryAfterMs(err.headers) });

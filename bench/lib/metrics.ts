@@ -112,7 +112,12 @@ export function summarise(decisions: DecisionRecord[], view: DatasetView, b: Bas
 }
 
 /** AUROC of each non-last step's confidence against "this step's answer was good enough". */
-export function stepAuroc(decisions: DecisionRecord[], rows: DatasetRow[], best: string, ladder: string[]): { step: number; model: string; auroc: number | null; n: number }[] {
+export function stepAuroc(
+  decisions: DecisionRecord[],
+  rows: DatasetRow[],
+  best: string,
+  ladder: string[],
+): { step: number; model: string; auroc: number | null; n: number }[] {
   const byId = new Map(rows.map((r) => [r.id, r]));
   return ladder.slice(0, -1).map((model, i) => {
     const scores: number[] = [];

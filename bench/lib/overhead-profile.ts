@@ -91,7 +91,13 @@ export async function profileRequests(client: Client, samples: Sample[], limit: 
   }
   const segments = (Object.keys(SEGMENTS) as Segment[]).map((segment) => {
     const values = rows.map((r) => r[segment]).sort((a, b) => a - b);
-    return { segment, what: SEGMENTS[segment], p50: percentile(values, 0.5), p95: percentile(values, 0.95), mean: values.reduce((a, b) => a + b, 0) / Math.max(1, values.length) };
+    return {
+      segment,
+      what: SEGMENTS[segment],
+      p50: percentile(values, 0.5),
+      p95: percentile(values, 0.95),
+      mean: values.reduce((a, b) => a + b, 0) / Math.max(1, values.length),
+    };
   });
   return { n: rows.length, segments };
 }

@@ -21,7 +21,9 @@ export function costQualitySvg(r: RoutingReport): string {
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(`${r.dataset} (${r.split}, ${r.requests} prompts): ${r.policy}`)}</text>`);
   // Axes and ticks.
-  out.push(`<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#333"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#333"/>`);
+  out.push(
+    `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#333"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#333"/>`,
+  );
   for (let i = 0; i <= 5; i++) {
     const c = (maxC * i) / 5;
     const q = minQ - qPad + ((maxQ - minQ + 2 * qPad) * i) / 5;
@@ -36,22 +38,34 @@ export function costQualitySvg(r: RoutingReport): string {
   out.push(`<line x1="${x(cheapest.cost)}" y1="${y(cheapest.quality)}" x2="${x(best.cost)}" y2="${y(best.quality)}" stroke="#999" stroke-dasharray="5 4"/>`);
   // Threshold sweep.
   const sweep = [...r.sweep].sort((a, b) => a.cost - b.cost);
-  out.push(`<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="${sweep.map((p) => `${x(p.cost).toFixed(1)},${y(p.quality).toFixed(1)}`).join(' ')}"/>`);
+  out.push(
+    `<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="${sweep.map((p) => `${x(p.cost).toFixed(1)},${y(p.quality).toFixed(1)}`).join(' ')}"/>`,
+  );
   for (const p of sweep) out.push(`<circle cx="${x(p.cost).toFixed(1)}" cy="${y(p.quality).toFixed(1)}" r="2" fill="#1f77b4"/>`);
   for (const s of r.baselines.single) {
     out.push(`<rect x="${x(s.cost) - 5}" y="${y(s.quality) - 5}" width="10" height="10" fill="#d62728"/>`);
     // Labels near the right edge go to the left of their marker.
     const right = x(s.cost) > W - 180;
-    out.push(`<text x="${x(s.cost) + (right ? -8 : 8)}" y="${y(s.quality) + (right ? 18 : 4)}"${right ? ' text-anchor="end"' : ''}>${esc(short(s.model))}</text>`);
+    out.push(
+      `<text x="${x(s.cost) + (right ? -8 : 8)}" y="${y(s.quality) + (right ? 18 : 4)}"${right ? ' text-anchor="end"' : ''}>${esc(short(s.model))}</text>`,
+    );
   }
   const o = r.baselines.oracle;
-  out.push(`<polygon points="${x(o.cost)},${y(o.quality) - 7} ${x(o.cost) + 7},${y(o.quality)} ${x(o.cost)},${y(o.quality) + 7} ${x(o.cost) - 7},${y(o.quality)}" fill="#2ca02c"/><text x="${x(o.cost) + 10}" y="${y(o.quality) + 4}">oracle</text>`);
+  out.push(
+    `<polygon points="${x(o.cost)},${y(o.quality) - 7} ${x(o.cost) + 7},${y(o.quality)} ${x(o.cost)},${y(o.quality) + 7} ${x(o.cost) - 7},${y(o.quality)}" fill="#2ca02c"/><text x="${x(o.cost) + 10}" y="${y(o.quality) + 4}">oracle</text>`,
+  );
   const p = r.policy_result;
-  out.push(`<circle cx="${x(p.cost)}" cy="${y(p.quality)}" r="7" fill="none" stroke="#ff7f0e" stroke-width="3"/><text x="${x(p.cost) + 10}" y="${y(p.quality) - 8}">calibrated policy</text>`);
+  out.push(
+    `<circle cx="${x(p.cost)}" cy="${y(p.quality)}" r="7" fill="none" stroke="#ff7f0e" stroke-width="3"/><text x="${x(p.cost) + 10}" y="${y(p.quality) - 8}">calibrated policy</text>`,
+  );
   // Legend.
   const ly = pad.t + 8;
-  out.push(`<line x1="${W - 250}" y1="${ly}" x2="${W - 225}" y2="${ly}" stroke="#1f77b4" stroke-width="2"/><text x="${W - 220}" y="${ly + 4}">threshold sweep (cascade)</text>`);
-  out.push(`<line x1="${W - 250}" y1="${ly + 18}" x2="${W - 225}" y2="${ly + 18}" stroke="#999" stroke-dasharray="5 4"/><text x="${W - 220}" y="${ly + 22}">random mixing</text>`);
+  out.push(
+    `<line x1="${W - 250}" y1="${ly}" x2="${W - 225}" y2="${ly}" stroke="#1f77b4" stroke-width="2"/><text x="${W - 220}" y="${ly + 4}">threshold sweep (cascade)</text>`,
+  );
+  out.push(
+    `<line x1="${W - 250}" y1="${ly + 18}" x2="${W - 225}" y2="${ly + 18}" stroke="#999" stroke-dasharray="5 4"/><text x="${W - 220}" y="${ly + 22}">random mixing</text>`,
+  );
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
@@ -69,7 +83,10 @@ export function markdownTable(r: RoutingReport): string {
     '| router | quality | share of best | cost / request | cost share of best |',
     '|---|---|---|---|---|',
     `| **calibrated cascade** | ${f(s.quality)} | ${f(s.quality_share_of_best)} | ${usd(s.cost_per_request_usd)} | ${f(s.cost_share_of_best)} |`,
-    ...r.baselines.single.map((b) => `| ${short(b.model)} only | ${f(b.quality)} | ${f(b.quality / r.baselines.best.quality)} | ${usd(b.cost)} | ${f(b.cost / r.baselines.best.cost)} |`),
+    ...r.baselines.single.map(
+      (b) =>
+        `| ${short(b.model)} only | ${f(b.quality)} | ${f(b.quality / r.baselines.best.quality)} | ${usd(b.cost)} | ${f(b.cost / r.baselines.best.cost)} |`,
+    ),
     `| random router, same cost | ${f(r.random_at_same_cost)} | ${f(r.random_at_same_cost / r.baselines.best.quality)} | ${usd(s.cost_per_request_usd)} | ${f(s.cost_share_of_best)} |`,
     `| oracle | ${f(r.baselines.oracle.quality)} | ${f(r.baselines.oracle.quality / r.baselines.best.quality)} | ${usd(r.baselines.oracle.cost)} | ${f(r.baselines.oracle.cost / r.baselines.best.cost)} |`,
     '',
@@ -79,9 +96,18 @@ export function markdownTable(r: RoutingReport): string {
     `| false-accept rate (accepted early, not good enough) | ${f(s.false_accept_rate)} |`,
     `| unnecessary-escalation rate | ${f(s.unnecessary_escalation_rate)} |`,
     ...r.step_auroc.map((a) => `| evaluator AUROC, step ${a.step} (${short(a.model)}) | ${f(a.auroc)} (n=${a.n}) |`),
-    ...(r.two_model ? [`| APGR | ${f(r.two_model.apgr)} |`, `| CPT(50%) | ${f(r.two_model.cpt50)} |`, `| CPT(80%) | ${f(r.two_model.cpt80)} |`, `| CPT(95%) | ${f(r.two_model.cpt95)} |`] : []),
+    ...(r.two_model
+      ? [
+          `| APGR | ${f(r.two_model.apgr)} |`,
+          `| CPT(50%) | ${f(r.two_model.cpt50)} |`,
+          `| CPT(80%) | ${f(r.two_model.cpt80)} |`,
+          `| CPT(95%) | ${f(r.two_model.cpt95)} |`,
+        ]
+      : []),
     `| AIQ (threshold sweep) | ${f(r.aiq, 4)} |`,
-    ...(r.cost_at_95 !== null ? [`| cost at 95% of the best model's quality | ${usd(r.cost_at_95.cost)} (${f(r.cost_at_95.saving, 2)}× cheaper) |`] : [`| cost at 95% of the best model's quality | not reached |`]),
+    ...(r.cost_at_95 !== null
+      ? [`| cost at 95% of the best model's quality | ${usd(r.cost_at_95.cost)} (${f(r.cost_at_95.saving, 2)}× cheaper) |`]
+      : [`| cost at 95% of the best model's quality | not reached |`]),
   ];
   return lines.join('\n') + '\n';
 }

@@ -81,7 +81,10 @@ export class Replayer {
         const o = row.models[call.model.name];
         if (call.purpose !== 'answer' || !o || (o.response === null && quality(o) === null)) {
           // Recorded data has one answer per model: no extra samples, no judge verdicts.
-          return { ok: false, error: { type: ErrorType.UpstreamError, message: `no recorded ${call.purpose} for ${call.model.name}`, retries: 0, latencyMs: null } };
+          return {
+            ok: false,
+            error: { type: ErrorType.UpstreamError, message: `no recorded ${call.purpose} for ${call.model.name}`, retries: 0, latencyMs: null },
+          };
         }
         const latencyMs = o.latencyMs ?? 0;
         clock += latencyMs;

@@ -10,7 +10,20 @@ import { loadDataset, loadModelPrices, splitOf } from '../../common/dataset.js';
 import type { PolicySpec } from '../../common/types.js';
 import { policySchema } from '../../config/schema.js';
 import { viewOf } from '../../evaluators/dataset-adapter.js';
-import { aiq, apgr, baselines, costAtQuality, cpt, randomAtCost, stepAuroc, summarise, type Baselines, type Point, type RunSummary, type SweepPoint } from './metrics.js';
+import {
+  aiq,
+  apgr,
+  baselines,
+  costAtQuality,
+  cpt,
+  randomAtCost,
+  stepAuroc,
+  summarise,
+  type Baselines,
+  type Point,
+  type RunSummary,
+  type SweepPoint,
+} from './metrics.js';
 import { Replayer, type DecisionRecord } from './replay.js';
 
 export interface RoutingReport {
@@ -63,7 +76,9 @@ export async function runRoutingBenchmark(opts: RunOptions): Promise<{ report: R
   if (rows.length === 0) throw new Error(`${opts.data}: no rows in split "${split}"`);
   const view = viewOf(rows, await loadModelPrices(opts.data));
   const known = new Set(view.models.map((m) => m.name));
-  for (const s of opts.policy.steps) if (!known.has(s.model)) throw new Error(`policy ${opts.policy.name}: model ${s.model} is not in ${basename(opts.data)} (models: ${[...known].join(', ')})`);
+  for (const s of opts.policy.steps)
+    if (!known.has(s.model))
+      throw new Error(`policy ${opts.policy.name}: model ${s.model} is not in ${basename(opts.data)} (models: ${[...known].join(', ')})`);
   const replayer = new Replayer(view, await loadModelPrices(opts.data), { modelsDir: opts.modelsDir });
   const ladder = opts.policy.steps.map((s) => s.model);
 
@@ -81,7 +96,9 @@ export async function runRoutingBenchmark(opts: RunOptions): Promise<{ report: R
   const summary = summarise(decisions, view, b, ladder);
 
   // Sweep one threshold shared by every non-last step, over the confidences actually observed.
-  const observed = decisions.flatMap((d) => d.steps.filter((s) => s.confidence !== null && s.step < ladder.length).map((s) => s.confidence!)).sort((a, b) => a - b);
+  const observed = decisions
+    .flatMap((d) => d.steps.filter((s) => s.confidence !== null && s.step < ladder.length).map((s) => s.confidence!))
+    .sort((a, b) => a - b);
   const size = opts.sweepSize ?? 40;
   const thresholds = new Set<number>([0, 1.000001]);
   for (let i = 0; i < size && observed.length; i++) thresholds.add(observed[Math.min(observed.length - 1, Math.floor((i / size) * observed.length))]!);
@@ -104,7 +121,14 @@ export async function runRoutingBenchmark(opts: RunOptions): Promise<{ report: R
   if (ladder.length === 2) {
     const weak = b.single.find((s) => s.model === ladder[0])!.quality;
     const strong = b.single.find((s) => s.model === ladder[1])!.quality;
-    twoModel = { weak: ladder[0]!, strong: ladder[1]!, apgr: apgr(sweep, weak, strong), cpt50: cpt(sweep, weak, strong, 0.5), cpt80: cpt(sweep, weak, strong, 0.8), cpt95: cpt(sweep, weak, strong, 0.95) };
+    twoModel = {
+      weak: ladder[0]!,
+      strong: ladder[1]!,
+      apgr: apgr(sweep, weak, strong),
+      cpt50: cpt(sweep, weak, strong, 0.5),
+      cpt80: cpt(sweep, weak, strong, 0.8),
+      cpt95: cpt(sweep, weak, strong, 0.95),
+    };
   }
   const policyPoint = { cost: summary.cost_per_request_usd, quality: summary.quality };
   const at95 = costAtQuality([...sweep, policyPoint], 0.95 * b.best.quality);
@@ -114,14 +138,20 @@ export async function runRoutingBenchmark(opts: RunOptions): Promise<{ report: R
     requests: rows.length,
     policy: opts.policy.name,
     label_kind: view.labelKind,
-    ladder: opts.policy.steps.map((s, i) => ({ model: s.model, evaluator: s.evaluator.type, threshold: i < ladder.length - 1 || opts.policy.evaluate_last_step ? s.threshold : null })),
+    ladder: opts.policy.steps.map((s, i) => ({
+      model: s.model,
+      evaluator: s.evaluator.type,
+      threshold: i < ladder.length - 1 || opts.policy.evaluate_last_step ? s.threshold : null,
+    })),
     prerouter: opts.policy.prerouter ?? null,
     summary,
     policy_result: policyPoint,
     baselines: b,
     random_at_same_cost: randomAtCost(b, summary.cost_per_request_usd),
     // An always-accepting step (`none`) has no confidence to rank with.
-    step_auroc: stepAuroc(decisions, rows, view.best.name, ladder).map((a) => (opts.policy.steps[a.step - 1]!.evaluator.type === 'none' ? { ...a, auroc: null } : a)),
+    step_auroc: stepAuroc(decisions, rows, view.best.name, ladder).map((a) =>
+      opts.policy.steps[a.step - 1]!.evaluator.type === 'none' ? { ...a, auroc: null } : a,
+    ),
     two_model: twoModel,
     aiq: aiq(sweep.length ? sweep : [policyPoint]),
     cost_at_95: at95 === null ? null : { cost: at95, saving: at95 > 0 ? b.best.cost / at95 : Infinity },

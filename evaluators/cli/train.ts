@@ -20,7 +20,9 @@ const { values } = parseArgs({
   },
 });
 if (!values.data?.length) {
-  console.error('usage: npm run train -- --data <file.jsonl> [--name <prefix>] [--out-dir <dir>] [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding] [--answer-label correct|not-worse]');
+  console.error(
+    'usage: npm run train -- --data <file.jsonl> [--name <prefix>] [--out-dir <dir>] [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding] [--answer-label correct|not-worse]',
+  );
   process.exit(2);
 }
 if (values['answer-label'] !== 'not-worse' && values['answer-label'] !== 'correct') {

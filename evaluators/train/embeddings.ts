@@ -12,7 +12,9 @@ import { REPO_ROOT } from '../head.js';
 const textKey = (t: string) => createHash('sha1').update(t).digest('hex');
 
 export async function fileHash(path: string): Promise<string> {
-  return createHash('sha1').update(await readFile(path)).digest('hex');
+  return createHash('sha1')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 export async function embedAllCached(

@@ -12,7 +12,7 @@ export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number | bool
   if (pos === 0 || neg === 0) return null;
   // Mann-Whitney U with average ranks for ties.
   let rankSumPos = 0;
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && scores[idx[j + 1]!] === scores[idx[i]!]) j++;
     const avgRank = (i + j) / 2 + 1;

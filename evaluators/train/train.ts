@@ -144,12 +144,18 @@ function crossValidate(ids: string[], X: Float64Array, dim: number, Y: Float64Ar
   let llSum = 0;
   for (let o = 0; o < outputs; o++) {
     const keep = ids.map((_, i) => i).filter((i) => !Number.isNaN(Y[i * outputs + o]!) && !Number.isNaN(oof[i]![o]!));
-    const a = auroc(keep.map((i) => oof[i]![o]!), keep.map((i) => Y[i * outputs + o]!));
+    const a = auroc(
+      keep.map((i) => oof[i]![o]!),
+      keep.map((i) => Y[i * outputs + o]!),
+    );
     if (a !== null) {
       aucSum += a;
       aucN++;
     }
-    llSum += logLoss(keep.map((i) => oof[i]![o]!), keep.map((i) => Y[i * outputs + o]!));
+    llSum += logLoss(
+      keep.map((i) => oof[i]![o]!),
+      keep.map((i) => Y[i * outputs + o]!),
+    );
   }
   return { candidate: cand, auroc: aucN ? aucSum / aucN : 0.5, logLoss: llSum / outputs, oof };
 }
@@ -157,7 +163,9 @@ function crossValidate(ids: string[], X: Float64Array, dim: number, Y: Float64Ar
 /** Best by CV AUROC; a simpler candidate (fewer embedded texts) wins ties within 0.005. */
 function pick(results: CvResult[]): CvResult {
   return results.reduce((best, r) => {
-    const better = r.auroc > best.auroc + 0.005 || (Math.abs(r.auroc - best.auroc) <= 0.005 && r.candidate.texts.length < best.candidate.texts.length) ||
+    const better =
+      r.auroc > best.auroc + 0.005 ||
+      (Math.abs(r.auroc - best.auroc) <= 0.005 && r.candidate.texts.length < best.candidate.texts.length) ||
       (Math.abs(r.auroc - best.auroc) <= 0.005 && r.candidate.texts.length === best.candidate.texts.length && r.logLoss < best.logLoss);
     return better ? r : best;
   });
@@ -176,7 +184,9 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
   if (rows.length < 10) throw new Error(`${opts.data}: only ${rows.length} rows in split "${split}"; need at least 10 to train`);
   const view = viewOf(rows, await loadModelPrices(opts.data));
   const sha1 = await fileHash(opts.data);
-  log(`train: ${rows.length} rows of split "${split}" (${all.length} in file), ${view.models.length} models, labels ${view.labelKind}, best single model ${view.best.name}`);
+  log(
+    `train: ${rows.length} rows of split "${split}" (${all.length} in file), ${view.models.length} models, labels ${view.labelKind}, best single model ${view.best.name}`,
+  );
 
   let encoder: Encoder | null = null;
   if (opts.useEncoder !== false) {
@@ -188,7 +198,10 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
   let embeddings = new Map<string, Float32Array>();
   if (encoder) {
     const needPrompts = (withResponses.length > 0 && opts.answerPromptEmbedding) || opts.prerouterEncoder;
-    const texts = [...(needPrompts ? rows.map((r) => r.prompt) : []), ...rows.flatMap((r) => withResponses.map((m) => r.models[m.name]?.response ?? '').filter(Boolean))];
+    const texts = [
+      ...(needPrompts ? rows.map((r) => r.prompt) : []),
+      ...rows.flatMap((r) => withResponses.map((m) => r.models[m.name]?.response ?? '').filter(Boolean)),
+    ];
     const t0 = Date.now();
     embeddings = await embedAllCached(encoder, texts, `${sha1}-${ENCODER_NAME}-${maxTokens}-single`);
     log(`train: ${new Set(texts).size} texts embedded or read from cache in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -211,7 +224,10 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
 
   const writeHead = async (file: string, model: LogisticModel, meta: Omit<HeadMeta, 'head' | 'input_name' | 'output_name' | 'input_dim'>) => {
     const full: HeadMeta = { ...meta, input_name: 'x', output_name: 'p', input_dim: model.mean.length, head: model };
-    await writeFile(join(outDir, `${file}.onnx`), headToOnnx({ inputName: 'x', outputName: 'p', ...model, metadata: { kind: meta.kind, feature_version: meta.feature_version } }));
+    await writeFile(
+      join(outDir, `${file}.onnx`),
+      headToOnnx({ inputName: 'x', outputName: 'p', ...model, metadata: { kind: meta.kind, feature_version: meta.feature_version } }),
+    );
     await writeFile(join(outDir, `${file}.json`), JSON.stringify(full) + '\n');
   };
 
@@ -231,23 +247,64 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
     const cheap = labelled.map((r) => answerFeatures(evaluationInputOf(r, m.name, 0)));
     const embeds = labelled.map((r) => [emb(r.prompt), emb(r.models[m.name]?.response)]);
     const textOptions: TextSet[] = encoder ? [[], ['answer'], ...(opts.answerPromptEmbedding ? [['prompt', 'answer'] as TextSet] : [])] : [[]];
-    const candidates = [...candidatesFor(textOptions), ...(labelled.length < SMALL_DATA_ROWS ? L2_GRID.map((l2): Candidate => ({ texts: [], l2, compact: true })) : [])];
+    const candidates = [
+      ...candidatesFor(textOptions),
+      ...(labelled.length < SMALL_DATA_ROWS ? L2_GRID.map((l2): Candidate => ({ texts: [], l2, compact: true })) : []),
+    ];
     const results = candidates.map((cand) => {
-      const { X, dim } = design(masked(cheap, cand.compact), embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))), cand.texts);
-      return crossValidate(labelled.map((r) => r.id), X, dim, Y, 1, cand, iterations);
+      const { X, dim } = design(
+        masked(cheap, cand.compact),
+        embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))),
+        cand.texts,
+      );
+      return crossValidate(
+        labelled.map((r) => r.id),
+        X,
+        dim,
+        Y,
+        1,
+        cand,
+        iterations,
+      );
     });
     const chosen = pick(results);
     const fit = (cand: Candidate) => {
-      const { X, dim } = design(masked(cheap, cand.compact), embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))), cand.texts);
+      const { X, dim } = design(
+        masked(cheap, cand.compact),
+        embeds.map((e) => cand.texts.map((t) => (t === 'prompt' ? e[0]! : e[1]!))),
+        cand.texts,
+      );
       return fitLogistic(X, labelled.length, dim, Y, 1, { l2: cand.l2, iterations });
     };
     const file = `${name}-answer-${slug(m.name)}`;
     let fallbackFile: string | null = null;
-    const training = { dataset: basename(opts.data), dataset_sha1: sha1, split, rows: labelled.length, positives: pos, features: chosen.candidate.compact ? 'compact' : 'all', l2: chosen.candidate.l2, cv_auroc: chosen.auroc, label: view.labelKind === 'graded' ? `score >= ${view.best.name}'s score` : answerLabel === 'correct' || m.name === view.best.name ? 'correct' : `correct or ${view.best.name} wrong` };
+    const training = {
+      dataset: basename(opts.data),
+      dataset_sha1: sha1,
+      split,
+      rows: labelled.length,
+      positives: pos,
+      features: chosen.candidate.compact ? 'compact' : 'all',
+      l2: chosen.candidate.l2,
+      cv_auroc: chosen.auroc,
+      label:
+        view.labelKind === 'graded'
+          ? `score >= ${view.best.name}'s score`
+          : answerLabel === 'correct' || m.name === view.best.name
+            ? 'correct'
+            : `correct or ${view.best.name} wrong`,
+    };
     if (chosen.candidate.texts.length) {
       const cheapBest = pick(results.filter((r) => r.candidate.texts.length === 0));
       fallbackFile = `${file}.cheap.onnx`;
-      await writeHead(`${file}.cheap`, fit(cheapBest.candidate), { kind: 'answer-model', feature_version: FEATURE_VERSION, encoder: null, outputs: [m.name], fallback_file: null, training: { ...training, features: cheapBest.candidate.compact ? 'compact' : 'all', l2: cheapBest.candidate.l2, cv_auroc: cheapBest.auroc } });
+      await writeHead(`${file}.cheap`, fit(cheapBest.candidate), {
+        kind: 'answer-model',
+        feature_version: FEATURE_VERSION,
+        encoder: null,
+        outputs: [m.name],
+        fallback_file: null,
+        training: { ...training, features: cheapBest.candidate.compact ? 'compact' : 'all', l2: cheapBest.candidate.l2, cv_auroc: cheapBest.auroc },
+      });
     }
     await writeHead(file, fit(chosen.candidate), {
       kind: 'answer-model',
@@ -260,23 +317,35 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
     manifest.answer_models[m.name] = relative(REPO_ROOT, join(outDir, `${file}.onnx`));
     manifest.oof.answer[m.name] = Object.fromEntries(labelled.map((r, i) => [r.id, round4(chosen.oof[i]![0]!)]));
     manifest.report[`answer:${m.name}`] = Object.fromEntries(results.map((r) => [candidateKey(r.candidate), round(r.auroc)]));
-    log(`train: answer-model ${m.name}: CV AUROC ${chosen.auroc.toFixed(3)} with ${chosen.candidate.texts.join('+') || (chosen.candidate.compact ? 'compact cheap features' : 'cheap features')} (l2 ${chosen.candidate.l2}), ${labelled.length} rows, ${pos} good`);
+    log(
+      `train: answer-model ${m.name}: CV AUROC ${chosen.auroc.toFixed(3)} with ${chosen.candidate.texts.join('+') || (chosen.candidate.compact ? 'compact cheap features' : 'cheap features')} (l2 ${chosen.candidate.l2}), ${labelled.length} rows, ${pos} good`,
+    );
   }
 
   // ---- pre-router: P(good enough) per model from the prompt alone ----
   {
     const outs = view.models.map((m) => m.name);
     const Y = new Float64Array(rows.length * outs.length);
-    rows.forEach((r, i) => outs.forEach((m, o) => {
-      const g = goodEnough(r, m, view.best.name);
-      Y[i * outs.length + o] = g === null ? NaN : g ? 1 : 0;
-    }));
+    rows.forEach((r, i) =>
+      outs.forEach((m, o) => {
+        const g = goodEnough(r, m, view.best.name);
+        Y[i * outs.length + o] = g === null ? NaN : g ? 1 : 0;
+      }),
+    );
     const cheap = rows.map((r) => promptFeatures(r.prompt));
     const embeds = rows.map((r) => [emb(r.prompt)]);
     const textOptions: TextSet[] = encoder && opts.prerouterEncoder ? [[], ['prompt']] : [[]];
     const results = candidatesFor(textOptions).map((cand) => {
       const { X, dim } = design(cheap, cand.texts.length ? embeds : rows.map(() => []), cand.texts);
-      return crossValidate(rows.map((r) => r.id), X, dim, Y, outs.length, cand, iterations);
+      return crossValidate(
+        rows.map((r) => r.id),
+        X,
+        dim,
+        Y,
+        outs.length,
+        cand,
+        iterations,
+      );
     });
     const chosen = pick(results);
     const { X, dim } = design(cheap, chosen.candidate.texts.length ? embeds : rows.map(() => []), chosen.candidate.texts);
@@ -286,9 +355,20 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
     const training = { dataset: basename(opts.data), dataset_sha1: sha1, split, rows: rows.length, l2: chosen.candidate.l2, cv_auroc: chosen.auroc };
     if (chosen.candidate.texts.length) {
       const cheapBest = pick(results.filter((r) => r.candidate.texts.length === 0));
-      const c = design(cheap, rows.map(() => []), []);
+      const c = design(
+        cheap,
+        rows.map(() => []),
+        [],
+      );
       fallbackFile = `${file}.cheap.onnx`;
-      await writeHead(`${file}.cheap`, fitLogistic(c.X, rows.length, c.dim, Y, outs.length, { l2: cheapBest.candidate.l2, iterations }), { kind: 'prerouter', feature_version: FEATURE_VERSION, encoder: null, outputs: outs, fallback_file: null, training: { ...training, l2: cheapBest.candidate.l2, cv_auroc: cheapBest.auroc } });
+      await writeHead(`${file}.cheap`, fitLogistic(c.X, rows.length, c.dim, Y, outs.length, { l2: cheapBest.candidate.l2, iterations }), {
+        kind: 'prerouter',
+        feature_version: FEATURE_VERSION,
+        encoder: null,
+        outputs: outs,
+        fallback_file: null,
+        training: { ...training, l2: cheapBest.candidate.l2, cv_auroc: cheapBest.auroc },
+      });
     }
     await writeHead(file, model, {
       kind: 'prerouter',
@@ -301,7 +381,9 @@ export async function train(opts: TrainOptions): Promise<Manifest> {
     manifest.prerouter = relative(REPO_ROOT, join(outDir, `${file}.onnx`));
     manifest.oof.prerouter = Object.fromEntries(rows.map((r, i) => [r.id, Object.fromEntries(outs.map((m, o) => [m, round4(chosen.oof[i]![o]!)]))]));
     manifest.report.prerouter = Object.fromEntries(results.map((r) => [`${r.candidate.texts.join('+') || 'cheap'}@${r.candidate.l2}`, round(r.auroc)]));
-    log(`train: prerouter over ${outs.length} models: mean CV AUROC ${chosen.auroc.toFixed(3)} with ${chosen.candidate.texts.join('+') || 'cheap features'} (l2 ${chosen.candidate.l2})`);
+    log(
+      `train: prerouter over ${outs.length} models: mean CV AUROC ${chosen.auroc.toFixed(3)} with ${chosen.candidate.texts.join('+') || 'cheap features'} (l2 ${chosen.candidate.l2})`,
+    );
   }
 
   await writeFile(join(outDir, `${name}.manifest.json`), JSON.stringify(manifest) + '\n');

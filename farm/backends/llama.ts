@@ -183,21 +183,17 @@ interface LoadedModel {
 
 function validateConfig(cfg: LlamaModelConfig, index: number): void {
   const where = `llama backend: models[${index}]`;
-  if (typeof cfg.name !== 'string' || cfg.name.trim() === '')
-    throw new Error(`${where}: name must be a non-empty string`);
-  if (typeof cfg.gguf !== 'string' || cfg.gguf.trim() === '')
-    throw new Error(`${where} (${cfg.name}): gguf must be a path to a GGUF file`);
+  if (typeof cfg.name !== 'string' || cfg.name.trim() === '') throw new Error(`${where}: name must be a non-empty string`);
+  if (typeof cfg.gguf !== 'string' || cfg.gguf.trim() === '') throw new Error(`${where} (${cfg.name}): gguf must be a path to a GGUF file`);
   const positiveInt = (key: 'threads' | 'contextSize' | 'maxTokens' | 'sequences') => {
     const v = cfg[key];
-    if (v !== undefined && (!Number.isInteger(v) || v < 1))
-      throw new Error(`${where} (${cfg.name}): ${key} must be a positive integer, got ${v}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`${where} (${cfg.name}): ${key} must be a positive integer, got ${v}`);
   };
   positiveInt('threads');
   positiveInt('contextSize');
   positiveInt('maxTokens');
   positiveInt('sequences');
-  if (cfg.temperature !== undefined && !(cfg.temperature >= 0))
-    throw new Error(`${where} (${cfg.name}): temperature must be >= 0`);
+  if (cfg.temperature !== undefined && !(cfg.temperature >= 0)) throw new Error(`${where} (${cfg.name}): temperature must be >= 0`);
 }
 
 /** Checks the file exists and starts with the GGUF magic, so the common mistakes get a clear reason. */
@@ -216,8 +212,7 @@ async function checkGgufFile(path: string): Promise<void> {
   try {
     const head = Buffer.alloc(4);
     await fh.read(head, 0, 4, 0);
-    if (head.toString('latin1') !== 'GGUF')
-      throw new Error(`not a GGUF file (magic ${JSON.stringify(head.toString('latin1'))}, expected "GGUF")`);
+    if (head.toString('latin1') !== 'GGUF') throw new Error(`not a GGUF file (magic ${JSON.stringify(head.toString('latin1'))}, expected "GGUF")`);
   } finally {
     await fh.close();
   }
@@ -274,12 +269,7 @@ function promptTokensFor(m: LoadedModel, messages: ChatMessage[]) {
   // node-llama-cpp's built-in wrappers always open with BOS; honour the GGUF's add_bos_token = false
   // (e.g. SmolLM2, whose BOS is <|im_start|> and would otherwise appear twice).
   const first = state.contextText.values[0];
-  if (
-    !m.model.tokens.shouldPrependBosToken &&
-    first instanceof SpecialToken &&
-    first.value === 'BOS' &&
-    promptTokens[0] === m.model.tokens.bos
-  ) {
+  if (!m.model.tokens.shouldPrependBosToken && first instanceof SpecialToken && first.value === 'BOS' && promptTokens[0] === m.model.tokens.bos) {
     promptTokens.shift();
   }
   return { state, promptTokens };
@@ -313,8 +303,7 @@ class LlamaLogTail {
       this.lines.push(text);
       if (this.lines.length > 8) this.lines.shift();
     }
-    if (LOG_ORDER.indexOf(level) <= LOG_ORDER.indexOf(this.printLevel))
-      process.stderr.write(`[node-llama-cpp] ${text}\n`);
+    if (LOG_ORDER.indexOf(level) <= LOG_ORDER.indexOf(this.printLevel)) process.stderr.write(`[node-llama-cpp] ${text}\n`);
   };
 
   mark(): number {
@@ -401,10 +390,7 @@ async function loadOne(llama: Llama, logs: LlamaLogTail, raw: LlamaModelConfig):
   const threads = raw.threads ?? 1;
   const sequences = raw.sequences ?? 1;
   const fail = (reason: string, cause?: unknown): Error =>
-    new Error(
-      `llama backend: cannot load model "${raw.name}" from GGUF ${gguf}: ${reason}`,
-      cause === undefined ? undefined : { cause },
-    );
+    new Error(`llama backend: cannot load model "${raw.name}" from GGUF ${gguf}: ${reason}`, cause === undefined ? undefined : { cause });
 
   const t0 = performance.now();
   try {
@@ -422,8 +408,7 @@ async function loadOne(llama: Llama, logs: LlamaLogTail, raw: LlamaModelConfig):
   }
   try {
     const trainContextSize = model.trainContextSize;
-    const contextSize =
-      raw.contextSize ?? Math.min(trainContextSize > 0 ? trainContextSize : DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP);
+    const contextSize = raw.contextSize ?? Math.min(trainContextSize > 0 ? trainContextSize : DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP);
     let context: LlamaContext;
     try {
       context = await model.createContext({

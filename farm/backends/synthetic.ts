@@ -32,10 +32,7 @@ export function createSyntheticBackend(models: Record<string, SyntheticSettings>
     const rand = seededRandom(seed);
     const range = settings.output_tokens;
     // At least the prefix and one word, so every answer starts with "[simulated] ".
-    const length = Math.max(
-      2,
-      req.outputTokens ?? (typeof range === 'number' ? range : range.min + Math.floor(rand() * (range.max - range.min + 1))),
-    );
+    const length = Math.max(2, req.outputTokens ?? (typeof range === 'number' ? range : range.min + Math.floor(rand() * (range.max - range.min + 1))));
     const pieces = [SIMULATED_PREFIX.trimEnd()];
     for (let i = 1; i < length; i++) pieces.push(` ${WORDS[Math.floor(rand() * WORDS.length)]!}`);
     const confidence = Math.max(1e-6, syntheticConfidence(settings, req.model, prompt));

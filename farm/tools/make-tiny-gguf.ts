@@ -283,11 +283,9 @@ export function buildTinyGguf(opts: TinyGgufOptions = {}): {
   const nCtx = opts.contextLength ?? 256;
   const suppress = opts.suppressSpecialOutput ?? true;
   for (const [k, v] of Object.entries({ seed, nEmbd, nLayer, nHead, nHeadKv, nFf, nCtx })) {
-    if (!Number.isInteger(v) || v < (k === 'seed' ? 0 : 1))
-      throw new Error(`make-tiny-gguf: ${k} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < (k === 'seed' ? 0 : 1)) throw new Error(`make-tiny-gguf: ${k} must be a positive integer, got ${v}`);
   }
-  if (nEmbd % nHead !== 0)
-    throw new Error(`make-tiny-gguf: embedding (${nEmbd}) must be a multiple of heads (${nHead})`);
+  if (nEmbd % nHead !== 0) throw new Error(`make-tiny-gguf: embedding (${nEmbd}) must be a multiple of heads (${nHead})`);
   if (nHead % nHeadKv !== 0) throw new Error(`make-tiny-gguf: headsKv (${nHeadKv}) must divide heads (${nHead})`);
   const headDim = nEmbd / nHead;
   const nEmbdKv = headDim * nHeadKv;
@@ -325,11 +323,7 @@ export function buildTinyGguf(opts: TinyGgufOptions = {}): {
   tensors.push({ name: 'output.weight', dims: [nEmbd, nVocab], data: output });
 
   const template =
-    opts.chatTemplate === undefined || opts.chatTemplate === 'none'
-      ? undefined
-      : opts.chatTemplate === 'chatml'
-        ? CHATML_TEMPLATE
-        : opts.chatTemplate;
+    opts.chatTemplate === undefined || opts.chatTemplate === 'none' ? undefined : opts.chatTemplate === 'chatml' ? CHATML_TEMPLATE : opts.chatTemplate;
 
   const kv: [string, KvValue][] = [
     ['general.architecture', { type: 'str', value: 'llama' }],

@@ -88,7 +88,10 @@ export class CascadeStack {
       wanted.push(...Object.entries(farmConfig.pools).map(([name, pool]) => ({ port: pool.port, what: `farm pool ${name}` })));
     }
     const busy = await portsInUse(wanted, p.host);
-    if (busy.length) throw new StartupError(`cannot start:\n  ${busy.join('\n  ')}\nStop what uses the port or choose another one (PORT, CASCADE_UI_PORT, TEMPORAL_ADDRESS, CASCADE_FARM_RANDOM_PORTS=1, or the config).`);
+    if (busy.length)
+      throw new StartupError(
+        `cannot start:\n  ${busy.join('\n  ')}\nStop what uses the port or choose another one (PORT, CASCADE_UI_PORT, TEMPORAL_ADDRESS, CASCADE_FARM_RANDOM_PORTS=1, or the config).`,
+      );
 
     if (p.temporal) {
       say(`starting the Temporal dev server on 127.0.0.1:${p.temporal.port} (UI :${p.temporal.uiPort}, history in ${p.temporal.dbFile}) ...`);
@@ -137,7 +140,13 @@ export class CascadeStack {
       }
     }
     specs.push({ name: 'router', args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
-    specs.push({ name: 'api', args: ['server/main.ts'], env: { ...childEnv, PORT: String(p.apiPort) }, isReadyLine: (line) => line.includes('"api ready"'), restart: true });
+    specs.push({
+      name: 'api',
+      args: ['server/main.ts'],
+      env: { ...childEnv, PORT: String(p.apiPort) },
+      isReadyLine: (line) => line.includes('"api ready"'),
+      restart: true,
+    });
     await Promise.all(specs.map(async (spec) => say(`${spec.name} pid ${await this.supervisor.start(spec)} ready`)));
     await waitForHealth(`${this.apiBase}/healthz`, 15_000);
     this.checkNotStopped();
@@ -147,7 +156,10 @@ export class CascadeStack {
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
       await this.supervisor.stopAll();
-      await this.devServer?.then((s) => s.stop(), () => {});
+      await this.devServer?.then(
+        (s) => s.stop(),
+        () => {},
+      );
     })());
   }
 

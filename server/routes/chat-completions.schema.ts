@@ -16,7 +16,10 @@ const message = z.object({
 const responseFormat = z.discriminatedUnion('type', [
   z.object({ type: z.literal('text') }),
   z.object({ type: z.literal('json_object') }),
-  z.object({ type: z.literal('json_schema'), json_schema: z.object({ name: z.string().optional(), schema: z.unknown().optional(), strict: z.boolean().nullish() }) }),
+  z.object({
+    type: z.literal('json_schema'),
+    json_schema: z.object({ name: z.string().optional(), schema: z.unknown().optional(), strict: z.boolean().nullish() }),
+  }),
 ]);
 
 export const chatCompletionRequestSchema = z.object({

@@ -36,7 +36,13 @@ export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps):
       const body = parseBody(req.body);
       const target = resolveTarget(config, body.model);
       if (!target) {
-        throw new ApiError(404, `The model '${body.model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...config.policies.keys()].join(', ')}) or a configured model.`, 'invalid_request_error', 'model_not_found', 'model');
+        throw new ApiError(
+          404,
+          `The model '${body.model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...config.policies.keys()].join(', ')}) or a configured model.`,
+          'invalid_request_error',
+          'model_not_found',
+          'model',
+        );
       }
       const params = toChatParams(body);
       const requestHash = hashRequest(body);
@@ -69,18 +75,41 @@ export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps):
       const result = await awaitResult(handle);
       res.off('close', onClose);
       if (result.requestHash !== requestHash) {
-        throw new ApiError(409, 'This Idempotency-Key was already used with a different request body', 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
+        throw new ApiError(
+          409,
+          'This Idempotency-Key was already used with a different request body',
+          'invalid_request_error',
+          'idempotency_key_reused',
+          'Idempotency-Key',
+        );
       }
       res.setHeader('x-cascade-cost-usd', result.cascade.cost_usd.toFixed(8));
       const completion = renderCompletion(result, workflowId, body.logprobs === true);
       if (body.stream) writeCompletionStream(res, completion, body.stream_options?.include_usage === true);
       else res.json(completion);
       logger.info(
-        { request_id: requestId, workflow_id: workflowId, policy: policy.name, model: result.model, final_step: result.cascade.final_step, escalations: result.cascade.escalations, cost_usd: result.cascade.cost_usd, ms: Date.now() - started },
+        {
+          request_id: requestId,
+          workflow_id: workflowId,
+          policy: policy.name,
+          model: result.model,
+          final_step: result.cascade.final_step,
+          escalations: result.cascade.escalations,
+          cost_usd: result.cascade.cost_usd,
+          ms: Date.now() - started,
+        },
         'chat completion',
       );
     } catch (err) {
-      logger.info({ request_id: requestId, status: err instanceof ApiError ? err.status : 500, code: err instanceof ApiError ? err.code : null, ms: Date.now() - started }, 'chat completion failed');
+      logger.info(
+        {
+          request_id: requestId,
+          status: err instanceof ApiError ? err.status : 500,
+          code: err instanceof ApiError ? err.code : null,
+          ms: Date.now() - started,
+        },
+        'chat completion failed',
+      );
       if (!res.headersSent) next(err);
       else res.end();
     }
@@ -136,7 +165,13 @@ function pickHeaders(headers: Record<string, string | string[] | undefined>, nam
   return Object.keys(out).length ? out : undefined;
 }
 
-async function startOrAttach(client: Client, taskQueue: string, workflowId: string, input: CascadeInput, deadlineMs: number): Promise<WorkflowHandle<typeof cascadeWorkflow>> {
+async function startOrAttach(
+  client: Client,
+  taskQueue: string,
+  workflowId: string,
+  input: CascadeInput,
+  deadlineMs: number,
+): Promise<WorkflowHandle<typeof cascadeWorkflow>> {
   try {
     return await client.workflow.start<typeof cascadeWorkflow>('cascadeWorkflow', {
       taskQueue,
@@ -162,9 +197,11 @@ async function awaitResult(handle: WorkflowHandle<typeof cascadeWorkflow>): Prom
   } catch (err) {
     if (!(err instanceof WorkflowFailedError)) throw err;
     const cause = err.cause;
-    if (cause instanceof ApplicationFailure) throw fromWorkflowError(cause.type ?? ErrorType.AllDeploymentsFailed, cause.message, cause.details?.[0] as CascadeTrace | undefined);
+    if (cause instanceof ApplicationFailure)
+      throw fromWorkflowError(cause.type ?? ErrorType.AllDeploymentsFailed, cause.message, cause.details?.[0] as CascadeTrace | undefined);
     if (cause instanceof TimeoutFailure) throw fromWorkflowError(ErrorType.DeadlineExceeded, 'The request did not finish before its deadline');
-    if (cause instanceof CancelledFailure || cause instanceof TerminatedFailure) throw new ApiError(499, 'The request was cancelled', 'invalid_request_error', 'request_cancelled');
+    if (cause instanceof CancelledFailure || cause instanceof TerminatedFailure)
+      throw new ApiError(499, 'The request was cancelled', 'invalid_request_error', 'request_cancelled');
     throw fromWorkflowError(ErrorType.AllDeploymentsFailed, cause?.message ?? err.message);
   }
 }
@@ -175,7 +212,12 @@ export interface RenderedCompletion {
   created: number;
   model: string;
   system_fingerprint: null;
-  choices: { index: 0; message: { role: 'assistant'; content: string; refusal: null }; logprobs: { content: CascadeResult['logprobs'] } | null; finish_reason: string }[];
+  choices: {
+    index: 0;
+    message: { role: 'assistant'; content: string; refusal: null };
+    logprobs: { content: CascadeResult['logprobs'] } | null;
+    finish_reason: string;
+  }[];
   usage: CascadeResult['usage'];
   cascade: CascadeTrace;
 }

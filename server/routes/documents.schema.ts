@@ -18,7 +18,12 @@ const fromForm = <T extends z.ZodType>(schema: T, list = false) =>
         return v;
       }
     }
-    return list ? t.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    return list
+      ? t
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v;
   }, schema);
 
 export const documentRequestSchema = z.object({

@@ -15,7 +15,16 @@ import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config
 import { createDocumentStore, type DocumentStore } from '../../activities/document-store.js';
 import { checkWebhookUrl, WebhookRejected } from '../../activities/document-webhook.js';
 import { policyForTask } from '../../workflows/document-tasks.js';
-import { pauseSignal, progressQuery, resumeSignal, storeKeys, type DocumentJobInput, type DocumentJobOutcome, type JobProgress, type TaskOptions } from '../../workflows/document-types.js';
+import {
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  storeKeys,
+  type DocumentJobInput,
+  type DocumentJobOutcome,
+  type JobProgress,
+  type TaskOptions,
+} from '../../workflows/document-types.js';
 import type { documentWorkflow } from '../../workflows/index.js';
 import { ApiError } from '../errors.js';
 import { documentRequestSchema, type DocumentRequest } from './documents.schema.js';
@@ -54,7 +63,14 @@ export function documentsRoutes({ config, client, logger, store = createDocument
       const body = parseRequest(req.body);
       const text = await documentText(req, body, limits.max_bytes);
       const target = resolveTarget(config, body.model);
-      if (!target) throw new ApiError(404, `The model '${body.model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...config.policies.keys()].join(', ')}) or a configured model.`, 'invalid_request_error', 'model_not_found', 'model');
+      if (!target)
+        throw new ApiError(
+          404,
+          `The model '${body.model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...config.policies.keys()].join(', ')}) or a configured model.`,
+          'invalid_request_error',
+          'model_not_found',
+          'model',
+        );
       const options = taskOptions(body);
       let webhookUrl: string | undefined;
       if (body.webhook_url !== undefined) {
@@ -123,7 +139,10 @@ export function documentsRoutes({ config, client, logger, store = createDocument
     }
   });
 
-  for (const [action, signal] of [['pause', pauseSignal], ['resume', resumeSignal]] as const) {
+  for (const [action, signal] of [
+    ['pause', pauseSignal],
+    ['resume', resumeSignal],
+  ] as const) {
     router.post(`/:id/${action}`, async (req, res, next) => {
       try {
         const { handle, running } = await findJob(client, req.params.id!);
@@ -149,7 +168,8 @@ function parseRequest(raw: unknown): DocumentRequest {
   return parsed.data;
 }
 
-const tooLarge = (max: number) => new ApiError(413, `The document exceeds the limit of ${max} bytes (documents.max_bytes)`, 'invalid_request_error', 'document_too_large', 'text');
+const tooLarge = (max: number) =>
+  new ApiError(413, `The document exceeds the limit of ${max} bytes (documents.max_bytes)`, 'invalid_request_error', 'document_too_large', 'text');
 
 async function documentText(req: Request, body: DocumentRequest, maxBytes: number): Promise<string> {
   let text: string;

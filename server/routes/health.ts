@@ -8,7 +8,11 @@ export function healthRoute(client: Client): RequestHandler {
       await client.connection.withDeadline(Date.now() + 2000, () => client.connection.workflowService.getSystemInfo({}));
       res.json({ status: 'ok', temporal: 'ok' });
     } catch (err) {
-      res.status(503).json({ status: 'degraded', temporal: 'unreachable', error: { message: (err as Error).message, type: 'service_unavailable_error', param: null, code: 'temporal_unreachable' } });
+      res.status(503).json({
+        status: 'degraded',
+        temporal: 'unreachable',
+        error: { message: (err as Error).message, type: 'service_unavailable_error', param: null, code: 'temporal_unreachable' },
+      });
     }
   };
 }

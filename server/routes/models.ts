@@ -7,7 +7,13 @@ export function modelsRoute(config: CascadeConfig): RequestHandler {
   const policies = [...config.policies.values()];
   const data = [
     { id: 'cascade', object: 'model', created, owned_by: 'cascade', description: `default policy: ${config.raw.default_policy}` },
-    ...policies.map((p) => ({ id: `cascade:${p.name}`, object: 'model', created, owned_by: 'cascade', description: p.description ?? p.steps.map((s) => s.model).join(' → ') })),
+    ...policies.map((p) => ({
+      id: `cascade:${p.name}`,
+      object: 'model',
+      created,
+      owned_by: 'cascade',
+      description: p.description ?? p.steps.map((s) => s.model).join(' → '),
+    })),
     ...[...config.models.values()].map((m) => ({
       id: m.name,
       object: 'model',

@@ -10,7 +10,14 @@ import { writeSyntheticDataset } from '../evaluators/synthetic.js';
 const quiet = () => {};
 
 async function calibrateAndReplay(file: string, opts: { target?: number; maxCost?: number; split: string }) {
-  const result = await calibrate({ data: file, split: 'train', target: opts.target, maxCost: opts.maxCost, log: quiet, manifest: join(file, '..', 'none.json') });
+  const result = await calibrate({
+    data: file,
+    split: 'train',
+    target: opts.target,
+    maxCost: opts.maxCost,
+    log: quiet,
+    manifest: join(file, '..', 'none.json'),
+  });
   const policyFile = join(file, '..', `policy-${opts.target ?? opts.maxCost}.yaml`);
   writeFileSync(policyFile, YAML.stringify(result.policy));
   const policy = await loadPolicyFile(policyFile);

@@ -21,14 +21,38 @@ describe('routing metrics', () => {
   });
 
   it('AIQ: area under the non-decreasing convex hull over the cost range', () => {
-    assert.ok(Math.abs(aiq([{ cost: 0, quality: 0.5 }, { cost: 1, quality: 1 }]) - 0.75) < 1e-12);
+    assert.ok(
+      Math.abs(
+        aiq([
+          { cost: 0, quality: 0.5 },
+          { cost: 1, quality: 1 },
+        ]) - 0.75,
+      ) < 1e-12,
+    );
     // A dominated point below the hull changes nothing; one above raises it.
-    assert.ok(Math.abs(aiq([{ cost: 0, quality: 0.5 }, { cost: 0.5, quality: 0.6 }, { cost: 1, quality: 1 }]) - 0.75) < 1e-12);
-    assert.ok(aiq([{ cost: 0, quality: 0.5 }, { cost: 0.5, quality: 0.95 }, { cost: 1, quality: 1 }]) > 0.849);
+    assert.ok(
+      Math.abs(
+        aiq([
+          { cost: 0, quality: 0.5 },
+          { cost: 0.5, quality: 0.6 },
+          { cost: 1, quality: 1 },
+        ]) - 0.75,
+      ) < 1e-12,
+    );
+    assert.ok(
+      aiq([
+        { cost: 0, quality: 0.5 },
+        { cost: 0.5, quality: 0.95 },
+        { cost: 1, quality: 1 },
+      ]) > 0.849,
+    );
   });
 
   it('cost at a quality target interpolates along the sweep', () => {
-    const sweep = [{ cost: 0, quality: 0.5 }, { cost: 10, quality: 1 }];
+    const sweep = [
+      { cost: 0, quality: 0.5 },
+      { cost: 10, quality: 1 },
+    ];
     assert.equal(costAtQuality(sweep, 0.75), 5);
     assert.equal(costAtQuality(sweep, 1.1), null);
   });

@@ -72,7 +72,8 @@ describe('committed calibrated policies', () => {
     for (const f of files) {
       const policy = await loadPolicyFile(join(dir, f));
       assert.ok(policy.steps.length >= 1);
-      for (const s of policy.steps) if (s.evaluator.type === 'answer-model') assert.ok(existsSync(join(REPO_ROOT, String(s.evaluator.model_file))), `${f}: ${s.evaluator.model_file}`);
+      for (const s of policy.steps)
+        if (s.evaluator.type === 'answer-model') assert.ok(existsSync(join(REPO_ROOT, String(s.evaluator.model_file))), `${f}: ${s.evaluator.model_file}`);
       if (policy.prerouter) assert.ok(existsSync(join(REPO_ROOT, policy.prerouter.model_file)));
     }
   });

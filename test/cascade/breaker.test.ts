@@ -26,7 +26,12 @@ async function ask(model: string) {
   return { body, calls };
 }
 
-const setFault = (fault: object) => fetch(`${stack.farmUrl('cpu').replace(/\/v1$/, '')}/farm/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fault) });
+const setFault = (fault: object) =>
+  fetch(`${stack.farmUrl('cpu').replace(/\/v1$/, '')}/farm/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(fault),
+  });
 
 describe('circuit breaker shared across requests', () => {
   it('opens after repeated failures, skips the deployment, probes after the pause and closes on success', async () => {
@@ -39,16 +44,25 @@ describe('circuit breaker shared across requests', () => {
     }
     // Three failed calls in a row: cpu's circuit is open, later requests go straight to gpu-a.
     const skipped = await ask('mixtral');
-    assert.deepEqual(skipped.calls.map((c) => c.pool), ['gpu-a']);
+    assert.deepEqual(
+      skipped.calls.map((c) => c.pool),
+      ['gpu-a'],
+    );
     assert.equal(skipped.body.cascade.attempts.length, 1);
 
     // cpu recovers; after the open period one request probes it and closes the circuit.
     await stack.farmReset();
     await new Promise((r) => setTimeout(r, 3200));
     const probe = await ask('mixtral');
-    assert.deepEqual(probe.calls.map((c) => [c.pool, c.outcome]), [['cpu', 'ok']]);
+    assert.deepEqual(
+      probe.calls.map((c) => [c.pool, c.outcome]),
+      [['cpu', 'ok']],
+    );
     const after = await ask('mixtral');
-    assert.deepEqual(after.calls.map((c) => c.pool), ['cpu']);
+    assert.deepEqual(
+      after.calls.map((c) => c.pool),
+      ['cpu'],
+    );
     assert.equal(after.body.model, MIXTRAL);
   });
 });

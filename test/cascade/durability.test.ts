@@ -52,7 +52,8 @@ function post(body: Record<string, unknown>, headers: Record<string, string> = {
   });
 }
 
-const callsFor = async (workflowId: string) => (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`)).sort((a, b) => a.t_ms - b.t_ms);
+const callsFor = async (workflowId: string) =>
+  (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`)).sort((a, b) => a.t_ms - b.t_ms);
 
 describe('kill -9 mid-request', () => {
   it('a pool worker dies during a slow generation: another pool finishes the request', async () => {
@@ -67,13 +68,22 @@ describe('kill -9 mid-request', () => {
     assert.equal(body.cascade.attempts.at(-1).pool, 'gpu-a');
     const calls = await callsFor(body.cascade.workflow_id);
     assert.equal(calls[0]!.request_id, inFlight.request_id);
-    assert.deepEqual(calls.map((a) => [a.pool, a.outcome]), [['cpu', 'client-closed'], ['gpu-a', 'ok']]);
+    assert.deepEqual(
+      calls.map((a) => [a.pool, a.outcome]),
+      [
+        ['cpu', 'client-closed'],
+        ['gpu-a', 'ok'],
+      ],
+    );
     await stack.startChild('pool:cpu');
   });
 
   it('the router worker dies after a model call completed: the new router resumes without calling that model again', async () => {
     // JSON is asked, so Mixtral's prose answer is rejected and GPT-4 (slow here) is called next.
-    const pending = post({ model: 'cascade', response_format: { type: 'json_object' } }, { 'x-farm-fault': 'slow-first-token;pool=api', 'x-farm-fault-delay-ms': '1200' });
+    const pending = post(
+      { model: 'cascade', response_format: { type: 'json_object' } },
+      { 'x-farm-fault': 'slow-first-token;pool=api', 'x-farm-fault-delay-ms': '1200' },
+    );
     await waitForPending((a) => a.model === GPT4);
     process.kill(stack.child('router').pid!, 'SIGKILL');
     await stack.startChild('router');
@@ -83,7 +93,14 @@ describe('kill -9 mid-request', () => {
     assert.equal(body.model, GPT4);
     assert.equal(body.cascade.final_step, 2);
     const calls = await callsFor(body.cascade.workflow_id);
-    assert.deepEqual(calls.map((a) => [a.model, a.outcome]), [[MIXTRAL, 'ok'], [GPT4, 'ok']], 'each model called exactly once');
+    assert.deepEqual(
+      calls.map((a) => [a.model, a.outcome]),
+      [
+        [MIXTRAL, 'ok'],
+        [GPT4, 'ok'],
+      ],
+      'each model called exactly once',
+    );
   });
 
   it('the API dies mid-request: the same Idempotency-Key returns the same answer without another model call', async () => {

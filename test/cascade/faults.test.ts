@@ -60,7 +60,13 @@ describe('retried on the same deployment', () => {
     const r = await chat('error-once;pool=cpu');
     assert.equal(r.status, 200);
     assert.equal(r.body.choices[0].message.content, mixtralAnswer);
-    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', '500'], ['cpu', 'ok']]);
+    assert.deepEqual(
+      r.attempts.map((a) => [a.pool, a.outcome]),
+      [
+        ['cpu', '500'],
+        ['cpu', 'ok'],
+      ],
+    );
     assert.ok(gaps(r.attempts)[0]! >= 100, `backoff ${gaps(r.attempts)[0]} ms`);
     assert.equal(r.body.cascade.attempts[0].retries, 1);
   });
@@ -68,13 +74,25 @@ describe('retried on the same deployment', () => {
   it('reset: a connection reset before any byte is retried', async () => {
     const r = await chat('reset;pool=cpu');
     assert.equal(r.status, 200);
-    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', 'reset'], ['cpu', 'ok']]);
+    assert.deepEqual(
+      r.attempts.map((a) => [a.pool, a.outcome]),
+      [
+        ['cpu', 'reset'],
+        ['cpu', 'ok'],
+      ],
+    );
   });
 
   it('rate-limit-retry-after: the retry waits at least as long as Retry-After says', async () => {
     const r = await chat('rate-limit-retry-after;pool=cpu');
     assert.equal(r.status, 200);
-    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', '429'], ['cpu', 'ok']]);
+    assert.deepEqual(
+      r.attempts.map((a) => [a.pool, a.outcome]),
+      [
+        ['cpu', '429'],
+        ['cpu', 'ok'],
+      ],
+    );
     assert.ok(gaps(r.attempts)[0]! >= 2000, `retried after ${gaps(r.attempts)[0]} ms, Retry-After was 2 s`);
   });
 
@@ -82,7 +100,10 @@ describe('retried on the same deployment', () => {
     const r = await chat('no-done');
     assert.equal(r.status, 200);
     assert.equal(r.body.choices[0].message.content, mixtralAnswer);
-    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', 'no-done']]);
+    assert.deepEqual(
+      r.attempts.map((a) => [a.pool, a.outcome]),
+      [['cpu', 'no-done']],
+    );
     assert.ok(r.ms < 1000, `took ${r.ms} ms: the body's end must finalise the answer`);
   });
 });
@@ -91,7 +112,15 @@ describe('failed over to the next deployment', () => {
   it('rate-limit: persistent 429s are retried a bounded number of times with backoff, then fail over', async () => {
     const r = await chat('rate-limit;pool=cpu');
     assert.equal(r.status, 200);
-    assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', '429'], ['cpu', '429'], ['cpu', '429'], ['gpu-a', 'ok']]);
+    assert.deepEqual(
+      r.attempts.map((a) => [a.pool, a.outcome]),
+      [
+        ['cpu', '429'],
+        ['cpu', '429'],
+        ['cpu', '429'],
+        ['gpu-a', 'ok'],
+      ],
+    );
     const [g1, g2] = gaps(r.attempts);
     assert.ok(g1! >= 100 && g2! >= 200, `backoff gaps ${g1}, ${g2} ms`);
     assert.equal(r.body.cascade.attempts.at(-1).pool, 'gpu-a');
@@ -101,7 +130,10 @@ describe('failed over to the next deployment', () => {
   it('unavailable: persistent 503s fail over within the retry bound', async () => {
     const r = await chat('unavailable;pool=cpu');
     assert.equal(r.status, 200);
-    assert.deepEqual(r.attempts.map((a) => a.outcome), ['503', '503', '503', 'ok']);
+    assert.deepEqual(
+      r.attempts.map((a) => a.outcome),
+      ['503', '503', '503', 'ok'],
+    );
     assert.equal(r.attempts.at(-1)!.pool, 'gpu-a');
   });
 
@@ -126,7 +158,13 @@ describe('failed over to the next deployment', () => {
       assert.equal(r.body.choices[0].message.content, mixtralAnswer);
       assert.equal(r.body.cascade.attempts[0].error, error);
       assert.equal(r.body.cascade.attempts[0].cost_usd, 0, 'a failed attempt is not billed');
-      assert.deepEqual(r.attempts.map((a) => [a.pool, a.outcome]), [['cpu', fault], ['gpu-a', 'ok']]);
+      assert.deepEqual(
+        r.attempts.map((a) => [a.pool, a.outcome]),
+        [
+          ['cpu', fault],
+          ['gpu-a', 'ok'],
+        ],
+      );
     });
   }
 
@@ -146,7 +184,13 @@ describe('errors that concern the request', () => {
     assert.equal(r.status, 200);
     assert.equal(r.body.model, GPT4);
     assert.equal(r.body.choices[0].message.content, gpt4Answer);
-    assert.deepEqual(r.attempts.map((a) => [a.model, a.outcome]), [[MIXTRAL, 'context_length_exceeded'], [GPT4, 'ok']]);
+    assert.deepEqual(
+      r.attempts.map((a) => [a.model, a.outcome]),
+      [
+        [MIXTRAL, 'context_length_exceeded'],
+        [GPT4, 'ok'],
+      ],
+    );
     assert.equal(r.body.cascade.attempts[0].error, 'context_length_exceeded');
   });
 
@@ -194,9 +238,15 @@ describe('deadline and budget apply across steps', () => {
     assert.equal(r.status, 200);
     assert.equal(r.body.model, MIXTRAL);
     assert.equal(r.body.cascade.degraded, true);
-    assert.deepEqual(r.body.cascade.attempts.map((a: any) => a.error), [null, 'skipped:budget']);
+    assert.deepEqual(
+      r.body.cascade.attempts.map((a: any) => a.error),
+      [null, 'skipped:budget'],
+    );
     assert.ok(r.body.cascade.cost_usd <= 0.001);
-    assert.deepEqual(r.attempts.map((a) => a.model), [MIXTRAL]);
+    assert.deepEqual(
+      r.attempts.map((a) => a.model),
+      [MIXTRAL],
+    );
   });
 });
 
@@ -227,6 +277,10 @@ describe('a caller that goes away', () => {
     assert.equal(status, 'CANCELLED');
     await new Promise((r) => setTimeout(r, 1500)); // past the slow first token: would GPT-4 be called next?
     const calls = (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`));
-    assert.deepEqual(calls.map((a) => a.model), [MIXTRAL], 'the escalation to GPT-4 was never made');
+    assert.deepEqual(
+      calls.map((a) => a.model),
+      [MIXTRAL],
+      'the escalation to GPT-4 was never made',
+    );
   });
 });

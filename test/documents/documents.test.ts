@@ -110,7 +110,10 @@ describe('document tasks', () => {
       assert.equal(item.valid, false);
       assert.match(item.errors[0], /not valid JSON/);
     }
-    assert.deepEqual(r.invalid_chunks, r.items.map((i: any) => i.chunk));
+    assert.deepEqual(
+      r.invalid_chunks,
+      r.items.map((i: any) => i.chunk),
+    );
     assert.equal(r.merged, null);
     const trace = (await stack.client.workflow.getHandle(`${id}-chunk-1`).result()) as any;
     assert.equal(trace.cascade.attempts[0].model, 'sim-small');
@@ -163,7 +166,13 @@ describe('document tasks', () => {
     const md = await upload('report.md', 'text/markdown', `# Report\n\n${documentText(3, 'upload')}`);
     assert.equal(md.status, 202, JSON.stringify(md.body));
     assert.equal((await waitFor(md.body.id, finished)).status, 'completed');
-    assert.equal(await stack.client.workflow.getHandle(md.body.id).describe().then((d) => d.staticSummary()), 'document · summarize · report.md · simulated');
+    assert.equal(
+      await stack.client.workflow
+        .getHandle(md.body.id)
+        .describe()
+        .then((d) => d.staticSummary()),
+      'document · summarize · report.md · simulated',
+    );
 
     const pdf = await upload('report.pdf', 'application/pdf', new Uint8Array(minimalPdf(['Quarterly report.', 'Revenue rose 12 percent in the north.'])));
     assert.equal(pdf.status, 202, JSON.stringify(pdf.body));
@@ -224,7 +233,10 @@ describe('controlling a job', () => {
   });
 
   it('kill -9 of the pool worker mid-job: the job completes and no completed model call is made again', async () => {
-    const id = await start({ task: 'summarize', text: documentText(10, 'crash') }, { ...slow, 'x-farm-fault': 'slow-first-token;pool=gpu-a', 'x-farm-fault-delay-ms': '600' });
+    const id = await start(
+      { task: 'summarize', text: documentText(10, 'crash') },
+      { ...slow, 'x-farm-fault': 'slow-first-token;pool=gpu-a', 'x-farm-fault-delay-ms': '600' },
+    );
     const deadline = Date.now() + 20_000;
     while (!(await stack.farmLog()).some((a) => a.outcome === 'pending' && a.pool === 'gpu-a' && a.request_id?.startsWith(`${id}-chunk-`))) {
       assert.ok(Date.now() < deadline, 'no chunk call in flight');
@@ -240,7 +252,10 @@ describe('controlling a job', () => {
     assert.equal(done.chunks.done, done.chunks.total);
     assert.match(done.result.summary, /^\[simulated\]/);
     const calls = await callsByChunk(id);
-    assert.ok([...calls.values()].flat().some((c) => c.outcome === 'client-closed'), 'a call was cut by the kill');
+    assert.ok(
+      [...calls.values()].flat().some((c) => c.outcome === 'client-closed'),
+      'a call was cut by the kill',
+    );
     await assertCompletedCallsNotRepeated(id, completedBefore, 4);
   });
 });
@@ -248,7 +263,8 @@ describe('controlling a job', () => {
 describe('failed chunks', () => {
   it('only the chunks that failed in an outage are rerun, after a wait, and the job completes', async () => {
     const farm = `${stack.farmUrl('cpu').replace(/\/v1$/, '')}/farm/faults`;
-    const addFault = (rule: Record<string, string>) => fetch(farm, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) }).then((r) => assert.equal(r.status, 200));
+    const addFault = (rule: Record<string, string>) =>
+      fetch(farm, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) }).then((r) => assert.equal(r.status, 200));
     await addFault({ fault: 'slow-first-token' }); // so the outage below starts while chunks are still to do
     let waiting: any;
     try {
@@ -286,7 +302,12 @@ describe('bad input → clear 4xx', () => {
     ['too large', { task: 'summarize', text: 'x'.repeat(200_001) }, 413, 'document_too_large'],
     ['far too large', { task: 'summarize', text: 'x'.repeat(400_000) }, 413, 'request_too_large'],
     ['webhook host not allowed', { task: 'summarize', text: 'hello', webhook_url: 'https://example.com/hook' }, 400, 'webhook_not_allowed'],
-    ['webhook to the metadata address', { task: 'summarize', text: 'hello', webhook_url: 'http://169.254.169.254/latest/meta-data' }, 400, 'webhook_not_allowed'],
+    [
+      'webhook to the metadata address',
+      { task: 'summarize', text: 'hello', webhook_url: 'http://169.254.169.254/latest/meta-data' },
+      400,
+      'webhook_not_allowed',
+    ],
     ['webhook over ftp', { task: 'summarize', text: 'hello', webhook_url: 'ftp://127.0.0.1/x' }, 400, 'webhook_not_allowed'],
     ['unknown policy', { task: 'summarize', text: 'hello', model: 'cascade:nope' }, 404, 'model_not_found'],
   ];

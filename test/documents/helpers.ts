@@ -7,7 +7,11 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Paragraphs of distinct sentences: `paragraphs` × ~60 tokens. */
 export function documentText(paragraphs: number, seed = 'doc'): string {
   return Array.from({ length: paragraphs }, (_, p) =>
-    Array.from({ length: 4 }, (_, s) => `In ${seed} section ${p + 1}, finding ${s + 1} reports that metric ${(p * 7 + s * 3) % 97} rose for team ${String.fromCharCode(65 + ((p + s) % 26))}.`).join(' '),
+    Array.from(
+      { length: 4 },
+      (_, s) =>
+        `In ${seed} section ${p + 1}, finding ${s + 1} reports that metric ${(p * 7 + s * 3) % 97} rose for team ${String.fromCharCode(65 + ((p + s) % 26))}.`,
+    ).join(' '),
   ).join('\n\n');
 }
 
@@ -50,7 +54,8 @@ export function documentsClient(stack: Stack) {
   const assertEachCallPaidOnce = async (id: string) => {
     const calls = await callsByUnit(id);
     for (const [wf, c] of calls) {
-      for (const model of new Set(c.map((x) => x.model))) assert.ok(c.filter((x) => x.model === model && x.outcome === 'ok').length <= 1, `${wf}: ${JSON.stringify(c)}`);
+      for (const model of new Set(c.map((x) => x.model)))
+        assert.ok(c.filter((x) => x.model === model && x.outcome === 'ok').length <= 1, `${wf}: ${JSON.stringify(c)}`);
     }
     return calls;
   };

@@ -38,7 +38,10 @@ describe('chunkText', () => {
       assert.ok(shared >= 20 && shared <= 80, `chunk ${i + 1} repeats ${shared} characters of chunk ${i}`);
     }
     const none = chunkText(text, { chunkTokens: 100, overlapTokens: 0 });
-    assert.ok(none.every((c, i) => i === 0 || !none[i - 1]!.endsWith(c.slice(0, 10))), 'no overlap asked, none given');
+    assert.ok(
+      none.every((c, i) => i === 0 || !none[i - 1]!.endsWith(c.slice(0, 10))),
+      'no overlap asked, none given',
+    );
   });
 
   it('a word longer than a chunk is cut; empty text has no chunks', () => {
@@ -83,7 +86,10 @@ describe('results', () => {
   });
 
   it('mergeExtractions concatenates arrays and keeps the first value of other keys', () => {
-    assert.deepEqual(mergeExtractions([{ names: ['a'], year: null }, { names: ['b', 'c'], year: 2024 }, { year: 2025 }]), { names: ['a', 'b', 'c'], year: 2024 });
+    assert.deepEqual(mergeExtractions([{ names: ['a'], year: null }, { names: ['b', 'c'], year: 2024 }, { year: 2025 }]), {
+      names: ['a', 'b', 'c'],
+      year: 2024,
+    });
     assert.deepEqual(mergeExtractions([[1], [2, 3]]), [1, 2, 3]);
     assert.equal(mergeExtractions([]), null);
   });
@@ -91,7 +97,8 @@ describe('results', () => {
 
 describe('webhook addresses', () => {
   it('link-local and metadata addresses are forbidden, loopback only when allowed', () => {
-    for (const a of ['169.254.169.254', '169.254.1.1', 'fe80::1', 'fd00:ec2::254', '::ffff:169.254.169.254', '0.0.0.0', '100.100.100.200']) assert.ok(forbiddenAddress(a), a);
+    for (const a of ['169.254.169.254', '169.254.1.1', 'fe80::1', 'fd00:ec2::254', '::ffff:169.254.169.254', '0.0.0.0', '100.100.100.200'])
+      assert.ok(forbiddenAddress(a), a);
     for (const a of ['127.0.0.1', '10.0.0.1', '::1', '93.184.216.34']) assert.ok(!forbiddenAddress(a), a);
     assert.equal(checkWebhookUrl('https://hooks.example.com/x', ['*.example.com']).hostname, 'hooks.example.com');
     assert.throws(() => checkWebhookUrl('https://example.com/x', ['*.example.com']), /not allowed/);

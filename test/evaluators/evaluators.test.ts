@@ -9,14 +9,42 @@ import { ANSWER_FEATURE_NAMES, answerFeatures, PROMPT_FEATURE_NAMES, promptFeatu
 
 const inputs: EvaluationInput[] = [
   { messages: [{ role: 'user', content: 'What is 16 - 3 - 4 times 2?' }], answer: '16 - 3 = 13\n13 - 4 = 9\n9 * 2 = 18\n#### 18', model: 'm', step: 1 },
-  { messages: [{ role: 'user', content: 'What is 2 + 2?' }], answer: '2 + 2 = 5. The answer is 5.', model: 'm', step: 1, logprobs: [{ token: 'a', logprob: -0.1 }, { token: 'b', logprob: -2 }] },
+  {
+    messages: [{ role: 'user', content: 'What is 2 + 2?' }],
+    answer: '2 + 2 = 5. The answer is 5.',
+    model: 'm',
+    step: 1,
+    logprobs: [
+      { token: 'a', logprob: -0.1 },
+      { token: 'b', logprob: -2 },
+    ],
+  },
   { messages: [{ role: 'user', content: 'Write a poem' }], answer: "I'm sorry, I can't help with that.", model: 'm', step: 1, finishReason: 'stop' },
   { messages: [{ role: 'user', content: 'Describe X' }], answer: 'X is a', model: 'm', step: 1, finishReason: 'length' },
-  { messages: [{ role: 'user', content: 'Give me a user' }], answer: '```json\n{"name": "ann", "age": 3}\n```', model: 'm', step: 1, responseFormat: { type: 'json_schema', schema: { type: 'object', required: ['name', 'age'], properties: { age: { type: 'integer' } } } } },
-  { messages: [{ role: 'user', content: 'Give me a user' }], answer: '{"name": "ann"}', model: 'm', step: 1, responseFormat: { type: 'json_schema', schema: { type: 'object', required: ['name', 'age'] } } },
+  {
+    messages: [{ role: 'user', content: 'Give me a user' }],
+    answer: '```json\n{"name": "ann", "age": 3}\n```',
+    model: 'm',
+    step: 1,
+    responseFormat: { type: 'json_schema', schema: { type: 'object', required: ['name', 'age'], properties: { age: { type: 'integer' } } } },
+  },
+  {
+    messages: [{ role: 'user', content: 'Give me a user' }],
+    answer: '{"name": "ann"}',
+    model: 'm',
+    step: 1,
+    responseFormat: { type: 'json_schema', schema: { type: 'object', required: ['name', 'age'] } },
+  },
   { messages: [{ role: 'user', content: 'Return JSON with a list' }], answer: 'not json', model: 'm', step: 1 },
   { messages: [], answer: '', model: 'm', step: 0 },
-  { messages: [{ role: 'user', content: 'x'.repeat(50_000) }], answer: '1'.repeat(20_000), model: 'm', step: 2, samples: ['1', '2'], judgeVerdict: 'Rating: [[7]]' },
+  {
+    messages: [{ role: 'user', content: 'x'.repeat(50_000) }],
+    answer: '1'.repeat(20_000),
+    model: 'm',
+    step: 2,
+    samples: ['1', '2'],
+    judgeVerdict: 'Rating: [[7]]',
+  },
 ];
 
 const specs = [

@@ -10,7 +10,8 @@ const f = (prompt: string, answer: string) => {
   return Object.fromEntries(MATH_FEATURE_NAMES.map((n, i) => [n, v[i]!])) as Record<(typeof MATH_FEATURE_NAMES)[number], number>;
 };
 
-const Q = "Janet's ducks lay 16 eggs per day. She eats three for breakfast and bakes muffins with four. She sells the rest for $2 per egg. How much does she make?";
+const Q =
+  "Janet's ducks lay 16 eggs per day. She eats three for breakfast and bakes muffins with four. She sells the rest for $2 per egg. How much does she make?";
 
 describe('math features', () => {
   it('coverage counts word numbers and the quantities a computation uses', () => {
@@ -49,7 +50,8 @@ describe('math features', () => {
   });
 
   it('every feature group names real features and the math features are part of the answer vector', () => {
-    for (const names of Object.values(FEATURE_GROUPS)) for (const n of names) assert.ok(ANSWER_FEATURE_NAMES.includes(n as (typeof ANSWER_FEATURE_NAMES)[number]), n);
+    for (const names of Object.values(FEATURE_GROUPS))
+      for (const n of names) assert.ok(ANSWER_FEATURE_NAMES.includes(n as (typeof ANSWER_FEATURE_NAMES)[number]), n);
     const v = answerFeatures({ messages: [{ role: 'user', content: Q }], answer: '16 - 3 = 13\n#### 13', model: 'm', step: 1 });
     assert.equal(v.length, ANSWER_FEATURE_NAMES.length);
     assert.ok(v.every(Number.isFinite));
@@ -68,7 +70,12 @@ describe('math features', () => {
 describe('answer training label', () => {
   it("'not-worse' also counts a wrong answer as fine when the best model is wrong too; 'correct' is the answer's own label", () => {
     const row = (weak: boolean, best: boolean) => ({
-      id: 'r', dataset: 'd', split: 'train', subset: null, prompt: 'p', reference: null,
+      id: 'r',
+      dataset: 'd',
+      split: 'train',
+      subset: null,
+      prompt: 'p',
+      reference: null,
       models: {
         w: { response: 'a', correct: weak, score: null, inputTokens: null, outputTokens: null, costUsd: null, logprob: null, latencyMs: null },
         b: { response: 'a', correct: best, score: null, inputTokens: null, outputTokens: null, costUsd: null, logprob: null, latencyMs: null },

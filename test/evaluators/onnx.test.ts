@@ -23,19 +23,34 @@ function randomHead(rand: () => number, dims: number[]): HeadSpec {
     weights: Array.from({ length: dims[i]! * out }, () => rand() * 2 - 1),
     bias: Array.from({ length: out }, () => rand() - 0.5),
   }));
-  return { inputName: 'x', outputName: 'p', mean: Array.from({ length: dims[0]! }, () => rand()), scale: Array.from({ length: dims[0]! }, () => rand() * 2), layers };
+  return {
+    inputName: 'x',
+    outputName: 'p',
+    mean: Array.from({ length: dims[0]! }, () => rand()),
+    scale: Array.from({ length: dims[0]! }, () => rand() * 2),
+    layers,
+  };
 }
 
 const sampleInputs = [
   { messages: [{ role: 'user', content: 'Janet has 16 eggs and eats 3. How many are left?' }], answer: '16 - 3 = 13\n#### 13', model: 'm', step: 1 },
   { messages: [{ role: 'user', content: 'Write a haiku about autumn, in JSON.' }], answer: '{"haiku": "leaves fall"}', model: 'm', step: 1 },
-  { messages: [{ role: 'user', content: 'Explain TCP slow start.' }], answer: "I'm not sure, but I think it probably doubles the window.", model: 'm', step: 1 },
+  {
+    messages: [{ role: 'user', content: 'Explain TCP slow start.' }],
+    answer: "I'm not sure, but I think it probably doubles the window.",
+    model: 'm',
+    step: 1,
+  },
 ];
 
 describe('ONNX heads', () => {
   it('the written ONNX graph gives the TypeScript forward pass (logistic and MLP)', async () => {
     const rand = rng(7);
-    for (const dims of [[12, 1], [30, 4], [20, 8, 3]]) {
+    for (const dims of [
+      [12, 1],
+      [30, 4],
+      [20, 8, 3],
+    ]) {
       const spec = randomHead(rand, dims);
       const session = await ort.InferenceSession.create(headToOnnx(spec));
       for (let k = 0; k < 20; k++) {
@@ -89,12 +104,24 @@ describe('ONNX heads', () => {
     const out = join(file, '..', 'compact');
     const m = await train({ data: file, outDir: out, useEncoder: false, log: () => {} });
     const report = m.report[`answer:${models[0]}`] as Record<string, number>;
-    assert.ok(Object.keys(report).some((k) => k.startsWith('compact@')), JSON.stringify(report));
+    assert.ok(
+      Object.keys(report).some((k) => k.startsWith('compact@')),
+      JSON.stringify(report),
+    );
     // A compact head: every non-compact input has scale 0, so it cannot move the score.
     const cols = ANSWER_FEATURE_NAMES.map((n) => (COMPACT_ANSWER_FEATURES as readonly string[]).includes(n));
     const masked = cols.map((keep) => (keep ? 1 : 0));
-    const spec = fitLogistic(Float64Array.from({ length: 40 * cols.length }, (_, i) => ((i * 7919) % 13) * masked[i % cols.length]!), 40, cols.length, Float64Array.from({ length: 40 }, (_, i) => i % 2), 1, { l2: 0.03 });
-    spec.scale.forEach((sc, j) => { if (!cols[j]) assert.equal(sc, 0); });
+    const spec = fitLogistic(
+      Float64Array.from({ length: 40 * cols.length }, (_, i) => ((i * 7919) % 13) * masked[i % cols.length]!),
+      40,
+      cols.length,
+      Float64Array.from({ length: 40 }, (_, i) => i % 2),
+      1,
+      { l2: 0.03 },
+    );
+    spec.scale.forEach((sc, j) => {
+      if (!cols[j]) assert.equal(sc, 0);
+    });
   });
 
   it('npm run train writes heads that score like the training code, reproducibly', async () => {
@@ -145,7 +172,18 @@ describe('without the sentence encoder', () => {
     const write = (file: string, dims: number[], encoder: HeadMeta['encoder'], fallback: string | null) => {
       const spec = randomHead(rand, dims);
       writeFileSync(join(dir, `${file}.onnx`), headToOnnx(spec));
-      const meta: HeadMeta = { kind: 'answer-model', feature_version: FEATURE_VERSION, encoder, input_name: 'x', output_name: 'p', input_dim: dims[0]!, outputs: ['m'], fallback_file: fallback, head: { mean: spec.mean, scale: spec.scale, layers: spec.layers }, training: {} };
+      const meta: HeadMeta = {
+        kind: 'answer-model',
+        feature_version: FEATURE_VERSION,
+        encoder,
+        input_name: 'x',
+        output_name: 'p',
+        input_dim: dims[0]!,
+        outputs: ['m'],
+        fallback_file: fallback,
+        head: { mean: spec.mean, scale: spec.scale, layers: spec.layers },
+        training: {},
+      };
       writeFileSync(join(dir, `${file}.json`), JSON.stringify(meta));
     };
     write('head.cheap', [cheapDim, 1], null, null);

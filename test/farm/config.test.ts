@@ -117,10 +117,13 @@ test('a llama model with a missing gguf file stops start-up naming the model', a
 });
 
 test('a port already in use stops start-up naming the pool', async () => {
-  const first = await startFarm(defineFarmConfig({ models: { m: { backend: 'synthetic', context_window: 100 } }, pools: { a: { port: 0, models: { m: null } } } }), {
-    portOverride: 0,
-    logger: silentLogger,
-  });
+  const first = await startFarm(
+    defineFarmConfig({ models: { m: { backend: 'synthetic', context_window: 100 } }, pools: { a: { port: 0, models: { m: null } } } }),
+    {
+      portOverride: 0,
+      logger: silentLogger,
+    },
+  );
   const port = first.pools[0]!.port;
   try {
     const clash = defineFarmConfig({ models: { m: { backend: 'synthetic', context_window: 100 } }, pools: { b: { port, models: { m: null } } } });

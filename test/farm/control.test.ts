@@ -188,6 +188,9 @@ describe('hardware simulation and limits', () => {
     await reader.read();
     ac.abort();
     await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual((await farm.log({ request_id: 'gone' })).map((a) => a.outcome), ['client-closed']);
+    assert.deepEqual(
+      (await farm.log({ request_id: 'gone' })).map((a) => a.outcome),
+      ['client-closed'],
+    );
   });
 });

@@ -62,7 +62,10 @@ test('rate-limit: 429 without Retry-After on every attempt', async () => {
     assert.equal(res.headers.get('retry-after'), null);
     assert.equal((await errorOf(res)).code, 'rate_limit_exceeded');
   }
-  assert.deepEqual((await farm.log({ request_id: 'rl-always' })).map((a) => a.outcome), ['429', '429']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'rl-always' })).map((a) => a.outcome),
+    ['429', '429'],
+  );
 });
 
 test('error-once: 500 once per request id, then OK', async () => {
@@ -71,16 +74,22 @@ test('error-once: 500 once per request id, then OK', async () => {
   assert.equal((await errorOf(first)).type, 'server_error');
   assert.equal((await postChat(url, body(), fault('error-once', 'e1'))).status, 200);
   assert.equal((await postChat(url, body(), fault('error-once', 'e2'))).status, 500, 'a new request id fails once again');
-  assert.deepEqual((await farm.log({ request_id: 'e1' })).map((a) => a.outcome), ['500', 'ok']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'e1' })).map((a) => a.outcome),
+    ['500', 'ok'],
+  );
 });
 
 test('unavailable: 503 on every attempt', async () => {
   for (let i = 0; i < 2; i++) assert.equal((await postChat(url, body(), fault('unavailable', 'u1'))).status, 503);
   const log = await farm.log({ request_id: 'u1' });
-  assert.deepEqual(log.map((a) => [a.fault, a.outcome]), [
-    ['unavailable', '503'],
-    ['unavailable', '503'],
-  ]);
+  assert.deepEqual(
+    log.map((a) => [a.fault, a.outcome]),
+    [
+      ['unavailable', '503'],
+      ['unavailable', '503'],
+    ],
+  );
 });
 
 test('reset: TCP reset before any response bytes on the first attempt, then OK', async () => {
@@ -89,7 +98,10 @@ test('reset: TCP reset before any response bytes on the first attempt, then OK',
     return true;
   });
   assert.equal((await postChat(url, body(), fault('reset', 'r1'))).status, 200);
-  assert.deepEqual((await farm.log({ request_id: 'r1' })).map((a) => a.outcome), ['reset', 'ok']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'r1' })).map((a) => a.outcome),
+    ['reset', 'ok'],
+  );
 });
 
 test('no-response: the request is accepted and never answered', async () => {
@@ -101,7 +113,10 @@ test('no-response: the request is accepted and never answered', async () => {
     client.chat.completions.create({ model: 'sim-small', messages: [{ role: 'user', content: 'x' }] }, { headers: fault('no-response', 'n2') }),
     (err) => err instanceof APIConnectionError,
   );
-  assert.deepEqual((await farm.log({ request_id: 'n1' })).map((a) => a.outcome), ['no-response']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'n1' })).map((a) => a.outcome),
+    ['no-response'],
+  );
 });
 
 test('slow-first-token: headers at once, the first token after the delay', async () => {
@@ -113,7 +128,10 @@ test('slow-first-token: headers at once, the first token after the delay', async
   const sse = await readSse(res);
   assert.ok(sse.arrivals[0]! + headersAfter >= 980, `first token after ${sse.arrivals[0]! + headersAfter} ms`);
   assert.equal(sse.events.at(-1), '[DONE]');
-  assert.deepEqual((await farm.log({ request_id: 's1' })).map((a) => [a.fault, a.outcome]), [['slow-first-token', 'ok']]);
+  assert.deepEqual(
+    (await farm.log({ request_id: 's1' })).map((a) => [a.fault, a.outcome]),
+    [['slow-first-token', 'ok']],
+  );
 });
 
 test('stream-cut: the stream dies after 2/3 of the tokens, without a terminator', async () => {
@@ -124,18 +142,26 @@ test('stream-cut: the stream dies after 2/3 of the tokens, without a terminator'
   const contentChunks = (events: string[]) => events.filter((e) => e !== '[DONE]' && JSON.parse(e).choices[0]?.delta?.content).length;
   assert.equal(contentChunks(sse.events), Math.floor((2 * contentChunks(full.events)) / 3));
   await assert.rejects(async () => {
-    const stream = await farm.client('gpu-a').chat.completions.create(
-      { model: 'sim-small', stream: true, messages: [{ role: 'user', content: 'Write a short status update.' }] },
-      { headers: fault('stream-cut', 'c2') },
-    );
+    const stream = await farm
+      .client('gpu-a')
+      .chat.completions.create(
+        { model: 'sim-small', stream: true, messages: [{ role: 'user', content: 'Write a short status update.' }] },
+        { headers: fault('stream-cut', 'c2') },
+      );
     for await (const chunk of stream) void chunk;
   });
-  assert.deepEqual((await farm.log({ request_id: 'c1' })).map((a) => a.outcome), ['stream-cut']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'c1' })).map((a) => a.outcome),
+    ['stream-cut'],
+  );
   // Non-stream: 200 headers, part of the JSON body, then the socket dies.
   const json = await postChat(url, body(), fault('stream-cut', 'c3'));
   assert.equal(json.status, 200);
   await assert.rejects(json.text());
-  assert.deepEqual((await farm.log({ request_id: 'c3' })).map((a) => a.outcome), ['stream-cut']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'c3' })).map((a) => a.outcome),
+    ['stream-cut'],
+  );
 });
 
 test('stream-stall: goes silent mid-stream with the connection open, then closes', async () => {
@@ -145,7 +171,10 @@ test('stream-stall: goes silent mid-stream with the connection open, then closes
   assert.ok(sse.error, 'the connection closed without a terminator');
   const silence = sse.endedAt - sse.arrivals.at(-1)!;
   assert.ok(silence >= 370, `closed after ${silence} ms of silence`);
-  assert.deepEqual((await farm.log({ request_id: 'st1' })).map((a) => a.outcome), ['stream-stall']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'st1' })).map((a) => a.outcome),
+    ['stream-stall'],
+  );
   // Non-stream: half the body, silence, then the socket closes.
   const started = Date.now();
   const json = await postChat(url, body(), fault('stream-stall', 'st2', { 'x-farm-fault-delay-ms': '300' }));
@@ -166,7 +195,10 @@ test('malformed-chunk: one invalid JSON SSE event mid-stream', async () => {
   });
   assert.equal(invalid.length, 1);
   assert.equal(sse.events.at(-1), '[DONE]');
-  assert.deepEqual((await farm.log({ request_id: 'm1' })).map((a) => a.outcome), ['malformed-chunk']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'm1' })).map((a) => a.outcome),
+    ['malformed-chunk'],
+  );
   // Non-stream: 200 with an invalid JSON body.
   const res = await postChat(url, body(), fault('malformed-chunk', 'm2'));
   assert.equal(res.status, 200);
@@ -180,11 +212,17 @@ test('no-done: a complete stream without [DONE]', async () => {
   assert.ok(!sse.events.includes('[DONE]'));
   const last = JSON.parse(sse.events.at(-1)!);
   assert.equal(last.choices[0].finish_reason, 'stop');
-  assert.deepEqual((await farm.log({ request_id: 'd1' })).map((a) => a.outcome), ['no-done']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'd1' })).map((a) => a.outcome),
+    ['no-done'],
+  );
   // Non-stream: nothing to drop, a normal answer.
   const json = await postChat(url, body(), fault('no-done', 'd2'));
   assert.equal(((await json.json()) as { object: string }).object, 'chat.completion');
-  assert.deepEqual((await farm.log({ request_id: 'd2' })).map((a) => [a.fault, a.outcome]), [['no-done', 'ok']]);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'd2' })).map((a) => [a.fault, a.outcome]),
+    [['no-done', 'ok']],
+  );
 });
 
 test('context-length: 400 context_length_exceeded on demand, and automatically past the context window', async () => {
@@ -217,7 +255,10 @@ test('content-filter: 400 content_policy_violation', async () => {
   const error = await errorOf(res);
   assert.equal(error.code, 'content_policy_violation');
   assert.equal(error.type, 'invalid_request_error');
-  assert.deepEqual((await farm.log({ request_id: 'cf1' })).map((a) => a.outcome), ['content_policy_violation']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'cf1' })).map((a) => a.outcome),
+    ['content_policy_violation'],
+  );
 });
 
 test('flap: 503 for flap_seconds after start or reset, then healthy', async () => {
@@ -228,5 +269,9 @@ test('flap: 503 for flap_seconds after start or reset, then healthy', async () =
   await farm.reset();
   assert.equal((await postChat(url, body(), fault('flap', 'f2'))).status, 503, 'reset restarts the flap clock');
   const log = await farm.log();
-  assert.deepEqual(log.map((a) => [a.request_id, a.fault, a.outcome]), [['f2', 'flap', '503']], 'reset also cleared the log');
+  assert.deepEqual(
+    log.map((a) => [a.request_id, a.fault, a.outcome]),
+    [['f2', 'flap', '503']],
+    'reset also cleared the log',
+  );
 });

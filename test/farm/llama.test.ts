@@ -122,17 +122,7 @@ test('tiny GGUF: small, fast, deterministic, and a valid GGUF v3 llama file', as
   const names = (info.tensorInfo ?? []).map((t) => t.name);
   for (const n of ['token_embd.weight', 'output_norm.weight', 'output.weight']) assert.ok(names.includes(n), n);
   for (const l of [0, 1]) {
-    for (const part of [
-      'attn_norm',
-      'attn_q',
-      'attn_k',
-      'attn_v',
-      'attn_output',
-      'ffn_norm',
-      'ffn_gate',
-      'ffn_up',
-      'ffn_down',
-    ]) {
+    for (const part of ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down']) {
       assert.ok(names.includes(`blk.${l}.${part}.weight`), `blk.${l}.${part}.weight`);
     }
   }
@@ -270,20 +260,14 @@ test('load errors name the GGUF path and the reason', async () => {
   });
   const truncated = join(dir, 'truncated.gguf');
   await writeFile(truncated, buildTinyGguf({ seed: 7 }).bytes.subarray(0, 300_000));
-  await assert.rejects(
-    createLlamaBackend({ models: [{ name: 'm', gguf: truncated }], logLevel: 'disabled' }),
-    (err: Error) => {
-      assert.ok(err.message.includes(truncated), err.message);
-      assert.match(err.message, /Failed to load model/);
-      assert.match(err.message, /not within the file bounds/, 'the llama.cpp reason is included');
-      return true;
-    },
-  );
+  await assert.rejects(createLlamaBackend({ models: [{ name: 'm', gguf: truncated }], logLevel: 'disabled' }), (err: Error) => {
+    assert.ok(err.message.includes(truncated), err.message);
+    assert.match(err.message, /Failed to load model/);
+    assert.match(err.message, /not within the file bounds/, 'the llama.cpp reason is included');
+    return true;
+  });
   await assert.rejects(createLlamaBackend({ models: [] }), /at least one/);
-  await assert.rejects(
-    createLlamaBackend({ models: [{ name: 'm', gguf: plainPath, threads: 0 }] }),
-    /threads must be a positive integer/,
-  );
+  await assert.rejects(createLlamaBackend({ models: [{ name: 'm', gguf: plainPath, threads: 0 }] }), /threads must be a positive integer/);
   await assert.rejects(
     createLlamaBackend({
       models: [

@@ -102,7 +102,10 @@ for (const { pool, model, sim } of layout) {
 }
 
 test('a prompt outside the data falls back to clearly simulated text on a pool with fallback', async () => {
-  const raw = await farm.client('api').chat.completions.create({ model: GPT4, messages: [{ role: 'user', content: 'Not in any dataset: plan my week.' }] }).withResponse();
+  const raw = await farm
+    .client('api')
+    .chat.completions.create({ model: GPT4, messages: [{ role: 'user', content: 'Not in any dataset: plan my week.' }] })
+    .withResponse();
   assert.equal(raw.response.headers.get('x-farm-simulated'), 'true');
   assert.equal(raw.response.headers.get('x-farm-backend'), 'synthetic');
   assert.ok(raw.data.choices[0]!.message.content!.startsWith('[simulated] '));

@@ -69,11 +69,24 @@ before(async () => {
 after(() => farm.close());
 
 const ask = (model: string, content: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
-  postChat(url, { model, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content }], ...extra }, headers);
+  postChat(
+    url,
+    {
+      model,
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content },
+      ],
+      ...extra,
+    },
+    headers,
+  );
 
 test('each of several models answers with its own recording', async () => {
   const answers = await Promise.all(
-    ['alpha-7b', 'beta-70b', 'gamma-1b'].map(async (m) => ((await (await ask(m, 'What is 2+2?')).json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content),
+    ['alpha-7b', 'beta-70b', 'gamma-1b'].map(
+      async (m) => ((await (await ask(m, 'What is 2+2?')).json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content,
+    ),
   );
   assert.deepEqual(answers, ['The answer is 4.', 'Four.', '2 + 2 = 4, so the answer is four.']);
   const alias = (await (await ask('beta', 'What is 2+2?')).json()) as { model: string; choices: { message: { content: string } }[] };
@@ -109,7 +122,10 @@ test('a prompt not in the data is an OpenAI-shaped 404 prompt_not_in_replay_set 
     assert.equal(body.error.code, 'prompt_not_in_replay_set');
     assert.equal(body.error.type, 'invalid_request_error');
   }
-  assert.deepEqual((await farm.log({ request_id: 'nf' })).map((a) => a.outcome), ['not_found', 'not_found']);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'nf' })).map((a) => a.outcome),
+    ['not_found', 'not_found'],
+  );
 });
 
 test('with a fallback backend the pool answers unknown prompts with simulated text', async () => {
@@ -174,7 +190,13 @@ test('multi-turn rows: the second turn is matched on the whole conversation, or 
   assert.equal((await conversation('gamma-1b')).status, 404, 'turn 2 not recorded for gamma');
   const byId = await postChat(
     url,
-    { model: 'alpha-7b', messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] },
+    {
+      model: 'alpha-7b',
+      messages: [
+        { role: 'user', content: 'a' },
+        { role: 'user', content: 'b' },
+      ],
+    },
     { 'x-replay-id': 'q3' },
   );
   assert.equal(((await byId.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content, 'Rain again, in vain');

@@ -7,10 +7,7 @@ import { capAnswer, splitPieces, withLogprobs } from '../../farm/tokens.js';
 import { chunkBody, contentChunkWriter, logprobContent, sseEvent } from '../../farm/openai-wire.js';
 
 test('x-farm-fault grammar: names, scopes, lists; unknown names and keys throw', () => {
-  assert.deepEqual(parseFaultHeader(' error-once ; pool=cpu ;model=a/b , reset,'), [
-    { fault: 'error-once', pool: 'cpu', model: 'a/b' },
-    { fault: 'reset' },
-  ]);
+  assert.deepEqual(parseFaultHeader(' error-once ; pool=cpu ;model=a/b , reset,'), [{ fault: 'error-once', pool: 'cpu', model: 'a/b' }, { fault: 'reset' }]);
   assert.throws(() => parseFaultHeader('error-twice'), /unknown fault "error-twice"/);
   assert.throws(() => parseFaultHeader('reset;region=eu'), /bad scope "region=eu"/);
   assert.throws(() => parseFaultHeader('reset;pool='), /bad scope/);
@@ -31,7 +28,11 @@ test('fault priority: header, then runtime, then config; once-faults fire once p
   assert.equal(state.choose('p', 'm', key, once), 'error-once');
   assert.equal(state.choose('p', 'm', key, once), 'slow-first-token', 'the next rule applies once error-once is spent');
   assert.equal(state.choose('p', 'n', key, once), 'error-once', 'counted per model');
-  assert.equal(state.choose('p', 'm', () => 'k2', once), 'error-once', 'counted per request key');
+  assert.equal(
+    state.choose('p', 'm', () => 'k2', once),
+    'error-once',
+    'counted per request key',
+  );
   state.reset();
   assert.equal(state.choose('p', 'm', key, once), 'error-once', 'reset clears the counters');
 
@@ -45,11 +46,20 @@ test('fault priority: header, then runtime, then config; once-faults fire once p
 test('flap: unhealthy for flap_seconds after start or reset', async () => {
   const state = new FaultState([], 0.1, { pools: new Set(['p']), models: new Set(['m']) });
   const flap = [{ fault: 'flap' as const }];
-  assert.equal(state.choose('p', 'm', () => 'k', flap), 'flap');
+  assert.equal(
+    state.choose('p', 'm', () => 'k', flap),
+    'flap',
+  );
   await new Promise((r) => setTimeout(r, 120));
-  assert.equal(state.choose('p', 'm', () => 'k', flap), null);
+  assert.equal(
+    state.choose('p', 'm', () => 'k', flap),
+    null,
+  );
   state.reset();
-  assert.equal(state.choose('p', 'm', () => 'k', flap), 'flap');
+  assert.equal(
+    state.choose('p', 'm', () => 'k', flap),
+    'flap',
+  );
 });
 
 test('stream pieces concatenate to the text; logprobs have the exact mean and stay <= 0', () => {
@@ -71,7 +81,14 @@ test('stream pieces concatenate to the text; logprobs have the exact mean and st
 
 test('capAnswer keeps a proportional prefix and reports length', () => {
   const pieces = splitPieces('a b c d e f g h i j');
-  const answer = { text: pieces.join(''), tokens: pieces.map((text) => ({ text })), inputTokens: 1, outputTokens: 20, finishReason: 'stop' as const, simulated: false };
+  const answer = {
+    text: pieces.join(''),
+    tokens: pieces.map((text) => ({ text })),
+    inputTokens: 1,
+    outputTokens: 20,
+    finishReason: 'stop' as const,
+    simulated: false,
+  };
   assert.equal(capAnswer(answer, 20), answer);
   const capped = capAnswer(answer, 10);
   assert.equal(capped.text, 'a b c d e');

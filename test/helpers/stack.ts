@@ -73,7 +73,11 @@ export function baseTestConfig(ports: Record<string, string>, suffix: string): R
     temporal: { address: 'set-below', namespace: 'default', task_queue: `test-${suffix}-router` },
     retry: { initial_interval_ms: 100, backoff_coefficient: 2, maximum_interval_ms: 1000, maximum_attempts: 3, schedule_to_start_timeout_ms: 1500 },
     breaker: { failure_threshold: 3, open_ms: 3000 },
-    pools: { cpu: { task_queue: tq('cpu'), concurrency: 8 }, 'gpu-a': { task_queue: tq('gpu-a'), concurrency: 8 }, api: { task_queue: tq('api'), concurrency: 16 } },
+    pools: {
+      cpu: { task_queue: tq('cpu'), concurrency: 8 },
+      'gpu-a': { task_queue: tq('gpu-a'), concurrency: 8 },
+      api: { task_queue: tq('api'), concurrency: 16 },
+    },
     models: {
       [MIXTRAL]: {
         aliases: ['mixtral'],

@@ -38,21 +38,45 @@ describe('config', () => {
   });
 
   it('names the field of a wrong type', () => {
-    const file = writeConfig(minimal('  m: { input_usd_per_1m: "cheap", output_usd_per_1m: 1, context_window: 10, deployments: [{ pool: p, base_url: "http://x/v1" }] }', '  d: { steps: [{ model: m }] }'));
-    assert.throws(() => loadConfig(file, {}), (e: unknown) => e instanceof ConfigError && /models\.m\.input_usd_per_1m/.test(e.message) && e.message.includes(file));
+    const file = writeConfig(
+      minimal(
+        '  m: { input_usd_per_1m: "cheap", output_usd_per_1m: 1, context_window: 10, deployments: [{ pool: p, base_url: "http://x/v1" }] }',
+        '  d: { steps: [{ model: m }] }',
+      ),
+    );
+    assert.throws(
+      () => loadConfig(file, {}),
+      (e: unknown) => e instanceof ConfigError && /models\.m\.input_usd_per_1m/.test(e.message) && e.message.includes(file),
+    );
   });
 
   it('names an unknown pool, model or default policy', () => {
-    const file = writeConfig(minimal('  m: { input_usd_per_1m: 1, output_usd_per_1m: 1, context_window: 10, deployments: [{ pool: nope, base_url: "http://x/v1" }] }', '  d: { steps: [{ model: ghost }] }'));
-    assert.throws(() => loadConfig(file, {}), (e: unknown) => {
-      const msg = (e as Error).message;
-      return /deployments\[0\]\.pool: unknown pool "nope"/.test(msg) && /steps\[0\]\.model: unknown model "ghost"/.test(msg);
-    });
+    const file = writeConfig(
+      minimal(
+        '  m: { input_usd_per_1m: 1, output_usd_per_1m: 1, context_window: 10, deployments: [{ pool: nope, base_url: "http://x/v1" }] }',
+        '  d: { steps: [{ model: ghost }] }',
+      ),
+    );
+    assert.throws(
+      () => loadConfig(file, {}),
+      (e: unknown) => {
+        const msg = (e as Error).message;
+        return /deployments\[0\]\.pool: unknown pool "nope"/.test(msg) && /steps\[0\]\.model: unknown model "ghost"/.test(msg);
+      },
+    );
   });
 
   it('names an unknown evaluator type', () => {
-    const file = writeConfig(minimal('  m: { input_usd_per_1m: 1, output_usd_per_1m: 1, context_window: 10, deployments: [{ pool: p, base_url: "http://x/v1" }] }', '  d: { steps: [{ model: m, evaluator: { type: vibes } }] }'));
-    assert.throws(() => loadConfig(file, {}), (e: unknown) => /policies\.d\.steps\[0\]\.evaluator/.test((e as Error).message));
+    const file = writeConfig(
+      minimal(
+        '  m: { input_usd_per_1m: 1, output_usd_per_1m: 1, context_window: 10, deployments: [{ pool: p, base_url: "http://x/v1" }] }',
+        '  d: { steps: [{ model: m, evaluator: { type: vibes } }] }',
+      ),
+    );
+    assert.throws(
+      () => loadConfig(file, {}),
+      (e: unknown) => /policies\.d\.steps\[0\]\.evaluator/.test((e as Error).message),
+    );
   });
 
   it('a missing file or invalid YAML is a clear error', () => {

@@ -31,7 +31,16 @@ describe('policy math', () => {
   });
 
   it('refuses a step that cannot fit its context window, deadline or budget, and says why', () => {
-    const base = { model: model('m'), promptTokens: 100, maxTokens: undefined, remainingMs: 10_000, measuredP50Ms: null, spentUsd: 0, maxCostUsd: 1, extraCalls: 0 };
+    const base = {
+      model: model('m'),
+      promptTokens: 100,
+      maxTokens: undefined,
+      remainingMs: 10_000,
+      measuredP50Ms: null,
+      spentUsd: 0,
+      maxCostUsd: 1,
+      extraCalls: 0,
+    };
     assert.deepEqual(stepFeasibility(base), { ok: true });
     assert.equal((stepFeasibility({ ...base, promptTokens: 5000 }) as any).reason, 'context_length');
     assert.equal((stepFeasibility({ ...base, remainingMs: 50 }) as any).reason, 'deadline');
@@ -41,7 +50,11 @@ describe('policy math', () => {
   });
 
   it('bounds every attempt by the time left', () => {
-    const t = attemptTimeouts(model('m'), { initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1000, maximumAttempts: 3, scheduleToStartTimeoutMs: 2000 }, 1500);
+    const t = attemptTimeouts(
+      model('m'),
+      { initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 1000, maximumAttempts: 3, scheduleToStartTimeoutMs: 2000 },
+      1500,
+    );
     assert.equal(t.scheduleToCloseTimeoutMs, 1500);
     assert.ok(t.startToCloseTimeoutMs <= 1500 && t.scheduleToStartTimeoutMs <= 1500 && t.heartbeatTimeoutMs <= 1500);
   });
@@ -53,12 +66,26 @@ describe('circuit breaker', () => {
     const h = new DeploymentHealth({ failureThreshold: 2, openMs: 1000, now: () => now });
     const deps = model('m').deployments;
     h.record('m@a', false, 'upstream_error');
-    assert.deepEqual(h.order(deps).map((d) => d.id), ['m@a', 'm@b']);
+    assert.deepEqual(
+      h.order(deps).map((d) => d.id),
+      ['m@a', 'm@b'],
+    );
     h.record('m@a', false, 'upstream_error');
-    assert.deepEqual(h.order(deps).map((d) => d.id), ['m@b']);
+    assert.deepEqual(
+      h.order(deps).map((d) => d.id),
+      ['m@b'],
+    );
     now = 1000;
-    assert.deepEqual(h.order(deps).map((d) => d.id), ['m@a', 'm@b'], 'half-open: one probe');
-    assert.deepEqual(h.order(deps).map((d) => d.id), ['m@b'], 'only one probe at a time');
+    assert.deepEqual(
+      h.order(deps).map((d) => d.id),
+      ['m@a', 'm@b'],
+      'half-open: one probe',
+    );
+    assert.deepEqual(
+      h.order(deps).map((d) => d.id),
+      ['m@b'],
+      'only one probe at a time',
+    );
     h.record('m@a', true);
     assert.equal(h.state('m@a'), 'closed');
   });
@@ -84,7 +111,17 @@ function effects(script: { fail?: Record<string, string>; confidence: Record<str
       clock += 10;
       const failure = script.fail?.[call.deployment.id];
       if (failure) return { ok: false, error: { type: failure, message: failure, retries: 0, latencyMs: 10 } };
-      const output: GenerateOutput = { content: `answer of ${call.model.name}`, finishReason: 'stop', logprobs: null, usage: { prompt_tokens: 1000, completion_tokens: 1000, total_tokens: 2000 }, upstreamModel: call.model.name, latencyMs: 10, firstTokenMs: 5, attempt: 1, pool: call.deployment.pool };
+      const output: GenerateOutput = {
+        content: `answer of ${call.model.name}`,
+        finishReason: 'stop',
+        logprobs: null,
+        usage: { prompt_tokens: 1000, completion_tokens: 1000, total_tokens: 2000 },
+        upstreamModel: call.model.name,
+        latencyMs: 10,
+        firstTokenMs: 5,
+        attempt: 1,
+        pool: call.deployment.pool,
+      };
       return { ok: true, output };
     },
     evaluate: async (call) => ({ confidence: script.confidence[call.model] ?? 0, reasons: [] }),
@@ -133,7 +170,10 @@ describe('cascade driver', () => {
   it('fails over between deployments and never bills a failed call', async () => {
     const { fx, calls } = effects({ fail: { 'small@a': 'upstream_error' }, confidence: { small: 0.9 } });
     const r = await runCascade(input(), 'wf', fx);
-    assert.deepEqual(calls.map((c) => c.deployment.id), ['small@a', 'small@b']);
+    assert.deepEqual(
+      calls.map((c) => c.deployment.id),
+      ['small@a', 'small@b'],
+    );
     assert.equal(r.cascade.attempts[0]!.cost_usd, 0);
     assert.equal(r.cascade.attempts[1]!.pool, 'b');
   });
@@ -151,7 +191,10 @@ describe('cascade driver', () => {
     const { fx, calls } = effects({ fail: { 'small@a': 'context_length_exceeded' }, confidence: {} });
     const r = await runCascade(i, 'wf', fx);
     assert.equal(r.model, 'large');
-    assert.deepEqual(calls.map((c) => c.model.name), ['small', 'large']);
+    assert.deepEqual(
+      calls.map((c) => c.model.name),
+      ['small', 'large'],
+    );
     assert.equal(r.cascade.attempts[1]!.error, 'skipped:context_length');
   });
 
