@@ -33,17 +33,28 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
     return e;
   };
 
+  /** Outcomes of model calls; the workflow sends them with its next local activity. */
+  const record = (reports: DeploymentReport[] = []) => {
+    for (const report of reports) {
+      health.record(report.deploymentId, report.ok, report.errorType);
+      if (report.ok && report.latencyMs != null) health.recordLatency(report.model, report.latencyMs);
+    }
+  };
+
   return {
-    async route(input: { model: string; deployments: DeploymentRef[] }): Promise<RouteDecision> {
+    async route(input: { model: string; deployments: DeploymentRef[]; reports?: DeploymentReport[] }): Promise<RouteDecision> {
+      record(input.reports);
       return { deployments: health.order(input.deployments), measuredP50Ms: health.p50(input.model) };
     },
 
-    async report(report: DeploymentReport): Promise<void> {
-      health.record(report.deploymentId, report.ok, report.errorType);
-      if (report.ok && report.latencyMs != null) health.recordLatency(report.model, report.latencyMs);
+    async report(reports: DeploymentReport[]): Promise<void> {
+      record(reports);
     },
 
-    async evaluate(call: EvaluateCall): Promise<Evaluation> {
+    async evaluate(call: EvaluateCall & { reports?: DeploymentReport[] }): Promise<Evaluation> {
+      // Recorded before evaluating: a retried evaluation records a success twice, which only adds
+      // one latency sample; a lost report would leave a half-open circuit waiting for its probe.
+      record(call.reports);
       const evaluator = await evaluatorFor(call.spec);
       const result = await evaluator.evaluate(evaluationInputFromCall(call));
       return { confidence: Math.min(1, Math.max(0, result.confidence)), reasons: result.reasons };

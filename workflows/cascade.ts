@@ -10,7 +10,7 @@ import type { RouterActivities } from '../activities/router.js';
 import type { CascadeInput, CascadeResult, CascadeTrace } from '../common/types.js';
 import { ErrorType } from '../common/errors.js';
 import { SearchAttr } from '../common/names.js';
-import { CascadeFailure, runCascade, type CascadeEffects, type GenerateOutcome } from './cascade-core.js';
+import { CascadeFailure, runCascade, type CascadeEffects, type DeploymentReport, type GenerateOutcome } from './cascade-core.js';
 import { attemptTimeouts } from './policy.js';
 
 const pool = proxyActivities<PoolActivities>({ startToCloseTimeout: '60s' });
@@ -21,14 +21,22 @@ const router = proxyLocalActivities<RouterActivities>({
 
 export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResult> {
   const { workflowId } = workflowInfo();
+  // A completed call's report rides along with the next local activity (its evaluation, the next
+  // route, or one flush at the end): one local-activity round trip less per evaluated answer.
+  // Failures are reported at once, so other requests' circuit breakers learn without delay.
+  const pendingReports: DeploymentReport[] = [];
+  const takeReports = () => pendingReports.splice(0, pendingReports.length);
   const effects: CascadeEffects = {
     now: () => Date.now(),
-    route: (model) => router.route({ model: model.name, deployments: model.deployments }),
-    report: (report) => router.report(report),
+    route: (model) => router.route({ model: model.name, deployments: model.deployments, reports: takeReports() }),
+    report: async (report) => {
+      if (report.ok) pendingReports.push(report);
+      else await router.report([...takeReports(), report]);
+    },
     evaluate: (call) =>
       router.evaluate.executeWithOptions(
         { startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` },
-        [call],
+        [{ ...call, reports: takeReports() }],
       ),
     preroute: (steps, params) => router.preroute({ policy: input.policy.name, prerouter: input.policy.prerouter!, steps, messages: params.messages }),
     generate: async (call): Promise<GenerateOutcome> => {
@@ -71,12 +79,17 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
     onProgress: (trace, note) => showProgress(trace, note),
   };
 
+  const flushReports = async () => {
+    if (pendingReports.length > 0) await router.report(takeReports());
+  };
   try {
     const result = await runCascade(input, workflowId, effects);
+    await flushReports();
     publish(result.cascade, result.model);
     return result;
   } catch (err) {
     if (err instanceof CascadeFailure) {
+      await flushReports();
       publish(err.trace, null);
       throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true, details: [err.trace] });
     }
