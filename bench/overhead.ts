@@ -8,14 +8,19 @@
  *   model     the openai client calling the API with model Mixtral (a one-step durable call)
  *   cascade   the openai client calling the API with model `cascade` (default policy: the
  *             evaluator runs and accepts Mixtral's answer at step 1)
+ *   floor     Temporal alone: a workflow running one no-op activity on another task queue, each
+ *             worker its own process (bench/floor/), started with the Temporal client directly —
+ *             what the same dev server costs before Cascade adds anything
  * at concurrency 1 and 32, and prints p50/p95/p99, the differences and the ratios. Then it reads
  * the Temporal history of sampled requests to show where the added time goes.
  *
- *   npm run bench:overhead [-- --c1 300 --c32 2000 --max-seconds 60 --profile 60 --json --verbose]
+ *   npm run bench:overhead [-- --c1 300 --c32 2000 --max-seconds 60 --profile 60 --think-ms 0 --json --verbose]
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import OpenAI from 'openai';
@@ -26,15 +31,19 @@ import { freePort } from '../scripts/temporal-dev-server.js';
 import { runLoad, summarise, type CallResult, type LoadResult, type Percentiles, type Sample } from './lib/overhead-load.js';
 import { profileRequests, type SegmentStats } from './lib/overhead-profile.js';
 import { snapshot } from './lib/overhead-cpu.js';
+import { FLOOR_ACTIVITY_QUEUE, FLOOR_WORKFLOW_QUEUE } from './floor/worker.js';
 
 const MIXTRAL = 'mistralai/Mixtral-8x7B-Instruct-v0.1';
 /** gsm8k-test-0: the farm replays Mixtral's recorded answer, which the default policy accepts. */
 const PROMPT =
   "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
-const PATHS = ['baseline', 'model', 'cascade'] as const;
+const PATHS = ['baseline', 'floor', 'model', 'cascade'] as const;
 type Path = (typeof PATHS)[number];
+/** The durable paths: through the API, a cascade or model workflow, a pool worker. */
+const DURABLE: readonly Path[] = ['model', 'cascade'];
 const PATH_LABEL: Record<Path, string> = {
   baseline: 'direct to farm pool (baseline)',
+  floor: 'Temporal alone: workflow + 1 activity (no HTTP, no model)',
   model: `durable: model ${MIXTRAL.split('/')[1]}`,
   cascade: 'durable: cascade (evaluated)',
 };
@@ -48,6 +57,8 @@ const { values: args } = parseArgs({
     'max-seconds': { type: 'string', default: '60' },
     warmup: { type: 'string', default: '150' },
     profile: { type: 'string', default: '60' },
+    /** Pause of each caller between its requests (0: closed loop, back to back). */
+    'think-ms': { type: 'string', default: '0' },
     /** Where the Temporal persistence file goes (default: a temp dir; /dev/shm takes fsync out). */
     'db-dir': { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -96,20 +107,57 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  let floor: FloorWorkers | null = null;
   try {
     await stack.start();
-    await run(stack);
+    floor = await startFloorWorkers(stack.config.raw.temporal.address);
+    await run(stack, floor);
   } finally {
+    floor?.stop();
     await cleanup();
   }
 }
 
-async function run(stack: CascadeStack): Promise<void> {
+interface FloorWorkers {
+  pids: Map<string, number>;
+  stop(): void;
+}
+
+/** The Temporal floor's two workers, each its own process like the router and a pool worker. */
+async function startFloorWorkers(address: string): Promise<FloorWorkers> {
+  const script = fileURLToPath(new URL('./floor/worker.ts', import.meta.url));
+  const children = (['workflow', 'activity'] as const).map((role) => ({
+    role,
+    child: spawn(process.execPath, ['--import', 'tsx', script, role, address], { stdio: ['ignore', 'pipe', 'inherit'] }),
+  }));
+  const stop = () => children.forEach(({ child }) => child.kill('SIGKILL'));
+  try {
+    await Promise.all(
+      children.map(
+        ({ role, child }) =>
+          new Promise<void>((resolve, reject) => {
+            child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+            child.once('exit', (code) => reject(new Error(`floor ${role} worker exited (${code}) before it was ready`)));
+          }),
+      ),
+    );
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  return { pids: new Map(children.map(({ role, child }) => [`floor:${role}`, child.pid!])), stop };
+}
+
+async function run(stack: CascadeStack, floor: FloorWorkers): Promise<void> {
   const farmUrl = stack.farmUrls.get('cpu');
   if (!farmUrl) throw new Error('the farm has no cpu pool');
   const farm = new OpenAI({ baseURL: farmUrl, apiKey: 'bench', maxRetries: 0, timeout: 30_000 });
   const api = new OpenAI({ baseURL: `${stack.apiBase}/v1`, apiKey: 'bench', maxRetries: 0, timeout: 30_000 });
   const messages = [{ role: 'user' as const, content: PROMPT }];
+  const connection = await Connection.connect({ address: stack.config.raw.temporal.address });
+  const temporal = new Client({ connection, namespace: stack.config.raw.temporal.namespace });
+  let floorIds = 0;
+  const pids = () => new Map([...stack.pids(), ...floor.pids]);
 
   const calls: Record<Path, () => Promise<CallResult>> = {
     async baseline() {
@@ -118,6 +166,12 @@ async function run(stack: CascadeStack): Promise<void> {
       for await (const chunk of stream) finish = chunk.choices[0]?.finish_reason ?? finish;
       if (finish !== 'stop') throw new Error(`stream ended with ${finish}`);
       return { workflowId: null };
+    },
+    async floor() {
+      const workflowId = `bench-floor-${process.pid}-${++floorIds}`;
+      const echoed = await temporal.workflow.execute('floorWorkflow', { taskQueue: FLOOR_WORKFLOW_QUEUE, workflowId, args: [FLOOR_ACTIVITY_QUEUE, PROMPT] });
+      if (echoed !== PROMPT) throw new Error('the floor workflow returned something else');
+      return { workflowId };
     },
     async model() {
       const { data, response } = await api.chat.completions.create({ model: MIXTRAL, messages }).withResponse();
@@ -136,8 +190,9 @@ async function run(stack: CascadeStack): Promise<void> {
   const maxMs = Number(args['max-seconds']) * 1000;
   const warmup = Number(args.warmup);
   log(`warming up (${warmup} requests per path at c=1, then ${warmup} at c=32) ...`);
-  for (const path of PATHS) await runLoad({ concurrency: 1, requests: warmup, maxMs, call: calls[path] });
-  if (Number(args.c32) > 0) for (const path of PATHS) await runLoad({ concurrency: 32, requests: warmup, maxMs, call: calls[path] });
+  const thinkMs = Number(args['think-ms']);
+  for (const path of PATHS) await runLoad({ concurrency: 1, requests: warmup, maxMs, thinkMs, call: calls[path] });
+  if (Number(args.c32) > 0) for (const path of PATHS) await runLoad({ concurrency: 32, requests: warmup, maxMs, thinkMs, call: calls[path] });
 
   const results: PhaseResult[] = [];
   const phases = (
@@ -152,9 +207,9 @@ async function run(stack: CascadeStack): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const path of PATHS) {
         log(`c=${concurrency} ${path}: block ${round + 1}/${ROUNDS} ...`);
-        const before = snapshot(stack.pids()).set('client', clientCpuMs());
-        const r = await runLoad({ concurrency, requests: Math.ceil(requests / ROUNDS), maxMs: maxMs / ROUNDS, call: calls[path] });
-        const after = snapshot(stack.pids()).set('client', clientCpuMs());
+        const before = snapshot(pids()).set('client', clientCpuMs());
+        const r = await runLoad({ concurrency, requests: Math.ceil(requests / ROUNDS), maxMs: maxMs / ROUNDS, thinkMs, call: calls[path] });
+        const after = snapshot(pids()).set('client', clientCpuMs());
         const m = merged.get(path)!;
         m.samples.push(...r.samples);
         m.wallMs += r.wallMs;
@@ -174,27 +229,29 @@ async function run(stack: CascadeStack): Promise<void> {
   }
 
   const profiles: { concurrency: number; path: Path; n: number; segments: SegmentStats[] }[] = [];
-  const connection = await Connection.connect({ address: stack.config.raw.temporal.address });
   try {
-    const client = new Client({ connection, namespace: stack.config.raw.temporal.namespace });
-    for (const r of results.filter((r) => r.path !== 'baseline')) {
+    for (const r of results.filter((r) => DURABLE.includes(r.path))) {
       log(`profiling c=${r.concurrency} ${r.path} from ${args.profile} workflow histories ...`);
-      profiles.push({ concurrency: r.concurrency, path: r.path, ...(await profileRequests(client, r.samples, Number(args.profile))) });
+      profiles.push({ concurrency: r.concurrency, path: r.path, ...(await profileRequests(temporal, r.samples, Number(args.profile))) });
     }
   } finally {
     await connection.close();
   }
 
-  const overhead = results
-    .filter((r) => r.path !== 'baseline')
-    .map((r) => {
-      const base = results.find((b) => b.path === 'baseline' && b.concurrency === r.concurrency)!.stats;
-      const diff = (q: 'p50' | 'p95' | 'p99') => ({ [`${q}_added_ms`]: r.stats[q] - base[q], [`${q}_ratio`]: r.stats[q] / base[q] });
-      return { concurrency: r.concurrency, path: r.path, ...diff('p50'), ...diff('p95'), ...diff('p99') } as { concurrency: number; path: Path } & Record<
-        string,
-        number
-      >;
-    });
+  /** Each durable path against a reference path measured in the same run. */
+  const against = (reference: Path) =>
+    results
+      .filter((r) => DURABLE.includes(r.path) || (reference === 'baseline' && r.path === 'floor'))
+      .map((r) => {
+        const base = results.find((b) => b.path === reference && b.concurrency === r.concurrency)!.stats;
+        const diff = (q: 'p50' | 'p95' | 'p99') => ({ [`${q}_added_ms`]: r.stats[q] - base[q], [`${q}_ratio`]: r.stats[q] / base[q] });
+        return { concurrency: r.concurrency, path: r.path, ...diff('p50'), ...diff('p95'), ...diff('p99') } as { concurrency: number; path: Path } & Record<
+          string,
+          number
+        >;
+      });
+  const overhead = against('baseline');
+  const aboveFloor = against('floor');
   // A shared machine: the load average says how much else was running.
   const machine = {
     cpus: cpus().length,
@@ -213,13 +270,15 @@ async function run(stack: CascadeStack): Promise<void> {
       rounds: ROUNDS,
       warmup,
       log_level: process.env.LOG_LEVEL ?? 'info',
+      think_ms: thinkMs,
     },
     results: results.map((r) => ({ concurrency: r.concurrency, path: r.path, ...r.stats, cpu_ms_per_request: r.cpu })),
     overhead,
+    above_floor: aboveFloor,
     profile: profiles,
   };
   if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  else process.stdout.write(renderTables(report.results, overhead, profiles, machine));
+  else process.stdout.write(renderTables(report.results, overhead, aboveFloor, profiles, machine, thinkMs));
 }
 
 const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
@@ -227,11 +286,13 @@ const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 function renderTables(
   results: ({ concurrency: number; path: Path; cpu_ms_per_request: Record<string, number> } & Percentiles)[],
   overhead: ({ concurrency: number; path: Path } & Record<string, number>)[],
+  aboveFloor: ({ concurrency: number; path: Path } & Record<string, number>)[],
   profiles: { concurrency: number; path: Path; n: number; segments: SegmentStats[] }[],
   machine: { cpus: number; cpu_model: string; node: string; loadavg_start: number[]; loadavg_end: number[] },
+  thinkMs: number,
 ): string {
   const out: string[] = [
-    `Durable-path overhead (${machine.cpus} × ${machine.cpu_model}, Node ${machine.node}, load average ${machine.loadavg_start[0]} → ${machine.loadavg_end[0]}); latency in ms`,
+    `Durable-path overhead (${machine.cpus} × ${machine.cpu_model}, Node ${machine.node}, load average ${machine.loadavg_start[0]} → ${machine.loadavg_end[0]}; ${thinkMs > 0 ? `${thinkMs} ms pause between a caller's requests` : 'closed loop, back to back'}); latency in ms`,
     '',
   ];
   const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
@@ -239,10 +300,11 @@ function renderTables(
   for (const r of results)
     out.push(row([String(r.concurrency), PATH_LABEL[r.path], String(r.n), String(r.errors), f(r.p50), f(r.p95), f(r.p99), r.rps.toFixed(0)]));
   out.push('', row(['c', 'added by', 'p50', 'p95', 'p99']), row(['--:', '---', '--:', '--:', '--:']));
-  for (const o of overhead) {
-    const cell = (q: string) => `+${f(o[`${q}_added_ms`]!)} (×${o[`${q}_ratio`]!.toFixed(1)})`;
-    out.push(row([String(o.concurrency), PATH_LABEL[o.path], cell('p50'), cell('p95'), cell('p99')]));
-  }
+  const cell = (o: Record<string, number>, q: string) => `${o[`${q}_added_ms`]! >= 0 ? '+' : ''}${f(o[`${q}_added_ms`]!)} (×${o[`${q}_ratio`]!.toFixed(1)})`;
+  for (const o of overhead) out.push(row([String(o.concurrency), PATH_LABEL[o.path], cell(o, 'p50'), cell(o, 'p95'), cell(o, 'p99')]));
+  out.push('', 'Added by Cascade above Temporal alone (durable path − floor)', '');
+  out.push(row(['c', 'path', 'p50', 'p95', 'p99']), row(['--:', '---', '--:', '--:', '--:']));
+  for (const o of aboveFloor) out.push(row([String(o.concurrency), PATH_LABEL[o.path], cell(o, 'p50'), cell(o, 'p95'), cell(o, 'p99')]));
   const procs = [...new Set(results.flatMap((r) => Object.keys(r.cpu_ms_per_request)))].filter((name) =>
     results.some((r) => r.cpu_ms_per_request[name]! >= 0.05),
   );

@@ -1,6 +1,7 @@
 /**
  * Closed-loop load for the overhead benchmark: `concurrency` callers each send the next request
- * as soon as their previous one answered, until `requests` were sent or `maxMs` passed.
+ * as soon as their previous one answered (or `thinkMs` after it), until `requests` were sent or
+ * `maxMs` passed.
  */
 import { percentile } from '../../evaluators/train/stats.js';
 
@@ -23,7 +24,13 @@ export interface LoadResult {
   wallMs: number;
 }
 
-export async function runLoad(opts: { concurrency: number; requests: number; maxMs: number; call: () => Promise<CallResult> }): Promise<LoadResult> {
+export async function runLoad(opts: {
+  concurrency: number;
+  requests: number;
+  maxMs: number;
+  thinkMs?: number;
+  call: () => Promise<CallResult>;
+}): Promise<LoadResult> {
   const samples: Sample[] = [];
   const started = performance.now();
   const deadline = started + opts.maxMs;
@@ -39,6 +46,7 @@ export async function runLoad(opts: { concurrency: number; requests: number; max
       } catch (err) {
         samples.push({ ms: performance.now() - t0, sentAt, receivedAt: Date.now(), workflowId: null, error: (err as Error).message });
       }
+      if (opts.thinkMs) await new Promise((resolve) => setTimeout(resolve, opts.thinkMs));
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, caller));
