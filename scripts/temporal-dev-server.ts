@@ -59,7 +59,10 @@ export async function startTemporalDevServer(opts: { port?: number; uiPort?: num
   else args.push('--ui-port', String(opts.uiPort));
   if (opts.dbFile) {
     mkdirSync(dirname(opts.dbFile), { recursive: true });
-    args.push('--db-filename', opts.dbFile);
+    // Write-ahead log, synced at checkpoints: a committed write survives kill -9 of the server
+    // (only an OS crash can lose the last ones), and the server no longer waits for an fsync per
+    // transaction — on this machine's disk that tripled throughput at 32 concurrent requests.
+    args.push('--db-filename', opts.dbFile, '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
   }
   const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
