@@ -73,7 +73,8 @@ export class OpenAICompatibleProvider implements ChatProvider {
           call.streamIdleTimeoutMs,
           () => new UpstreamFailure(ErrorType.StreamStalled, `stream went silent for ${call.streamIdleTimeoutMs} ms`, { retryable: false }),
         );
-        call.heartbeat?.();
+        // No heartbeat per chunk: the 1 s interval above keeps Temporal informed (the heartbeat
+        // timeout is at least 3 s) and a chunk-rate heartbeat is a native call per token.
         if (chunk.model) upstreamModel = chunk.model;
         if (chunk.usage)
           usage = { prompt_tokens: chunk.usage.prompt_tokens, completion_tokens: chunk.usage.completion_tokens, total_tokens: chunk.usage.total_tokens };
