@@ -59,8 +59,13 @@ export function createDocumentActivities({ store, logger, webhookAllowHosts }: D
 
   return {
     /** Chunks the stored document; each chunk becomes one input of the map phase. */
-    async prepareDocument(input: { jobId: string; chunkTokens: number; overlapTokens: number }): Promise<{ chunks: number; chars: number }> {
-      const text = await store.get(storeKeys.document(input.jobId));
+    async prepareDocument(input: {
+      jobId: string;
+      documentKey: string;
+      chunkTokens: number;
+      overlapTokens: number;
+    }): Promise<{ chunks: number; chars: number }> {
+      const text = await store.get(input.documentKey);
       if (text === null)
         throw ApplicationFailure.create({ type: ErrorType.InvalidRequest, message: `document of job ${input.jobId} is not in the store`, nonRetryable: true });
       const chunks = chunkText(text, input);

@@ -31,6 +31,8 @@ export interface CascadeTemplate {
 
 export interface DocumentJobInput {
   jobId: string;
+  /** Store key of the document text (written by the API before the job starts). */
+  documentKey: string;
   task: DocumentTask;
   options: TaskOptions;
   cascade: CascadeTemplate;
@@ -125,7 +127,8 @@ export const resumeSignal = defineSignal('resume');
 
 /** Store keys of a job, in one place. */
 export const storeKeys = {
-  document: (jobId: string) => `${jobId}/document.txt`,
+  /** Named by the request's digest too: two bodies sent with one Idempotency-Key never overwrite each other. */
+  document: (jobId: string, requestHash: string) => `${jobId}/document-${requestHash.slice(0, 16)}.txt`,
   unitInput: (jobId: string, phase: string, index: number) => `${jobId}/${phase}/in/${index}.txt`,
   unitResult: (jobId: string, phase: string, index: number) => `${jobId}/${phase}/out/${index}.json`,
   result: (jobId: string) => `${jobId}/result.json`,

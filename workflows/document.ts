@@ -302,7 +302,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
   try {
     if (!input.carried) {
       const { chunks } = await docs.prepareDocument.executeWithOptions({ startToCloseTimeout: '5m', summary: 'chunk the document' }, [
-        { jobId, chunkTokens: input.chunkTokens, overlapTokens: input.overlapTokens },
+        { jobId, documentKey: input.documentKey, chunkTokens: input.chunkTokens, overlapTokens: input.overlapTokens },
       ]);
       Object.assign(s, { units: chunks, chunksTotal: chunks, mapStartedAtMs: Date.now() });
       upsertSearchAttributes([{ key: SearchAttr.DocumentChunksTotal, value: chunks }]);

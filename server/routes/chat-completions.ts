@@ -4,7 +4,7 @@
  * result. An Idempotency-Key names the workflow, so a retried request returns the same answer
  * without calling any model again, also after this process restarted.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { WorkflowFailedError, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
@@ -17,6 +17,7 @@ import type { cascadeWorkflow } from '../../workflows/index.js';
 import { ApiError, fromWorkflowError } from '../errors.js';
 import { chatCompletionRequestSchema, type ChatCompletionRequest } from './chat-completions.schema.js';
 import { writeCompletionStream } from '../sse.js';
+import { idempotencyKeyOf, idempotentWorkflowId, keyReused, sha256 } from '../idempotency.js';
 
 export interface ChatRouteDeps {
   config: CascadeConfig;
@@ -46,11 +47,8 @@ export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps):
       }
       const params = toChatParams(body);
       const requestHash = hashRequest(body);
-      const idempotencyKey = req.get('idempotency-key');
-      if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
-        throw ApiError.invalid('Idempotency-Key must be 1 to 255 characters', 'Idempotency-Key', 'invalid_idempotency_key');
-      }
-      const workflowId = idempotencyKey ? `chat-idem-${sha256(idempotencyKey).slice(0, 40)}` : `chat-${randomUUID()}`;
+      const idempotencyKey = idempotencyKeyOf(req);
+      const workflowId = idempotencyKey ? idempotentWorkflowId('chat', idempotencyKey) : `chat-${randomUUID()}`;
       const { policy } = target;
       const deadlineMs = Math.min(body.cascade?.deadline_ms ?? policy.deadline_ms, policy.deadline_ms);
       const input: CascadeInput = {
@@ -74,15 +72,7 @@ export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps):
       res.on('close', onClose);
       const result = await awaitResult(handle);
       res.off('close', onClose);
-      if (result.requestHash !== requestHash) {
-        throw new ApiError(
-          409,
-          'This Idempotency-Key was already used with a different request body',
-          'invalid_request_error',
-          'idempotency_key_reused',
-          'Idempotency-Key',
-        );
-      }
+      if (result.requestHash !== requestHash) throw keyReused();
       res.setHeader('x-cascade-cost-usd', result.cascade.cost_usd.toFixed(8));
       const completion = renderCompletion(result, workflowId, body.logprobs === true);
       if (body.stream) writeCompletionStream(res, completion, body.stream_options?.include_usage === true);
@@ -147,8 +137,6 @@ function toChatParams(body: ChatCompletionRequest): ChatParams {
     ...(body.logprobs && { logprobs: true, ...(body.top_logprobs != null && { top_logprobs: body.top_logprobs }) }),
   };
 }
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** Hash of what determines the answer (streaming is only how it is delivered). */
 function hashRequest(body: ChatCompletionRequest): string {

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import multer from 'multer';
 import AjvModule from 'ajv';
-import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { SearchAttr } from '../../common/names.js';
 import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config/load.js';
@@ -27,6 +27,7 @@ import {
 } from '../../workflows/document-types.js';
 import type { documentWorkflow } from '../../workflows/index.js';
 import { ApiError } from '../errors.js';
+import { idempotencyKeyOf, idempotentWorkflowId, keyReused, sha256 } from '../idempotency.js';
 import { documentRequestSchema, type DocumentRequest } from './documents.schema.js';
 import { uploadedText } from './documents-text.js';
 
@@ -82,10 +83,27 @@ export function documentsRoutes({ config, client, logger, store = createDocument
         }
       }
 
-      const jobId = `doc-${randomUUID()}`;
       const policy = policyForTask(body.task, target.policy);
+      const idempotencyKey = idempotencyKeyOf(req);
+      const requestHash = sha256(JSON.stringify([text, body.task, options, body.model, webhookUrl ?? null]));
+      const jobId = idempotencyKey ? idempotentWorkflowId('doc', idempotencyKey) : `doc-${randomUUID()}`;
+      const accepted = (status: string) => ({ id: jobId, object: 'document.job', task: body.task, status, policy: policy.name });
+      /** A job already started with this key: the same job again, or a 409 for another body. */
+      const replay = async () => {
+        const existing = await client.workflow.getHandle(jobId).describe();
+        if (existing.memo?.requestHash !== requestHash) throw keyReused();
+        res.setHeader('idempotent-replayed', 'true');
+        res
+          .status(202)
+          .location(`/v1/documents/${jobId}`)
+          .json(accepted(jobStatusName(existing.status.name)));
+      };
+      if (idempotencyKey && (await jobExists(client, jobId))) return await replay();
+
+      const documentKey = storeKeys.document(jobId, requestHash);
       const input: DocumentJobInput = {
         jobId,
+        documentKey,
         task: body.task,
         options,
         cascade: { policy, models: modelsForPolicy(config, policy), retry: config.retry, forwardHeaders: pickHeaders(req.headers, forwarded) },
@@ -98,22 +116,31 @@ export function documentsRoutes({ config, client, logger, store = createDocument
         ...(webhookUrl && { webhookUrl }),
         submittedAtMs: Date.now(),
       };
-      await store.put(storeKeys.document(jobId), text);
+      await store.put(documentKey, text);
       const name = body.name ?? req.file?.originalname ?? `${Buffer.byteLength(text)} bytes`;
-      await client.workflow.start<typeof documentWorkflow>('documentWorkflow', {
-        taskQueue: config.raw.temporal.task_queue,
-        workflowId: jobId,
-        args: [input],
-        typedSearchAttributes: [
-          { key: SearchAttr.Policy, value: policy.name },
-          { key: SearchAttr.DocumentTask, value: body.task },
-          { key: SearchAttr.DocumentChunksDone, value: 0 },
-          { key: SearchAttr.DocumentChunksTotal, value: 0 },
-        ],
-        staticSummary: `document · ${body.task} · ${name.replace(/\s+/g, ' ').slice(0, 80)} · ${policy.name}`,
-      });
+      try {
+        await client.workflow.start<typeof documentWorkflow>('documentWorkflow', {
+          taskQueue: config.raw.temporal.task_queue,
+          workflowId: jobId,
+          args: [input],
+          memo: { requestHash },
+          // A finished job is not run again for the same key: its result stays readable.
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          typedSearchAttributes: [
+            { key: SearchAttr.Policy, value: policy.name },
+            { key: SearchAttr.DocumentTask, value: body.task },
+            { key: SearchAttr.DocumentChunksDone, value: 0 },
+            { key: SearchAttr.DocumentChunksTotal, value: 0 },
+          ],
+          staticSummary: `document · ${body.task} · ${name.replace(/\s+/g, ' ').slice(0, 80)} · ${policy.name}`,
+        });
+      } catch (err) {
+        // Two requests with one key at the same moment: the second finds the first's job.
+        if (idempotencyKey && err instanceof WorkflowExecutionAlreadyStartedError) return await replay();
+        throw err;
+      }
       logger.info({ job_id: jobId, task: body.task, policy: policy.name, bytes: Buffer.byteLength(text) }, 'document job started');
-      res.status(202).location(`/v1/documents/${jobId}`).json({ id: jobId, object: 'document.job', task: body.task, status: 'running', policy: policy.name });
+      res.status(202).location(`/v1/documents/${jobId}`).json(accepted('running'));
     } catch (err) {
       next(err);
     }
@@ -219,7 +246,7 @@ function pickHeaders(headers: Record<string, string | string[] | undefined>, nam
 
 async function findJob(client: Client, id: string): Promise<{ handle: WorkflowHandle<typeof documentWorkflow>; running: boolean; status: string }> {
   const notFound = () => new ApiError(404, `No document job ${id}`, 'invalid_request_error', 'job_not_found', 'id');
-  if (!/^doc-[0-9a-f-]{36}$/.test(id)) throw notFound();
+  if (!/^doc-([0-9a-f-]{36}|idem-[0-9a-f]{40})$/.test(id)) throw notFound();
   const handle = client.workflow.getHandle<typeof documentWorkflow>(id);
   try {
     const desc = await handle.describe();
@@ -248,5 +275,21 @@ async function jobView(client: Client, store: DocumentStore, id: string): Promis
     () => null,
     (err: Error) => (err.cause as Error | undefined)?.message ?? err.message,
   );
-  return { ...base, status: status === 'CANCELED' ? 'cancelled' : 'failed', error: { message: failure ?? status, code: status.toLowerCase() } };
+  return { ...base, status: jobStatusName(status), error: { message: failure ?? status, code: status.toLowerCase() } };
+}
+
+async function jobExists(client: Client, id: string): Promise<boolean> {
+  try {
+    await client.workflow.getHandle(id).describe();
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+/** A workflow status as the job API names it. */
+function jobStatusName(status: string): string {
+  if (status === 'RUNNING' || status === 'COMPLETED') return status.toLowerCase();
+  return status === 'CANCELED' ? 'cancelled' : 'failed';
 }

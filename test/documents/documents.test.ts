@@ -18,6 +18,7 @@ let waitFor: ReturnType<typeof documentsClient>['waitFor'];
 let callsByChunk: ReturnType<typeof documentsClient>['callsByUnit'];
 let completedCalls: ReturnType<typeof documentsClient>['completedCalls'];
 let assertCompletedCallsNotRepeated: ReturnType<typeof documentsClient>['assertCompletedCallsNotRepeated'];
+let assertEachCallPaidOnce: ReturnType<typeof documentsClient>['assertEachCallPaidOnce'];
 
 before(async () => {
   stack = await startStack({
@@ -33,7 +34,7 @@ before(async () => {
       raw.breaker.failure_threshold = 1000; // the outage below must not leave circuits open for the rerun
     },
   });
-  ({ post, start, job, waitFor, callsByUnit: callsByChunk, completedCalls, assertCompletedCallsNotRepeated } = documentsClient(stack));
+  ({ post, start, job, waitFor, callsByUnit: callsByChunk, completedCalls, assertCompletedCallsNotRepeated, assertEachCallPaidOnce } = documentsClient(stack));
 });
 after(async () => {
   await stack?.close();
@@ -261,6 +262,51 @@ describe('controlling a job', () => {
 });
 
 describe('failed chunks', () => {
+  it('Idempotency-Key: a retried POST is the same job (also after it finished and continued as new), with each model call made once; another body → 409', async () => {
+    const key = `doc-key-${Date.now()}`;
+    const body = { model: 'cascade:simulated', task: 'summarize', text: documentText(12) };
+    const headers = { 'idempotency-key': key, 'x-farm-output-tokens': '20' };
+    const first = await post(body, headers);
+    const firstJson = (await first.json()) as any;
+    assert.equal(first.status, 202, JSON.stringify(firstJson));
+    assert.match(firstJson.id, /^doc-idem-[0-9a-f]{40}$/);
+    assert.equal(first.headers.get('idempotent-replayed'), null);
+    const id = firstJson.id;
+
+    // A retry while the job runs joins it.
+    const again = await post(body, headers);
+    const againJson = (await again.json()) as any;
+    assert.equal(again.status, 202, JSON.stringify(againJson));
+    assert.equal(againJson.id, id);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+
+    const done = await waitFor(id, finished);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    assert.ok(done.runs >= 2, `continued as new: runs ${done.runs}`);
+    const callsBefore = (await completedCalls(id)).size;
+    assert.ok(callsBefore >= done.chunks.total);
+
+    // A retry after the job finished gets the finished job; nothing runs again.
+    const late = await post(body, headers);
+    const lateJson = (await late.json()) as any;
+    assert.equal(late.status, 202, JSON.stringify(lateJson));
+    assert.deepEqual([lateJson.id, lateJson.status], [id, 'completed']);
+    assert.equal((await job(id)).result.summary, done.result.summary);
+    await assertEachCallPaidOnce(id);
+    assert.equal((await completedCalls(id)).size, callsBefore);
+
+    // The same key with another document is refused; the job is untouched.
+    const other = await post({ ...body, text: documentText(3) }, headers);
+    const otherJson = (await other.json()) as any;
+    assert.equal(other.status, 409, JSON.stringify(otherJson));
+    assert.equal(otherJson.error.code, 'idempotency_key_reused');
+    assert.equal((await job(id)).result.summary, done.result.summary);
+
+    const empty = await post(body, { 'idempotency-key': '' });
+    assert.equal(empty.status, 400);
+    assert.equal(((await empty.json()) as any).error.code, 'invalid_idempotency_key');
+  });
+
   it('only the chunks that failed in an outage are rerun, after a wait, and the job completes', async () => {
     const farm = `${stack.farmUrl('cpu').replace(/\/v1$/, '')}/farm/faults`;
     const addFault = (rule: Record<string, string>) =>
