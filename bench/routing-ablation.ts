@@ -24,6 +24,7 @@ import { embedAllCached, fileHash } from '../evaluators/train/embeddings.js';
 import { fitLogistic } from '../evaluators/train/logistic.js';
 import { auroc, foldOf, percentile } from '../evaluators/train/stats.js';
 import { apgr, type SweepPoint } from './lib/metrics.js';
+import { seededRandom } from '../common/random.js';
 
 const { values } = parseArgs({
   options: {
@@ -86,18 +87,6 @@ function trainAndScore(ids: string[], Xtr: number[][], ytr: number[], Xte: numbe
   }
   const m = fit(Xtr, ytr, best.l2);
   return { ...best, scores: Xte.map((x) => headForward(m, Float64Array.from(x))[0]!) };
-}
-
-/** Deterministic resampling (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const out: string[] = [
@@ -182,7 +171,7 @@ for (const file of readdirSync(dataDir)
   const scores: number[] = [];
   for (const r of te) scores.push((await head.score(evaluationInputOf(r, weak, 0)))[0]!);
   const B = Number(values.boot);
-  const next = rng(12345);
+  const next = seededRandom(12345);
   const aps: number[] = [];
   const aus: number[] = [];
   for (let b = 0; b < B; b++) {

@@ -5,6 +5,7 @@
  */
 import type { ChatMessage, GeneratedAnswer, GeneratedToken } from './backends/types.js';
 import { normalisePrompt } from '../common/dataset.js';
+import { seededRandom } from '../common/random.js';
 
 /** 32-bit FNV-1a: a cheap, stable hash for seeds and bucket choices. */
 export function hash32(text: string): number {
@@ -14,18 +15,6 @@ export function hash32(text: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
-}
-
-/** mulberry32: small seeded PRNG returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The last user message, whitespace-normalised: the replay key and the synthetic seed. */

@@ -23,6 +23,17 @@ export class ApiError extends Error {
   static invalid(message: string, param: string | null = null, code: string | null = null): ApiError {
     return new ApiError(400, message, 'invalid_request_error', code, param);
   }
+
+  /** `model` names neither a policy nor a configured model; the message lists the policies. */
+  static modelNotFound(model: string, policies: Iterable<string>): ApiError {
+    return new ApiError(
+      404,
+      `The model '${model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...policies].join(', ')}) or a configured model.`,
+      'invalid_request_error',
+      'model_not_found',
+      'model',
+    );
+  }
 }
 
 /** HTTP status and OpenAI error type for each shared error name a workflow can end with. */

@@ -7,7 +7,8 @@
  */
 import { estimateTokens } from '../../common/dataset.js';
 import type { SyntheticSettings } from '../config.js';
-import { capAnswer, hash32, lastUserMessage, seededRandom, withLogprobs } from '../tokens.js';
+import { seededRandom } from '../../common/random.js';
+import { capAnswer, hash32, lastUserMessage, withLogprobs } from '../tokens.js';
 import type { Backend, GenerateRequest, GeneratedAnswer } from './types.js';
 
 export const SIMULATED_PREFIX = '[simulated] ';

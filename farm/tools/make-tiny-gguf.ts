@@ -21,6 +21,7 @@
 import { writeFile, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { seededRandom } from '../../common/random.js';
 
 export interface TinyGgufOptions {
   /** PRNG seed for the weights; same seed and options give a byte-identical file. Default 42. */
@@ -96,18 +97,6 @@ const WORDS = (
   'answer yes model cascade router token fast cheap small large tier cost route answer question true false ' +
   'hello world test data value result error ok done'
 ).split(' ');
-
-/** mulberry32: tiny, fast, deterministic 32-bit PRNG returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Vocab {
   tokens: string[];
@@ -292,7 +281,7 @@ export function buildTinyGguf(opts: TinyGgufOptions = {}): {
 
   const vocab = buildVocab();
   const nVocab = vocab.tokens.length;
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
 
   const uniform = (count: number, scale: number): Float32Array => {
     const a = new Float32Array(count);

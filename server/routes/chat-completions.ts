@@ -36,15 +36,7 @@ export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps):
     try {
       const body = parseBody(req.body);
       const target = resolveTarget(config, body.model);
-      if (!target) {
-        throw new ApiError(
-          404,
-          `The model '${body.model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...config.policies.keys()].join(', ')}) or a configured model.`,
-          'invalid_request_error',
-          'model_not_found',
-          'model',
-        );
-      }
+      if (!target) throw ApiError.modelNotFound(body.model, config.policies.keys());
       const params = toChatParams(body);
       const requestHash = hashRequest(body);
       const idempotencyKey = idempotencyKeyOf(req);

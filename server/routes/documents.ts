@@ -64,14 +64,7 @@ export function documentsRoutes({ config, client, logger, store = createDocument
       const body = parseRequest(req.body);
       const text = await documentText(req, body, limits.max_bytes);
       const target = resolveTarget(config, body.model);
-      if (!target)
-        throw new ApiError(
-          404,
-          `The model '${body.model}' does not exist. Use 'cascade', 'cascade:<policy>' (${[...config.policies.keys()].join(', ')}) or a configured model.`,
-          'invalid_request_error',
-          'model_not_found',
-          'model',
-        );
+      if (!target) throw ApiError.modelNotFound(body.model, config.policies.keys());
       const options = taskOptions(body);
       let webhookUrl: string | undefined;
       if (body.webhook_url !== undefined) {

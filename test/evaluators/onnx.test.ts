@@ -12,7 +12,8 @@ import { headMetaSchema, loadHead, REPO_ROOT, type HeadMeta } from '../../evalua
 import { headForward, headToOnnx, type HeadSpec } from '../../evaluators/onnx/write.js';
 import { fitLogistic } from '../../evaluators/train/logistic.js';
 import { train } from '../../evaluators/train/train.js';
-import { rng, writeSyntheticDataset } from './synthetic.js';
+import { seededRandom } from '../../common/random.js';
+import { writeSyntheticDataset } from './synthetic.js';
 
 const TOL = 1e-5;
 
@@ -45,7 +46,7 @@ const sampleInputs = [
 
 describe('ONNX heads', () => {
   it('the written ONNX graph gives the TypeScript forward pass (logistic and MLP)', async () => {
-    const rand = rng(7);
+    const rand = seededRandom(7);
     for (const dims of [
       [12, 1],
       [30, 4],
@@ -63,7 +64,7 @@ describe('ONNX heads', () => {
   });
 
   it('logistic regression learns a separable problem and is deterministic', () => {
-    const rand = rng(3);
+    const rand = seededRandom(3);
     const n = 200;
     const X = new Float64Array(n * 3);
     const Y = new Float64Array(n);
@@ -167,7 +168,7 @@ describe('without the sentence encoder', () => {
     // Self-contained: an encoder head and its cheap fallback written to a temp dir (the committed
     // heads may or may not use the encoder, depending on what cross-validation chose).
     const dir = mkdtempSync(join(tmpdir(), 'cascade-fallback-'));
-    const rand = rng(7);
+    const rand = seededRandom(7);
     const cheapDim = ANSWER_FEATURE_NAMES.length;
     const write = (file: string, dims: number[], encoder: HeadMeta['encoder'], fallback: string | null) => {
       const spec = randomHead(rand, dims);

@@ -6,6 +6,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { seededRandom } from '../../common/random.js';
 
 export interface SyntheticOptions {
   models: number;
@@ -15,20 +16,8 @@ export interface SyntheticOptions {
   graded?: boolean;
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function writeSyntheticDataset(opts: SyntheticOptions): { file: string; models: string[] } {
-  const rand = rng(42);
+  const rand = seededRandom(42);
   const acc = opts.accuracy ?? ((k, n) => 0.55 + (0.4 * k) / Math.max(1, n - 1));
   const models = Array.from({ length: opts.models }, (_, k) => `synth/model-${String.fromCharCode(97 + k)}`);
   const lines: string[] = [];

@@ -1,0 +1,15 @@
+/**
+ * mulberry32: a small, fast, seeded PRNG returning floats in [0, 1). The farm's synthetic answers,
+ * the tiny test GGUF's weights, bootstrap resampling and synthetic test data all need the same
+ * numbers on every run and machine, which Math.random cannot give.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
