@@ -144,21 +144,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     const route = knownRoute ?? (await fx.route(model));
     if (route.deployments.length === 0) {
       const message = `every deployment of ${model.name} is cut off by its circuit breaker`;
-      record(
-        {
-          step,
-          model: model.name,
-          pool: null,
-          deployment: null,
-          latency_ms: null,
-          confidence: null,
-          accepted: false,
-          error: ErrorType.CircuitOpen,
-          detail: message,
-          cost_usd: 0,
-        },
-        message,
-      );
+      record(noAnswer(step, model.name, null, ErrorType.CircuitOpen, message), message);
       return { ok: false, type: ErrorType.CircuitOpen, message };
     }
     let last: { type: string; message: string } = { type: ErrorType.AllDeploymentsFailed, message: `no deployment of ${model.name} answered` };
@@ -166,21 +152,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       const remainingMs = deadline - fx.now();
       if (remainingMs < MIN_ATTEMPT_MS) {
         const message = `deadline reached before ${model.name} answered`;
-        record(
-          {
-            step,
-            model: model.name,
-            pool: deployment.pool,
-            deployment: deployment.id,
-            latency_ms: null,
-            confidence: null,
-            accepted: false,
-            error: ErrorType.DeadlineExceeded,
-            detail: message,
-            cost_usd: 0,
-          },
-          message,
-        );
+        record(noAnswer(step, model.name, deployment, ErrorType.DeadlineExceeded, message), message);
         return { ok: false, type: ErrorType.DeadlineExceeded, message };
       }
       const outcome = await fx.generate({ step, model, deployment, params: callParams, requestId: `${workflowId}/${step}/${suffix}`, remainingMs, purpose });
@@ -211,19 +183,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       const { error } = outcome;
       await fx.report({ deploymentId: deployment.id, model: model.name, ok: false, errorType: error.type, latencyMs: error.latencyMs });
       record(
-        {
-          step,
-          model: model.name,
-          pool: deployment.pool,
-          deployment: deployment.id,
-          latency_ms: error.latencyMs,
-          confidence: null,
-          accepted: false,
-          error: error.type,
-          detail: error.message,
-          cost_usd: 0,
-          retries: error.retries,
-        },
+        noAnswer(step, model.name, deployment, error.type, error.message, { latency_ms: error.latencyMs, retries: error.retries }),
         `step ${step} · ${model.name} on ${deployment.pool} failed: ${error.type}`,
       );
       last = error;
@@ -247,21 +207,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     const isLast = i === policy.steps.length - 1;
     const model = modelOf(stepSpec.model);
     const skip = (reason: string, detail: string) => {
-      record(
-        {
-          step,
-          model: model.name,
-          pool: null,
-          deployment: null,
-          latency_ms: null,
-          confidence: null,
-          accepted: false,
-          error: `skipped:${reason}`,
-          detail,
-          cost_usd: 0,
-        },
-        `step ${step} skipped: ${detail}`,
-      );
+      record(noAnswer(step, model.name, null, `skipped:${reason}`, detail), `step ${step} skipped: ${detail}`);
       lastFailure = {
         type:
           reason === 'context_length'
@@ -365,6 +311,29 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     return finish(trace, best.step, best.model, best.output, input.requestHash);
   }
   throw new CascadeFailure(failure.type, failure.message, trace);
+}
+
+/** The trace record of an attempt that gave no answer: nothing is billed for it. */
+function noAnswer(
+  step: number,
+  model: string,
+  deployment: DeploymentRef | null,
+  error: string,
+  detail: string,
+  measured: Pick<AttemptRecord, 'latency_ms' | 'retries'> = { latency_ms: null },
+): AttemptRecord {
+  return {
+    step,
+    model,
+    pool: deployment?.pool ?? null,
+    deployment: deployment?.id ?? null,
+    confidence: null,
+    accepted: false,
+    error,
+    detail,
+    cost_usd: 0,
+    ...measured,
+  };
 }
 
 function finish(trace: CascadeTrace, step: number, model: ModelInfo, output: GenerateOutput, requestHash: string): CascadeResult {
