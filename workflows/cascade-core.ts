@@ -373,11 +373,10 @@ async function gatherEvidence(
   const extraSamples = extraSamplesOf(spec);
   if (extraSamples > 0) {
     const sampleParams: ChatParams = { ...params, temperature: params.temperature && params.temperature > 0 ? params.temperature : 0.7 };
-    evidence.samples = [output.content];
-    for (let s = 1; s <= extraSamples; s++) {
-      const r = await callModel(step, model, sampleParams, 'sample', `sample-${s}`);
-      if (r.ok) evidence.samples.push(r.output.content);
-    }
+    // The samples are independent, so they are asked at once: the step waits for one sample's
+    // latency, not k−1. Their order (by index, not by arrival) keeps the evaluation deterministic.
+    const samples = await Promise.all(Array.from({ length: extraSamples }, (_, s) => callModel(step, model, sampleParams, 'sample', `sample-${s + 1}`)));
+    evidence.samples = [output.content, ...samples.flatMap((r) => (r.ok ? [r.output.content] : []))];
   }
   const judgeName = judgeModelOf(spec);
   const judge = judgeName ? input.models[judgeName] : undefined;

@@ -17,7 +17,15 @@ const janet = rows[0].prompt as string; // Mixtral's recorded answer is right an
 
 let stack: Stack;
 before(async () => {
-  stack = await startStack();
+  stack = await startStack({
+    configure: (raw) => {
+      raw.policies['self-consistency'] = {
+        steps: [{ model: MIXTRAL, evaluator: { type: 'self-consistency', samples: 3 }, threshold: 0.5 }, { model: GPT4 }],
+        deadline_ms: 20000,
+        max_cost_usd: 0.5,
+      };
+    },
+  });
 });
 after(async () => {
   await stack?.close();
@@ -45,6 +53,21 @@ describe('chat completions through the cascade', () => {
     assert.equal(desc.status.name, 'COMPLETED');
     assert.equal(desc.typedSearchAttributes.get({ name: 'CascadeFinalStep', type: 'INT' } as any), 1);
     assert.equal(desc.typedSearchAttributes.get({ name: 'CascadePolicy', type: 'KEYWORD' } as any), 'default');
+  });
+
+  it('self-consistency: the extra samples run on the pools at once, are billed, and the history shows them in flight together', async () => {
+    const res = await stack.openai.chat.completions.create({ model: 'cascade:self-consistency', messages: [{ role: 'user', content: janet }] }).withResponse();
+    const completion = res.data as typeof res.data & { cascade: any };
+    const samples = completion.cascade.attempts.filter((a: any) => a.detail === 'sample');
+    assert.equal(samples.length, 2, JSON.stringify(completion.cascade.attempts));
+    assert.ok(samples.every((a: any) => a.model === MIXTRAL && a.cost_usd > 0));
+    const history = await stack.client.workflow.getHandle(res.response.headers.get('x-cascade-workflow-id')!).fetchHistory();
+    const kinds = (history.events ?? []).map((e) =>
+      e.activityTaskScheduledEventAttributes ? 'scheduled' : e.activityTaskCompletedEventAttributes ? 'completed' : null,
+    );
+    const activities = kinds.filter((k) => k !== null);
+    // answer: scheduled, completed; then both samples scheduled before either completes.
+    assert.deepEqual(activities, ['scheduled', 'completed', 'scheduled', 'scheduled', 'completed', 'completed']);
   });
 
   it('escalates to the strong model when the cheap answer fails the evaluator', async () => {

@@ -198,6 +198,38 @@ describe('cascade driver', () => {
     assert.equal(r.cascade.attempts[1]!.error, 'skipped:context_length');
   });
 
+  it('self-consistency: the extra samples are asked at once, billed, and passed to the evaluator in order', async () => {
+    const { fx, calls } = effects({ confidence: { small: 0.9 } });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const generate = fx.generate;
+    fx.generate = async (call) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((resolve) => setImmediate(resolve));
+      inFlight--;
+      return generate(call);
+    };
+    let seen: string[] | undefined;
+    const evaluate = fx.evaluate;
+    fx.evaluate = async (call) => {
+      seen = call.samples;
+      return evaluate(call);
+    };
+    const base = input();
+    const policy = { ...base.policy, steps: [{ ...base.policy.steps[0]!, evaluator: { type: 'self-consistency', samples: 4 } }, base.policy.steps[1]!] };
+    const r = await runCascade({ ...base, policy }, 'wf', fx);
+    assert.equal(r.model, 'small');
+    assert.equal(maxInFlight, 3, 'three extra samples in flight together');
+    assert.deepEqual(
+      calls.map((c) => c.requestId),
+      ['wf/1/answer', 'wf/1/sample-1', 'wf/1/sample-2', 'wf/1/sample-3'],
+    );
+    assert.equal(seen?.length, 4);
+    assert.equal(r.cascade.attempts.filter((a) => a.detail === 'sample').length, 3);
+    assert.ok(Math.abs(r.cascade.cost_usd - 4 * costUsd(model('small'), 1000, 1000)) < 1e-12, 'the samples are billed');
+  });
+
   it('is deterministic: the same effects give the same trace', async () => {
     const a = await runCascade(input(), 'wf', effects({ confidence: { small: 0.2 } }).fx);
     const b = await runCascade(input(), 'wf', effects({ confidence: { small: 0.2 } }).fx);
