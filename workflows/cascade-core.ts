@@ -369,26 +369,20 @@ async function gatherEvidence(
   callModel: CallModel,
 ): Promise<{ samples?: string[]; judgeVerdict?: string }> {
   const spec = stepSpec.evaluator;
-  const evidence: { samples?: string[]; judgeVerdict?: string } = {};
   const extraSamples = extraSamplesOf(spec);
-  if (extraSamples > 0) {
-    const sampleParams: ChatParams = { ...params, temperature: params.temperature && params.temperature > 0 ? params.temperature : 0.7 };
-    // The samples are independent, so they are asked at once: the step waits for one sample's
-    // latency, not k−1. Their order (by index, not by arrival) keeps the evaluation deterministic.
-    const samples = await Promise.all(Array.from({ length: extraSamples }, (_, s) => callModel(step, model, sampleParams, 'sample', `sample-${s + 1}`)));
-    evidence.samples = [output.content, ...samples.flatMap((r) => (r.ok ? [r.output.content] : []))];
-  }
   const judgeName = judgeModelOf(spec);
   const judge = judgeName ? input.models[judgeName] : undefined;
-  if (judge) {
-    const r = await callModel(
-      step,
-      judge,
-      { messages: buildJudgeMessages({ messages: params.messages, answer: output.content }), temperature: 0, max_tokens: 16 },
-      'judge',
-      'judge',
-    );
-    if (r.ok) evidence.judgeVerdict = r.output.content;
-  }
-  return evidence;
+  const sampleParams: ChatParams = { ...params, temperature: params.temperature && params.temperature > 0 ? params.temperature : 0.7 };
+  const judgeParams: ChatParams = { messages: buildJudgeMessages({ messages: params.messages, answer: output.content }), temperature: 0, max_tokens: 16 };
+  // The samples and the judge's verdict are independent calls, so all are asked at once: the step
+  // waits for the slowest, not their sum. They are used by index, not by arrival, so the
+  // evaluation stays deterministic.
+  const [samples, verdict] = await Promise.all([
+    Promise.all(Array.from({ length: extraSamples }, (_, s) => callModel(step, model, sampleParams, 'sample', `sample-${s + 1}`))),
+    judge ? callModel(step, judge, judgeParams, 'judge', 'judge') : null,
+  ]);
+  return {
+    ...(extraSamples > 0 && { samples: [output.content, ...samples.flatMap((r) => (r.ok ? [r.output.content] : []))] }),
+    ...(verdict?.ok && { judgeVerdict: verdict.output.content }),
+  };
 }

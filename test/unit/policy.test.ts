@@ -198,7 +198,7 @@ describe('cascade driver', () => {
     assert.equal(r.cascade.attempts[1]!.error, 'skipped:context_length');
   });
 
-  it('self-consistency: the extra samples are asked at once, billed, and passed to the evaluator in order', async () => {
+  it('self-consistency and judge: the extra samples and the verdict are asked at once, billed, and passed to the evaluator in order', async () => {
     const { fx, calls } = effects({ confidence: { small: 0.9 } });
     let inFlight = 0;
     let maxInFlight = 0;
@@ -210,24 +210,40 @@ describe('cascade driver', () => {
       inFlight--;
       return generate(call);
     };
-    let seen: string[] | undefined;
+    let seen: { samples?: string[]; judgeVerdict?: string } = {};
     const evaluate = fx.evaluate;
     fx.evaluate = async (call) => {
-      seen = call.samples;
+      seen = { samples: call.samples, judgeVerdict: call.judgeVerdict };
       return evaluate(call);
     };
     const base = input();
-    const policy = { ...base.policy, steps: [{ ...base.policy.steps[0]!, evaluator: { type: 'self-consistency', samples: 4 } }, base.policy.steps[1]!] };
+    const policy = {
+      ...base.policy,
+      steps: [
+        {
+          ...base.policy.steps[0]!,
+          evaluator: {
+            type: 'min',
+            of: [
+              { type: 'self-consistency', samples: 4 },
+              { type: 'judge', model: 'large' },
+            ],
+          },
+        },
+        base.policy.steps[1]!,
+      ],
+    };
     const r = await runCascade({ ...base, policy }, 'wf', fx);
     assert.equal(r.model, 'small');
-    assert.equal(maxInFlight, 3, 'three extra samples in flight together');
+    assert.equal(maxInFlight, 4, 'three extra samples and the judge in flight together');
     assert.deepEqual(
       calls.map((c) => c.requestId),
-      ['wf/1/answer', 'wf/1/sample-1', 'wf/1/sample-2', 'wf/1/sample-3'],
+      ['wf/1/answer', 'wf/1/sample-1', 'wf/1/sample-2', 'wf/1/sample-3', 'wf/1/judge'],
     );
-    assert.equal(seen?.length, 4);
+    assert.deepEqual(seen, { samples: Array(4).fill('answer of small'), judgeVerdict: 'answer of large' });
     assert.equal(r.cascade.attempts.filter((a) => a.detail === 'sample').length, 3);
-    assert.ok(Math.abs(r.cascade.cost_usd - 4 * costUsd(model('small'), 1000, 1000)) < 1e-12, 'the samples are billed');
+    const billed = 4 * costUsd(model('small'), 1000, 1000) + costUsd(base.models.large!, 1000, 1000);
+    assert.ok(Math.abs(r.cascade.cost_usd - billed) < 1e-12, 'the samples and the judge are billed');
   });
 
   it('is deterministic: the same effects give the same trace', async () => {
