@@ -99,7 +99,8 @@ export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps):
 }
 
 function parseBody(raw: unknown): ChatCompletionRequest {
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw ApiError.invalid('Request body must be a JSON object (send Content-Type: application/json)');
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw ApiError.invalid('Request body must be a JSON object (send Content-Type: application/json)', null, 'invalid_body');
   const parsed = chatCompletionRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

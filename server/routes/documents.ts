@@ -178,7 +178,8 @@ export function documentsRoutes({ config, client, logger, store = createDocument
 }
 
 function parseRequest(raw: unknown): DocumentRequest {
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw ApiError.invalid('Request body must be a JSON object or a multipart form with a file');
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw ApiError.invalid('Request body must be a JSON object or a multipart form with a file', null, 'invalid_body');
   const parsed = documentRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -142,6 +142,14 @@ describe('bad input gets an OpenAI-shaped error and the process stays up', () =>
     assert.ok('param' in body.error && 'message' in body.error);
   });
 
+  it('rejects a body that is JSON but not an object with 400 invalid_body', async () => {
+    for (const body of ['[1, 2]', '"hello"', 'null']) {
+      const res = await post(body);
+      assert.equal(res.status, 400, body);
+      assert.equal(((await res.json()) as any).error.code, 'invalid_body', body);
+    }
+  });
+
   it('rejects wrong types naming the field', async () => {
     const res = await post(JSON.stringify({ model: 'cascade', messages: [{ role: 'user', content: 42 }] }));
     assert.equal(res.status, 400);
