@@ -6,6 +6,7 @@
  * and, if it is stateless (workers, API), started again after a growing backoff.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { REPO_ROOT } from '../../config/load.js';
 import { eachLine, formatLogLine, type Printer } from './log-lines.js';
 
@@ -55,7 +56,7 @@ export class Supervisor {
 
   /** Starts the child and resolves with its pid when it printed its ready line. */
   start(spec: ChildSpec): Promise<number> {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...spec.args], {
+    const child = spawn(process.execPath, [...cpuProfileFlags(spec.name), '--import', 'tsx', ...spec.args], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...spec.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -154,4 +155,14 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 function describeTail(tail: string[]): string {
   return tail.length ? `; its last output:\n${tail.map((l) => `    ${formatLogLine(l)}`).join('\n')}` : ' (no output)';
+}
+
+/**
+ * `CASCADE_CPU_PROFILE_DIR=<dir>`: every child writes V8 CPU profiles (`<dir>/<name>/*.cpuprofile`,
+ * one per thread) when it exits, for Chrome DevTools or any .cpuprofile viewer. Node refuses
+ * `--cpu-prof` in NODE_OPTIONS, so it is passed here. How docs/benchmarks.md profiled the workers.
+ */
+function cpuProfileFlags(name: string): string[] {
+  const dir = process.env.CASCADE_CPU_PROFILE_DIR;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, name.replace(/[^A-Za-z0-9-]/g, '_'))}`] : [];
 }
