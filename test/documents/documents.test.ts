@@ -259,9 +259,7 @@ describe('controlling a job', () => {
     );
     await assertCompletedCallsNotRepeated(id, completedBefore, 4);
   });
-});
 
-describe('failed chunks', () => {
   it('Idempotency-Key: a retried POST is the same job (also after it finished and continued as new), with each model call made once; another body → 409', async () => {
     const key = `doc-key-${Date.now()}`;
     const body = { model: 'cascade:simulated', task: 'summarize', text: documentText(12) };
@@ -306,7 +304,9 @@ describe('failed chunks', () => {
     assert.equal(empty.status, 400);
     assert.equal(((await empty.json()) as any).error.code, 'invalid_idempotency_key');
   });
+});
 
+describe('failed chunks', () => {
   it('only the chunks that failed in an outage are rerun, after a wait, and the job completes', async () => {
     const farm = `${stack.farmUrl('cpu').replace(/\/v1$/, '')}/farm/faults`;
     const addFault = (rule: Record<string, string>) =>
