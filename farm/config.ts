@@ -32,6 +32,11 @@ const syntheticSchema = z
       .default({ min: 40, max: 200 }),
     /** Confidence = exp(mean token logprob): `high_share` of prompts get `high`, the rest `low`. */
     confidence: z.object({ high: probability, low: probability, high_share: probability }).strict().default({ high: 0.9, low: 0.4, high_share: 0.7 }),
+    /**
+     * Share of `response_format: json_schema` requests answered with JSON that matches the schema
+     * (chosen per prompt); the rest get the usual prose, which fails the schema. Default 0.
+     */
+    json_schema_share: probability.default(0),
   })
   .strict();
 

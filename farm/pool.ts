@@ -65,6 +65,10 @@ const chatRequestSchema = z.object({
   max_completion_tokens: z.number().int().positive().nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   n: z.literal(1, { message: 'the farm answers with one choice (n must be 1)' }).nullish(),
+  response_format: z
+    .object({ type: z.string(), json_schema: z.object({ schema: z.unknown().optional() }).passthrough().nullish() })
+    .passthrough()
+    .nullish(),
 });
 type ChatRequest = z.infer<typeof chatRequestSchema>;
 
@@ -212,6 +216,9 @@ export function createPoolApp(ctx: PoolContext): express.Express {
           ...(chat.temperature != null ? { temperature: chat.temperature } : {}),
           ...(replayId !== undefined ? { replayId } : {}),
           ...(outputTokens !== undefined ? { outputTokens } : {}),
+          ...(chat.response_format?.type === 'json_schema' && chat.response_format.json_schema?.schema !== undefined
+            ? { jsonSchema: chat.response_format.json_schema.schema }
+            : {}),
         };
         let backend = model.backend;
         let answer = await backend.generate(genReq);

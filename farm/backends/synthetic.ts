@@ -4,6 +4,10 @@
  * it can never pass for a real model's answer. Its confidence signal (exp of the mean token
  * logprob) is `high` for a configured share of prompts and `low` for the rest, chosen from a hash
  * of (model, prompt), so a fixed share of answers gets escalated by a cascade.
+ *
+ * Asked for `response_format: json_schema`, a model with `json_schema_share` > 0 answers that
+ * share of prompts with JSON built from the schema (no prefix: it must parse; the answer is still
+ * flagged `simulated`, so the `x-farm-simulated` header says so), the rest with prose.
  */
 import { estimateTokens } from '../../common/dataset.js';
 import type { SyntheticSettings } from '../config.js';
@@ -36,6 +40,13 @@ export function createSyntheticBackend(models: Record<string, SyntheticSettings>
     const length = Math.max(2, req.outputTokens ?? (typeof range === 'number' ? range : range.min + Math.floor(rand() * (range.max - range.min + 1))));
     const pieces = [SIMULATED_PREFIX.trimEnd()];
     for (let i = 1; i < length; i++) pieces.push(` ${WORDS[Math.floor(rand() * WORDS.length)]!}`);
+    const json = req.jsonSchema !== undefined && seededRandom(hash32(`json\u0000${req.model}\u0000${prompt}`))() < settings.json_schema_share;
+    if (json) {
+      const text = JSON.stringify(instanceOf(req.jsonSchema, rand));
+      pieces.length = 0;
+      // Stream it in pieces of a few characters, like tokens.
+      for (let i = 0; i < text.length; i += 4) pieces.push(text.slice(i, i + 4));
+    }
     const confidence = Math.max(1e-6, syntheticConfidence(settings, req.model, prompt));
     const tokens = withLogprobs(pieces, Math.log(confidence), seed, req.wantLogprobs ? req.topLogprobs : 0);
     const generated: GeneratedAnswer = {
@@ -46,7 +57,7 @@ export function createSyntheticBackend(models: Record<string, SyntheticSettings>
       finishReason: 'stop',
       simulated: true,
     };
-    return capAnswer(generated, req.maxTokens);
+    return json ? generated : capAnswer(generated, req.maxTokens);
   }
 
   const names = Object.keys(models);
@@ -55,4 +66,30 @@ export function createSyntheticBackend(models: Record<string, SyntheticSettings>
     models: () => names,
     generate: (req) => Promise.resolve(answer(req)),
   };
+}
+
+type Schema = { type?: string | string[]; properties?: Record<string, unknown>; required?: string[]; items?: unknown; enum?: unknown[]; const?: unknown };
+
+/** A deterministic value that matches the common subset of JSON Schema (types, properties, items, enum, const). */
+function instanceOf(schema: unknown, rand: () => number, depth = 0): unknown {
+  const s = (schema && typeof schema === 'object' ? schema : {}) as Schema;
+  if ('const' in s) return s.const;
+  if (s.enum?.length) return s.enum[Math.floor(rand() * s.enum.length)];
+  const type = Array.isArray(s.type) ? s.type[0] : (s.type ?? (s.properties ? 'object' : 'string'));
+  switch (type) {
+    case 'object':
+      return Object.fromEntries(Object.entries(s.properties ?? {}).map(([k, v]) => [k, instanceOf(v, rand, depth + 1)]));
+    case 'array':
+      return depth > 4 ? [] : Array.from({ length: 1 + Math.floor(rand() * 3) }, () => instanceOf(s.items, rand, depth + 1));
+    case 'integer':
+      return Math.floor(rand() * 100);
+    case 'number':
+      return Math.round(rand() * 10_000) / 100;
+    case 'boolean':
+      return rand() < 0.5;
+    case 'null':
+      return null;
+    default:
+      return WORDS[Math.floor(rand() * WORDS.length)]!;
+  }
 }

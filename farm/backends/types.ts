@@ -22,6 +22,8 @@ export interface GenerateRequest {
   topLogprobs: number;
   /** Requested answer length in tokens (synthetic backend, from the `x-farm-output-tokens` header). */
   outputTokens?: number;
+  /** The schema of `response_format: {type: "json_schema"}`, when the caller sent one. */
+  jsonSchema?: unknown;
   /** Aborted when the client goes away; long generations should stop. */
   signal?: AbortSignal;
 }

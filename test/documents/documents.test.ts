@@ -95,31 +95,34 @@ async function webhookReceiver(): Promise<{ url: string; calls: any[]; close(): 
 }
 
 describe('document tasks', () => {
-  it('extract: a schema-invalid chunk answer is rejected and escalates; invalid final answers are reported', async () => {
+  it('extract: a schema-invalid chunk answer is rejected and escalates; valid answers are merged', async () => {
     const schema = { type: 'object', properties: { metrics: { type: 'array', items: { type: 'number' } } }, required: ['metrics'] };
     const id = await start({ task: 'extract', text: documentText(5, 'extract'), schema }, { 'x-farm-output-tokens': '12' });
     const done = await waitFor(id, finished);
     assert.equal(done.status, 'completed');
     const r = done.result;
     assert.ok(r.items.length >= 4);
-    // The farm's synthetic models answer prose, never JSON: sim-small's answer fails the schema
-    // gate on every chunk and escalates to sim-large (the last step, not evaluated), whose answer
-    // is checked again when the result is written.
-    assert.equal(done.escalations, r.items.length);
+    // The farm's sim-small answers a json_schema request with schema-shaped JSON for some prompts
+    // and with prose for the others (json_schema_share in config/farm.test.yaml); prose fails the
+    // schema gate and escalates to sim-large, which always answers JSON.
+    const escalated = [];
     for (const item of r.items) {
-      assert.equal(item.model, 'sim-large');
-      assert.equal(item.valid, false);
-      assert.match(item.errors[0], /not valid JSON/);
+      const trace = (await stack.client.workflow.getHandle(`${id}-chunk-${item.chunk}`).result()) as any;
+      const first = trace.cascade.attempts[0];
+      assert.equal(first.model, 'sim-small');
+      assert.equal(item.model, first.accepted ? 'sim-small' : 'sim-large', JSON.stringify(trace.cascade.attempts));
+      if (!first.accepted) escalated.push(first.detail);
+      assert.equal(item.valid, true, JSON.stringify(item));
+      assert.ok(Array.isArray(item.data.metrics) && item.data.metrics.every((m: unknown) => typeof m === 'number'));
     }
-    assert.deepEqual(
-      r.invalid_chunks,
-      r.items.map((i: any) => i.chunk),
+    assert.ok(escalated.length > 0 && escalated.length < r.items.length, `escalated ${escalated.length} of ${r.items.length}`);
+    assert.ok(
+      escalated.some((d) => /validators: not valid JSON/.test(d)),
+      escalated.join(' | '),
     );
-    assert.equal(r.merged, null);
-    const trace = (await stack.client.workflow.getHandle(`${id}-chunk-1`).result()) as any;
-    assert.equal(trace.cascade.attempts[0].model, 'sim-small');
-    assert.equal(trace.cascade.attempts[0].accepted, false);
-    assert.match(trace.cascade.attempts[0].detail, /validators: not valid JSON/);
+    assert.equal(done.escalations, escalated.length);
+    assert.deepEqual(r.invalid_chunks, []);
+    assert.deepEqual(r.merged, { metrics: r.items.flatMap((i: any) => i.data.metrics) }, 'array fields of the chunks are concatenated in chunk order');
   });
 
   it('classify: a label per chunk and overall; the webhook is called once the job is done (after one failed try)', async () => {

@@ -6,7 +6,7 @@ import type { GenerateRequest } from '../../farm/backends/types.js';
 import { defineFarmConfig } from '../../farm/index.js';
 import { postChat, startTestFarm, type TestFarm } from './helpers.js';
 
-const settings = { output_tokens: { min: 10, max: 30 }, confidence: { high: 0.95, low: 0.35, high_share: 0.7 } };
+const settings = { output_tokens: { min: 10, max: 30 }, confidence: { high: 0.95, low: 0.35, high_share: 0.7 }, json_schema_share: 0.5 };
 const backend = createSyntheticBackend({ sim: settings });
 const req = (prompt: string, more: Partial<GenerateRequest> = {}): GenerateRequest => ({
   model: 'sim',
@@ -63,4 +63,28 @@ test('x-farm-output-tokens requests an exact length (load and document tests)', 
   assert.equal(body.choices[0]!.message.content.split(' ').length, 500);
   const bad = await postChat(farm.baseUrl('load'), { model: 'sim', messages: [{ role: 'user', content: 'x' }] }, { 'x-farm-output-tokens': 'lots' });
   assert.equal(bad.status, 400);
+});
+
+test('json_schema requests: the configured share of prompts gets schema-shaped JSON, the rest prose; without a schema, always prose', async () => {
+  const schema = {
+    type: 'object',
+    properties: { name: { type: 'string' }, count: { type: 'integer' }, tags: { type: 'array', items: { enum: ['a', 'b'] } }, ok: { type: 'boolean' } },
+    required: ['name', 'count', 'tags', 'ok'],
+  };
+  let json = 0;
+  for (let i = 0; i < 400; i++) {
+    const a = (await backend.generate(req(`prompt ${i}`, { jsonSchema: schema })))!;
+    assert.equal(a.simulated, true);
+    assert.equal(a.tokens.map((t) => t.text).join(''), a.text);
+    if (a.text.startsWith('[simulated]')) continue;
+    json++;
+    const v = JSON.parse(a.text);
+    assert.equal(typeof v.name, 'string');
+    assert.ok(Number.isInteger(v.count));
+    assert.ok(Array.isArray(v.tags) && v.tags.length >= 1 && v.tags.every((t: string) => t === 'a' || t === 'b'));
+    assert.equal(typeof v.ok, 'boolean');
+    assert.deepEqual(await backend.generate(req(`prompt ${i}`, { jsonSchema: schema })), a, 'deterministic');
+  }
+  assert.ok(json > 150 && json < 250, `json answers: ${json} of 400`);
+  assert.match((await backend.generate(req('prompt 1')))!.text, /^\[simulated\] /);
 });
