@@ -68,7 +68,7 @@ export function createSyntheticBackend(models: Record<string, SyntheticSettings>
   };
 }
 
-type Schema = { type?: string | string[]; properties?: Record<string, unknown>; required?: string[]; items?: unknown; enum?: unknown[]; const?: unknown };
+type Schema = { type?: string | string[]; properties?: Record<string, unknown>; items?: unknown; enum?: unknown[]; const?: unknown };
 
 /** A deterministic value that matches the common subset of JSON Schema (types, properties, items, enum, const). */
 function instanceOf(schema: unknown, rand: () => number, depth = 0): unknown {
