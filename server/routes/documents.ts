@@ -8,7 +8,13 @@ import { randomUUID } from 'node:crypto';
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import multer from 'multer';
 import AjvModule from 'ajv';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type { Logger } from 'pino';
 import { SearchAttr } from '../../common/names.js';
 import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config/load.js';
@@ -82,8 +88,7 @@ export function documentsRoutes({ config, client, logger, store = createDocument
       const jobId = idempotencyKey ? idempotentWorkflowId('doc', idempotencyKey) : `doc-${randomUUID()}`;
       const accepted = (status: string) => ({ id: jobId, object: 'document.job', task: body.task, status, policy: policy.name });
       /** A job already started with this key: the same job again, or a 409 for another body. */
-      const replay = async () => {
-        const existing = await client.workflow.getHandle(jobId).describe();
+      const replay = (existing: WorkflowExecutionDescription) => {
         if (existing.memo?.requestHash !== requestHash) throw keyReused();
         res.setHeader('idempotent-replayed', 'true');
         res
@@ -91,7 +96,8 @@ export function documentsRoutes({ config, client, logger, store = createDocument
           .location(`/v1/documents/${jobId}`)
           .json(accepted(jobStatusName(existing.status.name)));
       };
-      if (idempotencyKey && (await jobExists(client, jobId))) return await replay();
+      const existing = idempotencyKey ? await describeJob(client, jobId) : null;
+      if (existing) return replay(existing);
 
       const documentKey = storeKeys.document(jobId, requestHash);
       const input: DocumentJobInput = {
@@ -129,7 +135,8 @@ export function documentsRoutes({ config, client, logger, store = createDocument
         });
       } catch (err) {
         // Two requests with one key at the same moment: the second finds the first's job.
-        if (idempotencyKey && err instanceof WorkflowExecutionAlreadyStartedError) return await replay();
+        const raced = idempotencyKey && err instanceof WorkflowExecutionAlreadyStartedError ? await describeJob(client, jobId) : null;
+        if (raced) return replay(raced);
         throw err;
       }
       logger.info({ job_id: jobId, task: body.task, policy: policy.name, bytes: Buffer.byteLength(text) }, 'document job started');
@@ -241,15 +248,9 @@ function pickHeaders(headers: Record<string, string | string[] | undefined>, nam
 async function findJob(client: Client, id: string): Promise<{ handle: WorkflowHandle<typeof documentWorkflow>; running: boolean; status: string }> {
   const notFound = () => new ApiError(404, `No document job ${id}`, 'invalid_request_error', 'job_not_found', 'id');
   if (!/^doc-([0-9a-f-]{36}|idem-[0-9a-f]{40})$/.test(id)) throw notFound();
-  const handle = client.workflow.getHandle<typeof documentWorkflow>(id);
-  try {
-    const desc = await handle.describe();
-    if (desc.type !== 'documentWorkflow') throw notFound();
-    return { handle, running: desc.status.name === 'RUNNING', status: desc.status.name };
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw notFound();
-    throw err;
-  }
+  const desc = await describeJob(client, id);
+  if (desc?.type !== 'documentWorkflow') throw notFound();
+  return { handle: client.workflow.getHandle<typeof documentWorkflow>(id), running: desc.status.name === 'RUNNING', status: desc.status.name };
 }
 
 async function jobView(client: Client, store: DocumentStore, id: string): Promise<Record<string, unknown>> {
@@ -272,12 +273,12 @@ async function jobView(client: Client, store: DocumentStore, id: string): Promis
   return { ...base, status: jobStatusName(status), error: { message: failure ?? status, code: status.toLowerCase() } };
 }
 
-async function jobExists(client: Client, id: string): Promise<boolean> {
+/** The workflow's description, or null when there is none with this id. */
+async function describeJob(client: Client, id: string): Promise<WorkflowExecutionDescription | null> {
   try {
-    await client.workflow.getHandle(id).describe();
-    return true;
+    return await client.workflow.getHandle(id).describe();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
+    if (err instanceof WorkflowNotFoundError) return null;
     throw err;
   }
 }
