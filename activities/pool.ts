@@ -3,7 +3,7 @@
  * start to the deployments of that pool. Keys are read from the worker's own environment, so
  * they never travel through Temporal.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import type { GenerateInput, GenerateOutput } from '../common/types.js';
 import { ErrorType, NON_RETRYABLE_ERRORS } from '../common/errors.js';
@@ -11,6 +11,8 @@ import type { CascadeConfig } from '../config/load.js';
 import type { ChatProvider, UpstreamEndpoint } from './providers/interface.js';
 import { UpstreamFailure } from './providers/interface.js';
 import { OpenAICompatibleProvider } from './providers/openai-compatible.js';
+import { createPrefixJudge } from '../evaluators/prefix.js';
+import { openStreamSink, type StreamSink } from './stream-sink.js';
 
 export interface PoolActivityDeps {
   config: CascadeConfig;
@@ -50,7 +52,26 @@ export function createPoolActivities({ config, pool, logger, provider = new Open
         });
       }
       const model = config.models.get(input.model);
-      const log = logger.child({ workflow_id: ctx.info.workflowExecution?.workflowId, deployment: input.deploymentId, attempt });
+      const workflowId = ctx.info.workflowExecution?.workflowId ?? '';
+      const log = logger.child({ workflow_id: workflowId, deployment: input.deploymentId, attempt });
+      const sink: StreamSink | null = input.stream
+        ? openStreamSink(input.stream.target, {
+            workflowId,
+            call: input.requestId,
+            step: input.stream.step,
+            model: input.model,
+            kind: input.stream.kind,
+            attempt,
+          })
+        : null;
+      const judge = input.earlyAbort
+        ? createPrefixJudge(
+            input.earlyAbort.evaluator,
+            input.earlyAbort.threshold,
+            { messages: input.params.messages, responseFormat: input.params.response_format },
+            input.earlyAbort.options,
+          )
+        : null;
       try {
         const result = await provider.chat({
           endpoint,
@@ -61,14 +82,34 @@ export function createPoolActivities({ config, pool, logger, provider = new Open
           attemptTimeoutMs: model?.attemptTimeoutMs ?? 120_000,
           signal: ctx.cancellationSignal,
           heartbeat: () => ctx.heartbeat(),
+          ...((sink || judge) && {
+            onDelta: (text, logprobs) => {
+              sink?.delta(text);
+              return judge?.push(text, logprobs ?? undefined) ?? null;
+            },
+          }),
         });
+        sink?.end(result.stoppedFor ? 'aborted' : 'ok', result.stoppedFor);
         log.info(
-          { latency_ms: result.latencyMs, first_token_ms: result.firstTokenMs, completion_tokens: result.usage.completion_tokens },
-          'model call completed',
+          {
+            latency_ms: result.latencyMs,
+            first_token_ms: result.firstTokenMs,
+            completion_tokens: result.usage.completion_tokens,
+            ...(result.stoppedFor && { stopped_for: result.stoppedFor }),
+          },
+          result.stoppedFor ? 'model call stopped early: the answer was already lost' : 'model call completed',
         );
         return { ...result, attempt, pool };
       } catch (err) {
+        if (ctx.cancellationSignal.aborted) {
+          // The workflow no longer wants this call (a hedge lost, the caller left): the upstream
+          // request was aborted with it.
+          sink?.end('cancelled');
+          log.info('model call cancelled');
+          throw new CancelledFailure('model call cancelled by the workflow');
+        }
         const failure = err instanceof UpstreamFailure ? err : new UpstreamFailure(ErrorType.UpstreamError, (err as Error).message, { retryable: true });
+        sink?.end('failed', failure.type);
         log.warn({ error: failure.type, retryable: failure.retryable }, 'model call failed');
         const remainingMs = ctx.info.scheduleToCloseTimeoutMs ? ctx.info.scheduledTimestampMs + ctx.info.scheduleToCloseTimeoutMs - Date.now() : Infinity;
         // A Retry-After longer than the time left is not worth waiting for: fail over at once.

@@ -2,6 +2,7 @@
  * Data that crosses process boundaries: API → workflow → activities → back.
  * Pure types only (imported by workflow code). Everything here is JSON-serialisable.
  */
+import type { StreamKind, StreamTarget } from './stream.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -94,6 +95,23 @@ export interface PolicyStep {
   model: string;
   evaluator: EvaluatorSpec;
   threshold: number;
+  /** Streaming evaluation (evaluators/prefix.ts); false turns it off for the step. */
+  early_abort?: EarlyAbortOptions | false;
+  /** Start the next step alongside this one when it is likely to be rejected or time is short. */
+  hedge?: HedgeSpec;
+}
+
+export interface EarlyAbortOptions {
+  logprob_min_tokens: number;
+  logprob_margin: number;
+  max_tokens: number | null;
+}
+
+export interface HedgeSpec {
+  /** Hedge when the pre-router's P(this step is accepted) is below this. */
+  below_p?: number;
+  /** Hedge when the deadline left cannot fit this step and the next one back to back. */
+  on_deadline?: boolean;
 }
 
 export interface PrerouterSpec {
@@ -125,6 +143,8 @@ export interface CascadeInput {
   /** Overrides of the policy's limits for this request. */
   deadlineMs?: number;
   maxCostUsd?: number;
+  /** `stream: true` requests: where calls send their deltas (common/stream.ts). */
+  stream?: StreamTarget;
 }
 
 /** Input of the `generate` activity (served on every pool's task queue). */
@@ -138,6 +158,10 @@ export interface GenerateInput {
   streamIdleTimeoutMs: number;
   /** Human label for logs and the UI. */
   label: string;
+  /** Send this call's deltas to the API holding the client (live answer or opt-in draft). */
+  stream?: { target: StreamTarget; kind: StreamKind; step: number };
+  /** Stop the call as soon as the step's evaluator is sure to reject the answer. */
+  earlyAbort?: { evaluator: EvaluatorSpec; threshold: number; options: EarlyAbortOptions };
 }
 
 export interface GenerateOutput {
@@ -152,6 +176,8 @@ export interface GenerateOutput {
   /** Temporal attempt number that produced the answer (1 = first try). */
   attempt: number;
   pool: string;
+  /** Streaming evaluation stopped the call: why (content is only what came before). */
+  stoppedFor?: string;
 }
 
 /** One row of the trace: a model call, an evaluation, or a step that was skipped. */
@@ -169,6 +195,8 @@ export interface AttemptRecord {
   cost_usd: number;
   /** Temporal retries of this call on the same deployment. */
   retries?: number;
+  /** Streaming evaluation stopped the call: why, tokens generated, and what that saved (estimated). */
+  stopped_early?: { reason: string; tokens: number; saved_tokens_est: number; saved_ms_est: number };
 }
 
 export interface CascadeTrace {

@@ -141,7 +141,17 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
         s.evaluator.type === 'judge' ? s.evaluator.model : s.evaluator.type === 'min' ? s.evaluator.of.find((e) => e.type === 'judge')?.model : undefined;
       if (judge && !models.has(judge)) problems.push(`${where}.steps[${i}].evaluator.model: unknown judge model "${judge}"`);
     });
-    policies.set(name, { ...p, name, steps: p.steps.map((s) => ({ model: s.model, evaluator: s.evaluator, threshold: s.threshold })) });
+    policies.set(name, {
+      ...p,
+      name,
+      steps: p.steps.map((s) => ({
+        model: s.model,
+        evaluator: s.evaluator,
+        threshold: s.threshold,
+        ...(s.early_abort !== undefined && { early_abort: s.early_abort }),
+        ...(s.hedge && { hedge: s.hedge }),
+      })),
+    });
   };
   for (const [key, p] of Object.entries(raw.policies)) addPolicy(key, p, `policies.${key}`);
   for (const rel of raw.policy_files) {

@@ -56,6 +56,32 @@ export const policyStepSchema = z
     model: z.string().min(1),
     evaluator: evaluatorSpecSchema.default({ type: 'none' }),
     threshold: z.number().min(0).max(1).default(0.5),
+    /**
+     * Streaming evaluation (evaluators/prefix.ts): stop this step's call as soon as its answer is
+     * certain to be rejected. On by default wherever the evaluator can judge a prefix; `false` turns it off.
+     */
+    early_abort: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            logprob_min_tokens: z.number().int().min(1).default(32),
+            logprob_margin: z.number().min(0).max(1).default(0.2),
+            max_tokens: z.number().int().positive().nullable().default(null),
+          })
+          .strict(),
+      ])
+      .optional(),
+    /** Start the next step alongside this one (docs: README, "Latency"). The first acceptable answer wins. */
+    hedge: z
+      .object({
+        /** Hedge when the pre-router's P(this step is accepted) is below this. */
+        below_p: z.number().min(0).max(1).optional(),
+        /** Hedge when the deadline left cannot fit this step and the next back to back. */
+        on_deadline: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -97,6 +123,12 @@ export const configSchema = z
         log_prompts: z.boolean().default(false),
         /** Request headers passed on to every upstream call (e.g. the farm's x-farm-fault in tests). */
         forward_headers: z.array(z.string().min(1)).default([]),
+        /**
+         * URL at which model-call workers reach this API process to stream live answers
+         * (common/stream.ts). Default: the address the client's connection came in on, which is
+         * right on one host; set it when workers see the API under another address.
+         */
+        stream_callback_url: z.string().url().optional(),
       })
       .strict()
       .default({ host: '127.0.0.1', port: 8080, max_body_bytes: 1_048_576, log_prompts: false, forward_headers: [] }),

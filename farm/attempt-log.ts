@@ -37,6 +37,8 @@ export interface Attempt {
   stream: boolean;
   /** Backend kind that produced the answer (replay, synthetic, llama), null when none did. */
   backend: string | null;
+  /** Epoch ms the response ended (sent in full, cut, or the client went away); null while it runs. */
+  end_ms: number | null;
 }
 
 export interface AttemptFilter {
@@ -64,6 +66,7 @@ export class AttemptLog {
       request_id: requestId,
       stream,
       backend: null,
+      end_ms: null,
     };
     this.attempts.push(attempt);
     if (this.attempts.length > this.limit + 1024) this.attempts.splice(0, this.attempts.length - this.limit);

@@ -137,6 +137,7 @@ export function createPoolApp(ctx: PoolContext): express.Express {
     const attempt = state.log.start(ctx.name, isRecord(body) && typeof body.model === 'string' ? body.model : null, requestId, stream);
     const ac = new AbortController();
     res.on('close', () => {
+      attempt.end_ms = Date.now();
       if (!res.writableFinished) ac.abort();
       if (attempt.outcome === 'pending') attempt.outcome = 'client-closed';
       // No prompt or answer text in logs: the attempt record only.

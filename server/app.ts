@@ -11,6 +11,8 @@ import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { documentsRoutes } from './routes/documents.js';
 import { healthRoute } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
+import { StreamHub } from './stream-hub.js';
+import { STREAM_PATH } from '../common/stream.js';
 
 export interface AppDeps {
   config: CascadeConfig;
@@ -32,6 +34,9 @@ export function createApp({ config, client, logger, env = process.env }: AppDeps
     : [];
 
   app.get('/healthz', healthRoute(client));
+  // Live answers from the model-call workers (authenticated per request by a token, not an API key).
+  const hub = new StreamHub(logger);
+  app.post(`${STREAM_PATH}/:workflowId`, hub.ingest());
   const v1 = express.Router();
   v1.use(requireApiKey(keys));
   // Before the JSON parser below: documents have their own, larger limit and multipart uploads.
@@ -39,7 +44,7 @@ export function createApp({ config, client, logger, env = process.env }: AppDeps
   // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
-  v1.post('/chat/completions', chatCompletionsRoute({ config, client, logger }));
+  v1.post('/chat/completions', chatCompletionsRoute({ config, client, logger, hub }));
   app.use('/v1', v1);
   app.use(notFound);
   app.use(errorHandler(logger));

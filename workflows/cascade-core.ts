@@ -10,14 +10,27 @@ import type {
   CascadeTrace,
   ChatParams,
   DeploymentRef,
+  EarlyAbortOptions,
   EvaluatorSpec,
   GenerateOutput,
   ModelInfo,
   PolicyStep,
 } from '../common/types.js';
+import type { StreamKind } from '../common/stream.js';
 import { ErrorType, REQUEST_ERRORS } from '../common/errors.js';
-import { accepts, costOfUsage, estimatePromptTokens, fitsAfterContextError, MIN_ATTEMPT_MS, stepFeasibility } from './policy.js';
-import { buildJudgeMessages } from '../evaluators/judge-prompt.js';
+import {
+  accepts,
+  cancelledCallCost,
+  costOfUsage,
+  earlyAbortOptions,
+  estimatePromptTokens,
+  fitsAfterContextError,
+  hedgeReason,
+  MIN_ATTEMPT_MS,
+  savedByEarlyStop,
+  stepFeasibility,
+} from './policy.js';
+import { extraCallsOf, gatherEvidence, withLogprobsIfNeeded } from './evidence.js';
 
 export interface GenerateCall {
   /** 1-based ladder step. */
@@ -29,6 +42,10 @@ export interface GenerateCall {
   requestId: string;
   remainingMs: number;
   purpose: 'answer' | 'sample' | 'judge';
+  /** Send the deltas to the client: the answer itself (`live`) or an opt-in draft. */
+  stream?: StreamKind;
+  /** Stop the call once the step's evaluator is sure to reject the answer (evaluators/prefix.ts). */
+  earlyAbort?: { evaluator: EvaluatorSpec; threshold: number; options: EarlyAbortOptions };
 }
 
 export type GenerateOutcome =
@@ -71,6 +88,11 @@ export interface CascadeEffects {
   preroute?(policySteps: PolicyStep[], params: ChatParams): Promise<number[] | null>;
   /** Called after every recorded attempt; the workflow mirrors it into the Temporal UI. */
   onProgress?(trace: CascadeTrace, note: string): void;
+  /**
+   * Runs `fn` so that it can be cancelled (a hedged step that lost). Without it, hedged steps run
+   * to their end and the loser is simply ignored.
+   */
+  cancellable?<T>(fn: () => Promise<T>): { promise: Promise<T>; cancel(): void };
 }
 
 /** Thrown when no answer can be returned; carries the trace for the caller. */
@@ -93,33 +115,22 @@ interface Candidate {
 }
 
 type CallResult = { ok: true; output: GenerateOutput; deployment: DeploymentRef } | { ok: false; type: string; message: string };
-type CallModel = (
+export type CallModel = (
   step: number,
   model: ModelInfo,
   params: ChatParams,
   purpose: GenerateCall['purpose'],
   suffix: string,
   route?: RouteDecision,
+  delivery?: Pick<GenerateCall, 'stream' | 'earlyAbort'>,
 ) => Promise<CallResult>;
 
-/** Extra answers a self-consistency evaluator compares (0 when none), looking inside `min` combinations. */
-export function extraSamplesOf(spec: EvaluatorSpec): number {
-  if (spec.type === 'self-consistency') return Math.max(1, (spec.samples ?? 3) - 1);
-  if (spec.type === 'min' && Array.isArray(spec.of)) return Math.max(0, ...(spec.of as EvaluatorSpec[]).map(extraSamplesOf));
-  return 0;
-}
-
-/** The judge model a step's evaluator calls, if any, looking inside `min` combinations. */
-export function judgeModelOf(spec: EvaluatorSpec): string | null {
-  if (spec.type === 'judge') return spec.model ?? null;
-  if (spec.type === 'min' && Array.isArray(spec.of)) return (spec.of as EvaluatorSpec[]).map(judgeModelOf).find((m) => m !== null) ?? null;
-  return null;
-}
-
-/** Extra model calls an evaluator makes besides the step's own answer. */
-export function extraCallsOf(spec: EvaluatorSpec): number {
-  return extraSamplesOf(spec) + (judgeModelOf(spec) ? 1 : 0);
-}
+/** How one step ended. */
+type StepOutcome =
+  | { kind: 'accepted'; candidate: Candidate }
+  | { kind: 'rejected'; candidate: Candidate | null }
+  | { kind: 'failed'; failure: { type: string; message: string }; contextWindow?: number }
+  | { kind: 'skipped'; failure: { type: string; message: string } };
 
 export async function runCascade(input: CascadeInput, workflowId: string, fx: CascadeEffects): Promise<CascadeResult> {
   const { policy, params } = input;
@@ -140,7 +151,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
   };
 
   /** Calls one model, failing over across its deployments; bills only completed calls. */
-  const callModel: CallModel = async (step, model, callParams, purpose, suffix, knownRoute) => {
+  const callModel: CallModel = async (step, model, callParams, purpose, suffix, knownRoute, delivery) => {
     const route = knownRoute ?? (await fx.route(model));
     if (route.deployments.length === 0) {
       const message = `every deployment of ${model.name} is cut off by its circuit breaker`;
@@ -155,7 +166,16 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         record(noAnswer(step, model.name, deployment, ErrorType.DeadlineExceeded, message), message);
         return { ok: false, type: ErrorType.DeadlineExceeded, message };
       }
-      const outcome = await fx.generate({ step, model, deployment, params: callParams, requestId: `${workflowId}/${step}/${suffix}`, remainingMs, purpose });
+      const outcome = await fx.generate({
+        step,
+        model,
+        deployment,
+        params: callParams,
+        requestId: `${workflowId}/${step}/${suffix}`,
+        remainingMs,
+        purpose,
+        ...delivery,
+      });
       if (outcome.ok) {
         const cost = costOfUsage(model, outcome.output.usage);
         await fx.report({ deploymentId: deployment.id, model: model.name, ok: true, latencyMs: outcome.output.latencyMs });
@@ -197,39 +217,23 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
   };
 
   const prerouted = policy.prerouter && fx.preroute ? await fx.preroute(policy.steps, params) : null;
-  let best: Candidate | null = null;
   let contextFailedWindow = 0;
-  let lastFailure: { type: string; message: string } | null = null;
 
-  for (let i = 0; i < policy.steps.length; i++) {
+  /** Runs one step: feasibility, the call (with failover), evaluation. Records everything it does. */
+  const runStep = async (i: number, hedged: boolean): Promise<StepOutcome> => {
     const stepSpec = policy.steps[i]!;
     const step = i + 1;
     const isLast = i === policy.steps.length - 1;
     const model = modelOf(stepSpec.model);
-    const skip = (reason: string, detail: string) => {
+    const skip = (reason: string, detail: string): StepOutcome => {
       record(noAnswer(step, model.name, null, `skipped:${reason}`, detail), `step ${step} skipped: ${detail}`);
-      lastFailure = {
-        type:
-          reason === 'context_length'
-            ? ErrorType.ContextLengthExceeded
-            : reason === 'deadline'
-              ? ErrorType.DeadlineExceeded
-              : reason === 'budget'
-                ? ErrorType.BudgetExceeded
-                : ErrorType.AllDeploymentsFailed,
-        message: detail,
-      };
+      return { kind: 'skipped', failure: { type: SKIP_ERRORS[reason] ?? ErrorType.AllDeploymentsFailed, message: detail } };
     };
-
-    if (contextFailedWindow > 0 && !fitsAfterContextError(contextFailedWindow, model)) {
-      skip('context_length', `${model.name}'s context window (${model.contextWindow}) is no larger than one that already refused the prompt`);
-      continue;
-    }
+    if (contextFailedWindow > 0 && !fitsAfterContextError(contextFailedWindow, model))
+      return skip('context_length', `${model.name}'s context window (${model.contextWindow}) is no larger than one that already refused the prompt`);
     const p = prerouted?.[i];
-    if (!isLast && p !== undefined && policy.prerouter && p < policy.prerouter.skip_below) {
-      skip('prerouter', `pre-router predicts ${p.toFixed(2)} < ${policy.prerouter.skip_below} for ${model.name}`);
-      continue;
-    }
+    if (!isLast && p !== undefined && policy.prerouter && p < policy.prerouter.skip_below)
+      return skip('prerouter', `pre-router predicts ${p.toFixed(2)} < ${policy.prerouter.skip_below} for ${model.name}`);
     const needsEvaluation = !isLast || policy.evaluate_last_step;
     const route = await fx.route(model);
     const feasible = stepFeasibility({
@@ -242,23 +246,21 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       maxCostUsd,
       extraCalls: needsEvaluation ? extraCallsOf(stepSpec.evaluator) : 0,
     });
-    if (!feasible.ok) {
-      skip(feasible.reason, feasible.detail);
-      continue;
-    }
+    if (!feasible.ok) return skip(feasible.reason, feasible.detail);
 
-    const answer = await callModel(step, model, withLogprobsIfNeeded(params, stepSpec.evaluator), 'answer', 'answer', route);
+    // An answer nobody evaluates is the answer: it streams to the client as it is generated,
+    // unless it runs as a hedge (it may still lose). Evaluated answers stream only as drafts.
+    const stream: StreamKind | undefined = !input.stream ? undefined : !needsEvaluation && !hedged ? 'live' : input.stream.drafts ? 'draft' : undefined;
+    const abortOptions = needsEvaluation ? earlyAbortOptions(stepSpec) : null;
+    const answer = await callModel(step, model, withLogprobsIfNeeded(params, stepSpec.evaluator), 'answer', 'answer', route, {
+      ...(stream && { stream }),
+      ...(abortOptions && { earlyAbort: { evaluator: stepSpec.evaluator, threshold: stepSpec.threshold, options: abortOptions } }),
+    });
     if (!answer.ok) {
-      if (answer.type === ErrorType.ContentPolicyViolation) {
-        throw new CascadeFailure(answer.type, answer.message, trace);
-      }
-      if (answer.type === ErrorType.ContextLengthExceeded) contextFailedWindow = Math.max(contextFailedWindow, model.contextWindow);
-      lastFailure = answer;
-      if (!isLast) trace.escalations++;
-      continue;
+      if (answer.type === ErrorType.ContentPolicyViolation) throw new CascadeFailure(answer.type, answer.message, trace);
+      return { kind: 'failed', failure: answer, ...(answer.type === ErrorType.ContextLengthExceeded && { contextWindow: model.contextWindow }) };
     }
     const output = answer.output;
-    const cost = costOfUsage(model, output.usage);
     const base: AttemptRecord = {
       step,
       model: model.name,
@@ -268,15 +270,28 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       confidence: null,
       accepted: true,
       error: null,
-      cost_usd: cost,
+      cost_usd: costOfUsage(model, output.usage),
       retries: output.attempt - 1,
     };
-
+    if (output.stoppedFor) {
+      // Streaming evaluation found the answer lost: what was generated is paid for, never returned.
+      const saved = savedByEarlyStop(model, output);
+      record(
+        {
+          ...base,
+          confidence: 0,
+          accepted: false,
+          detail: `stopped early after ${output.usage.completion_tokens} tokens: ${output.stoppedFor}`,
+          stopped_early: { reason: output.stoppedFor, tokens: output.usage.completion_tokens, saved_tokens_est: saved.tokens, saved_ms_est: saved.ms },
+        },
+        `step ${step} · ${model.name}: stopped early (${output.stoppedFor}), escalate`,
+      );
+      return { kind: 'rejected', candidate: null };
+    }
     if (!needsEvaluation) {
       record({ ...base, detail: 'last step: accepted without evaluation' }, `step ${step} · ${model.name} on ${answer.deployment.pool}: accepted (last step)`);
-      return finish(trace, step, model, output, input.requestHash);
+      return { kind: 'accepted', candidate: { step, model, output, confidence: 1 } };
     }
-
     const extra = await gatherEvidence(stepSpec, step, model, params, output, input, callModel);
     const evaluation = await fx.evaluate({
       step,
@@ -298,19 +313,116 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       },
       `step ${step} · ${model.name} on ${answer.deployment.pool}: ${verdict}, ${ok ? 'accept' : 'escalate'}`,
     );
-    if (ok) return finish(trace, step, model, output, input.requestHash);
-    if (!best || evaluation.confidence > best.confidence) best = { step, model, output, confidence: evaluation.confidence };
-    if (!isLast) trace.escalations++;
+    const candidate = { step, model, output, confidence: evaluation.confidence };
+    return ok ? { kind: 'accepted', candidate } : { kind: 'rejected', candidate };
+  };
+
+  let best: Candidate | null = null;
+  let lastFailure: { type: string; message: string } | null = null;
+  /** Folds a step's outcome into the running state; returns the answer when the step's was accepted. */
+  const settle = (i: number, outcome: StepOutcome): Candidate | null => {
+    if (outcome.kind === 'accepted') return outcome.candidate;
+    const isLast = i === policy.steps.length - 1;
+    if (outcome.kind === 'rejected') {
+      const c = outcome.candidate;
+      if (c && (!best || c.confidence > best.confidence)) best = c;
+    } else {
+      lastFailure = outcome.failure;
+      if (outcome.kind === 'failed' && outcome.contextWindow) contextFailedWindow = Math.max(contextFailedWindow, outcome.contextWindow);
+    }
+    if (outcome.kind !== 'skipped' && !isLast) trace.escalations++;
+    return null;
+  };
+
+  const expectedMs = (i: number) => modelOf(policy.steps[i]!.model).p50LatencyMs;
+  for (let i = 0; i < policy.steps.length; i++) {
+    const next = i + 1 < policy.steps.length ? i + 1 : null;
+    const why =
+      next === null
+        ? null
+        : hedgeReason({
+            hedge: policy.steps[i]!.hedge,
+            pAccept: prerouted?.[i],
+            remainingMs: deadline - fx.now(),
+            thisMs: expectedMs(i),
+            nextMs: expectedMs(next),
+          });
+    if (next === null || why === null) {
+      const accepted = settle(i, await runStep(i, false));
+      if (accepted) return finish(trace, accepted.step, accepted.model, accepted.output, input.requestHash);
+      continue;
+    }
+    // Hedge: the next step starts now too. The first acceptable answer wins; the other is cancelled.
+    fx.onProgress?.(trace, `step ${next + 1} hedged alongside step ${i + 1}: ${why}`);
+    const winner = await raceSteps(
+      [i, next],
+      (j) => runStep(j, j === next),
+      settle,
+      fx,
+      (j, startedAt) => {
+        const model = modelOf(policy.steps[j]!.model);
+        const cost = cancelledCallCost(model, promptTokens, fx.now() - startedAt);
+        record(
+          { ...noAnswer(j + 1, model.name, null, 'cancelled', 'hedge lost: cancelled once the other step answered (cost estimated)'), cost_usd: cost },
+          `step ${j + 1} cancelled: the hedge was won by the other step`,
+        );
+      },
+    );
+    if (winner) return finish(trace, winner.step, winner.model, winner.output, input.requestHash);
+    i = next; // both steps are settled
   }
 
   const failure: { type: string; message: string } = lastFailure ?? { type: ErrorType.AllDeploymentsFailed, message: 'no step produced an answer' };
-  if (best) {
+  const fallback = best as Candidate | null;
+  if (fallback) {
     // Better a rejected answer, clearly flagged, than none when every stronger step failed.
     trace.degraded = true;
-    fx.onProgress?.(trace, `no answer accepted (${failure.type}); returning the best rejected answer from step ${best.step}`);
-    return finish(trace, best.step, best.model, best.output, input.requestHash);
+    fx.onProgress?.(trace, `no answer accepted (${failure.type}); returning the best rejected answer from step ${fallback.step}`);
+    return finish(trace, fallback.step, fallback.model, fallback.output, input.requestHash);
   }
   throw new CascadeFailure(failure.type, failure.message, trace);
+}
+
+const SKIP_ERRORS: Record<string, string> = {
+  context_length: ErrorType.ContextLengthExceeded,
+  deadline: ErrorType.DeadlineExceeded,
+  budget: ErrorType.BudgetExceeded,
+};
+
+/**
+ * Two steps at once. Whichever settles first with an accepted answer wins and the other is
+ * cancelled; a rejection waits for the other. Outcomes are settled in the order they arrive, which
+ * Temporal replays identically.
+ */
+async function raceSteps(
+  pair: [number, number],
+  run: (i: number) => Promise<StepOutcome>,
+  settle: (i: number, o: StepOutcome) => Candidate | null,
+  fx: CascadeEffects,
+  onCancelled: (i: number, startedAt: number) => void,
+): Promise<Candidate | null> {
+  const startedAt = fx.now();
+  const runs = pair.map((i) => {
+    const c = fx.cancellable ? fx.cancellable(() => run(i)) : { promise: run(i), cancel: () => {} };
+    return { i, cancel: c.cancel, settled: false, promise: c.promise.then((o) => ({ i, o })) };
+  });
+  let pending = [...runs];
+  while (pending.length > 0) {
+    const { i, o } = await Promise.race(pending.map((r) => r.promise));
+    const done = runs.find((r) => r.i === i)!;
+    done.settled = true;
+    pending = pending.filter((r) => r !== done);
+    const accepted = settle(i, o);
+    if (accepted) {
+      for (const r of pending) {
+        r.cancel();
+        r.promise.catch(() => {}); // its cancellation is expected, not an error
+        onCancelled(r.i, startedAt);
+      }
+      return accepted;
+    }
+  }
+  return null;
 }
 
 /** The trace record of an attempt that gave no answer: nothing is billed for it. */
@@ -346,43 +458,5 @@ function finish(trace: CascadeTrace, step: number, model: ModelInfo, output: Gen
     usage: output.usage,
     logprobs: output.logprobs,
     cascade: trace,
-  };
-}
-
-/** A logprob evaluator (also inside `min`) needs token logprobs even when the caller did not ask for them. */
-function usesLogprobs(spec: EvaluatorSpec): boolean {
-  return spec.type === 'logprob' || (spec.type === 'min' && Array.isArray(spec.of) && (spec.of as EvaluatorSpec[]).some(usesLogprobs));
-}
-
-function withLogprobsIfNeeded(params: ChatParams, spec: EvaluatorSpec): ChatParams {
-  return usesLogprobs(spec) && !params.logprobs ? { ...params, logprobs: true } : params;
-}
-
-/** Self-consistency samples and judge verdicts: extra model calls made before evaluating. */
-async function gatherEvidence(
-  stepSpec: PolicyStep,
-  step: number,
-  model: ModelInfo,
-  params: ChatParams,
-  output: GenerateOutput,
-  input: CascadeInput,
-  callModel: CallModel,
-): Promise<{ samples?: string[]; judgeVerdict?: string }> {
-  const spec = stepSpec.evaluator;
-  const extraSamples = extraSamplesOf(spec);
-  const judgeName = judgeModelOf(spec);
-  const judge = judgeName ? input.models[judgeName] : undefined;
-  const sampleParams: ChatParams = { ...params, temperature: params.temperature && params.temperature > 0 ? params.temperature : 0.7 };
-  const judgeParams: ChatParams = { messages: buildJudgeMessages({ messages: params.messages, answer: output.content }), temperature: 0, max_tokens: 16 };
-  // The samples and the judge's verdict are independent calls, so all are asked at once: the step
-  // waits for the slowest, not their sum. They are used by index, not by arrival, so the
-  // evaluation stays deterministic.
-  const [samples, verdict] = await Promise.all([
-    Promise.all(Array.from({ length: extraSamples }, (_, s) => callModel(step, model, sampleParams, 'sample', `sample-${s + 1}`))),
-    judge ? callModel(step, judge, judgeParams, 'judge', 'judge') : null,
-  ]);
-  return {
-    ...(extraSamples > 0 && { samples: [output.content, ...samples.flatMap((r) => (r.ok ? [r.output.content] : []))] }),
-    ...(verdict?.ok && { judgeVerdict: verdict.output.content }),
   };
 }

@@ -4,7 +4,15 @@
  * The decisions themselves live in cascade-core.ts.
  */
 import { ActivityFailure, ApplicationFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
-import { isCancellation, proxyActivities, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { PoolActivities } from '../activities/pool.js';
 import type { RouterActivities } from '../activities/router.js';
 import type { CascadeInput, CascadeResult, CascadeTrace } from '../common/types.js';
@@ -68,6 +76,8 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
               firstTokenTimeoutMs: call.model.firstTokenTimeoutMs,
               streamIdleTimeoutMs: call.model.streamIdleTimeoutMs,
               label: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}`,
+              ...(call.stream && input.stream && { stream: { target: input.stream, kind: call.stream, step: call.step } }),
+              ...(call.earlyAbort && { earlyAbort: call.earlyAbort }),
             },
           ],
         );
@@ -77,6 +87,10 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
       }
     },
     onProgress: (trace, note) => showProgress(trace, note),
+    cancellable: (fn) => {
+      const scope = new CancellationScope();
+      return { promise: scope.run(fn), cancel: () => scope.cancel() };
+    },
   };
 
   const flushReports = async () => {

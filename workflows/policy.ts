@@ -3,7 +3,7 @@
  * context, whether an answer is accepted, and the timeouts of one attempt. No Temporal, no I/O:
  * unit-tested directly and shared by the workflow and the offline routing benchmark.
  */
-import type { ChatParams, ModelInfo, RetrySettings, Usage } from '../common/types.js';
+import type { ChatParams, EarlyAbortOptions, HedgeSpec, ModelInfo, PolicyStep, RetrySettings, Usage } from '../common/types.js';
 
 /** Characters ÷ 4, plus a few tokens of chat framing per message: the estimate used before a call. */
 export function estimatePromptTokens(params: Pick<ChatParams, 'messages'>): number {
@@ -97,3 +97,44 @@ export function attemptTimeouts(model: ModelInfo, retry: RetrySettings, remainin
 
 /** Time left before the deadline below which a new attempt is not worth starting. */
 export const MIN_ATTEMPT_MS = 50;
+
+/** Streaming-evaluation settings of a step, with defaults; null when the step turned it off. */
+export function earlyAbortOptions(step: PolicyStep): EarlyAbortOptions | null {
+  if (step.early_abort === false) return null;
+  return { logprob_min_tokens: 32, logprob_margin: 0.2, max_tokens: null, ...step.early_abort };
+}
+
+/** What stopping a lost answer early saved, estimated from the model's typical answer length and this call's pace. */
+export function savedByEarlyStop(model: ModelInfo, output: { usage: Usage; latencyMs: number; firstTokenMs: number | null }): { tokens: number; ms: number } {
+  const produced = output.usage.completion_tokens;
+  const tokens = Math.max(0, model.expectedOutputTokens - produced);
+  const streamingMs = Math.max(1, output.latencyMs - (output.firstTokenMs ?? 0));
+  const msPerToken = produced > 0 ? streamingMs / produced : model.p50LatencyMs / Math.max(1, model.expectedOutputTokens);
+  return { tokens, ms: Math.round(tokens * msPerToken) };
+}
+
+export interface HedgeInput {
+  hedge: HedgeSpec | undefined;
+  /** Pre-router's P(this step is accepted), when the policy has a pre-router. */
+  pAccept: number | undefined;
+  remainingMs: number;
+  /** Expected latency of this step and of the next one (measured P50, else configured). */
+  thisMs: number;
+  nextMs: number;
+}
+
+/** Why the next step should start alongside this one, or null to run them one after the other. */
+export function hedgeReason(h: HedgeInput): string | null {
+  if (!h.hedge) return null;
+  if (h.hedge.below_p !== undefined && h.pAccept !== undefined && h.pAccept < h.hedge.below_p)
+    return `pre-router P(accept) ${h.pAccept.toFixed(2)} < ${h.hedge.below_p}`;
+  if (h.hedge.on_deadline && h.thisMs + h.nextMs > h.remainingMs)
+    return `${Math.round(h.thisMs)} + ${Math.round(h.nextMs)} ms back to back exceed the ${Math.max(0, Math.round(h.remainingMs))} ms left`;
+  return null;
+}
+
+/** What a call cancelled mid-way probably cost: the prompt, and the tokens its elapsed time allowed. */
+export function cancelledCallCost(model: ModelInfo, promptTokens: number, elapsedMs: number): number {
+  const share = Math.min(1, Math.max(0, elapsedMs) / Math.max(1, model.p50LatencyMs));
+  return costUsd(model, promptTokens, Math.round(share * model.expectedOutputTokens));
+}

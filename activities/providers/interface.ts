@@ -26,6 +26,12 @@ export interface ProviderCall {
   attemptTimeoutMs: number;
   signal?: AbortSignal;
   heartbeat?: () => void;
+  /**
+   * Called with every content delta as it arrives (with its tokens' logprobs when the upstream
+   * sends them). Returning a reason stops the call there: the result then holds the text so far
+   * with `stoppedFor` set (streaming evaluation found the answer already lost).
+   */
+  onDelta?: (text: string, logprobs: readonly number[] | null) => string | null;
 }
 
 export interface ProviderResult {
@@ -36,6 +42,8 @@ export interface ProviderResult {
   upstreamModel: string;
   latencyMs: number;
   firstTokenMs: number | null;
+  /** Set when `onDelta` stopped the call: why, and the text is only what came before. */
+  stoppedFor?: string;
 }
 
 export interface ChatProvider {

@@ -62,6 +62,7 @@ export class OpenAICompatibleProvider implements ChatProvider {
     let firstTokenMs: number | null = null;
     const logprobs: TokenLogprob[] = [];
     let sawLogprobs = false;
+    let stoppedFor: string | null = null;
     try {
       const stream = await this.client(endpoint).chat.completions.create(
         { ...toUpstreamParams(params), model: endpoint.upstreamModel, stream: true, stream_options: { include_usage: true } },
@@ -80,13 +81,21 @@ export class OpenAICompatibleProvider implements ChatProvider {
           usage = { prompt_tokens: chunk.usage.prompt_tokens, completion_tokens: chunk.usage.completion_tokens, total_tokens: chunk.usage.total_tokens };
         const choice = chunk.choices?.[0];
         if (!choice) continue;
-        if (choice.delta?.content) content += choice.delta.content;
+        const delta = choice.delta?.content ?? '';
+        if (delta) content += delta;
         if (choice.finish_reason) finishReason = choice.finish_reason;
         const lp = choice.logprobs?.content;
         if (lp) {
           sawLogprobs = true;
           for (const t of lp)
             logprobs.push({ token: t.token, logprob: t.logprob, top_logprobs: t.top_logprobs?.map((x) => ({ token: x.token, logprob: x.logprob })) });
+        }
+        if (call.onDelta && (delta || lp)) {
+          stoppedFor = call.onDelta(delta, lp ? lp.map((t) => t.logprob) : null);
+          if (stoppedFor) {
+            abort.abort(); // the upstream stops generating (and billing) now
+            break;
+          }
         }
       }
     } catch (err) {
@@ -99,6 +108,19 @@ export class OpenAICompatibleProvider implements ChatProvider {
     }
     if (abortedFor) throw abortedFor;
     if (call.signal?.aborted) throw new UpstreamFailure(ErrorType.UpstreamTimeout, 'cancelled', { retryable: true });
+    if (stoppedFor) {
+      // Billed as far as it went: the upstream sent no usage for a stream we left.
+      return {
+        content,
+        finishReason: 'cascade_abort',
+        logprobs: sawLogprobs ? logprobs : null,
+        usage: estimateUsage(params, content, sawLogprobs ? logprobs.length : null),
+        upstreamModel,
+        latencyMs: Date.now() - started,
+        firstTokenMs,
+        stoppedFor,
+      };
+    }
     if (!finishReason) {
       // The body ended without a finish_reason: the answer is cut short, whatever [DONE] said.
       throw new UpstreamFailure(ErrorType.StreamIncomplete, `stream ended after ${content.length} characters without finish_reason`, { retryable: false });
@@ -127,6 +149,8 @@ export class OpenAICompatibleProvider implements ChatProvider {
       if (!choice || !choice.finish_reason) throw new UpstreamFailure(ErrorType.StreamIncomplete, 'response has no finished choice', { retryable: false });
       const content = choice.message?.content ?? '';
       const lp = choice.logprobs?.content;
+      // No stream to judge early: the whole answer is one delta (a live client still gets it).
+      call.onDelta?.(content, lp ? lp.map((t) => t.logprob) : null);
       return {
         content,
         finishReason: choice.finish_reason,
@@ -161,9 +185,9 @@ function toUpstreamParams(p: ChatParams): Omit<OpenAI.Chat.ChatCompletionCreateP
   };
 }
 
-function estimateUsage(params: ChatParams, content: string): Usage {
+function estimateUsage(params: ChatParams, content: string, tokens: number | null = null): Usage {
   const prompt = estimatePromptTokens(params);
-  const completion = Math.ceil(content.length / 4);
+  const completion = tokens ?? Math.ceil(content.length / 4);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 

@@ -47,6 +47,8 @@ export const chatCompletionRequestSchema = z.object({
     .object({
       deadline_ms: z.number().int().positive().optional(),
       max_cost_usd: z.number().positive().optional(),
+      /** With `stream: true`: stream drafts of evaluated steps too, marked in each chunk (docs: README). */
+      stream_drafts: z.boolean().optional(),
     })
     .optional(),
 });

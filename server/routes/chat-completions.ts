@@ -6,26 +6,25 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { WorkflowFailedError, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { SearchAttr } from '../../common/names.js';
-import { ErrorType } from '../../common/errors.js';
 import type { CascadeInput, CascadeResult, CascadeTrace, ChatMessage, ChatParams } from '../../common/types.js';
 import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config/load.js';
-import type { cascadeWorkflow } from '../../workflows/index.js';
-import { ApiError, fromWorkflowError } from '../errors.js';
+import { ApiError } from '../errors.js';
 import { chatCompletionRequestSchema, type ChatCompletionRequest } from './chat-completions.schema.js';
-import { writeCompletionStream } from '../sse.js';
 import { idempotencyKeyOf, idempotentWorkflowId, keyReused, sha256 } from '../idempotency.js';
+import { awaitResult, startOrAttach } from '../chat-workflow.js';
+import type { StreamHub } from '../stream-hub.js';
+import { respondStreaming } from './chat-stream.js';
 
 export interface ChatRouteDeps {
   config: CascadeConfig;
   client: Client;
   logger: Logger;
+  hub: StreamHub;
 }
 
-export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps): RequestHandler {
+export function chatCompletionsRoute({ config, client, logger, hub }: ChatRouteDeps): RequestHandler {
   const taskQueue = config.raw.temporal.task_queue;
   const forwarded = config.raw.server.forward_headers.map((h) => h.toLowerCase());
 
@@ -55,20 +54,42 @@ export function chatCompletionsRoute({ config, client, logger }: ChatRouteDeps):
         maxCostUsd: Math.min(body.cascade?.max_cost_usd ?? policy.max_cost_usd, policy.max_cost_usd),
       };
       res.setHeader('x-cascade-workflow-id', workflowId);
+      if (req.get('last-event-id') !== undefined && !idempotencyKey)
+        throw ApiError.invalid(
+          'Last-Event-ID resumes a stream: send it with the Idempotency-Key of the request it came from',
+          'Last-Event-ID',
+          'invalid_value',
+        );
 
-      const handle = await startOrAttach(client, taskQueue, workflowId, input, deadlineMs);
-      // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
-      const onClose = () => {
-        if (!res.writableFinished && !idempotencyKey) handle.cancel().catch(() => {});
-      };
-      res.on('close', onClose);
-      const result = await awaitResult(handle);
-      res.off('close', onClose);
-      if (result.requestHash !== requestHash) throw keyReused();
-      res.setHeader('x-cascade-cost-usd', result.cascade.cost_usd.toFixed(8));
-      const completion = renderCompletion(result, workflowId, body.logprobs === true);
-      if (body.stream) writeCompletionStream(res, completion, body.stream_options?.include_usage === true);
-      else res.json(completion);
+      let result: CascadeResult;
+      if (body.stream) {
+        result = await respondStreaming({
+          req,
+          res,
+          config,
+          client,
+          hub,
+          workflowId,
+          input,
+          deadlineMs,
+          idempotencyKey,
+          includeUsage: body.stream_options?.include_usage === true,
+          logprobs: body.logprobs === true,
+          drafts: body.cascade?.stream_drafts === true,
+        });
+      } else {
+        const handle = await startOrAttach(client, taskQueue, workflowId, input, deadlineMs);
+        // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
+        const onClose = () => {
+          if (!res.writableFinished && !idempotencyKey) handle.cancel().catch(() => {});
+        };
+        res.on('close', onClose);
+        result = await awaitResult(handle);
+        res.off('close', onClose);
+        if (result.requestHash !== requestHash) throw keyReused();
+        res.setHeader('x-cascade-cost-usd', result.cascade.cost_usd.toFixed(8));
+        res.json(renderCompletion(result, workflowId, body.logprobs === true));
+      }
       logger.info(
         {
           request_id: requestId,
@@ -131,10 +152,11 @@ function toChatParams(body: ChatCompletionRequest): ChatParams {
   };
 }
 
-/** Hash of what determines the answer (streaming is only how it is delivered). */
+/** Hash of what determines the answer (streaming and drafts are only how it is delivered). */
 function hashRequest(body: ChatCompletionRequest): string {
-  const { stream: _stream, stream_options: _options, ...rest } = body;
-  return sha256(JSON.stringify(rest));
+  const { stream: _stream, stream_options: _options, cascade, ...rest } = body;
+  const { stream_drafts: _drafts, ...limits } = cascade ?? {};
+  return sha256(JSON.stringify(cascade ? { ...rest, cascade: limits } : rest));
 }
 
 function pickHeaders(headers: Record<string, string | string[] | undefined>, names: string[]): Record<string, string> | undefined {
@@ -144,47 +166,6 @@ function pickHeaders(headers: Record<string, string | string[] | undefined>, nam
     if (typeof v === 'string') out[name] = v.slice(0, 1024);
   }
   return Object.keys(out).length ? out : undefined;
-}
-
-async function startOrAttach(
-  client: Client,
-  taskQueue: string,
-  workflowId: string,
-  input: CascadeInput,
-  deadlineMs: number,
-): Promise<WorkflowHandle<typeof cascadeWorkflow>> {
-  try {
-    return await client.workflow.start<typeof cascadeWorkflow>('cascadeWorkflow', {
-      taskQueue,
-      workflowId,
-      args: [input],
-      // A request still running with the same key is joined, a finished one is not run again.
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      // Safety net only: the workflow enforces the deadline itself and ends with a clean error.
-      workflowExecutionTimeout: deadlineMs + 30_000,
-      typedSearchAttributes: [{ key: SearchAttr.Policy, value: input.policy.name }],
-      staticSummary: `chat · ${input.policy.name} · ${input.policy.steps.map((s) => s.model).join(' → ')}`,
-    });
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
-    throw err;
-  }
-}
-
-async function awaitResult(handle: WorkflowHandle<typeof cascadeWorkflow>): Promise<CascadeResult> {
-  try {
-    return await handle.result();
-  } catch (err) {
-    if (!(err instanceof WorkflowFailedError)) throw err;
-    const cause = err.cause;
-    if (cause instanceof ApplicationFailure)
-      throw fromWorkflowError(cause.type ?? ErrorType.AllDeploymentsFailed, cause.message, cause.details?.[0] as CascadeTrace | undefined);
-    if (cause instanceof TimeoutFailure) throw fromWorkflowError(ErrorType.DeadlineExceeded, 'The request did not finish before its deadline');
-    if (cause instanceof CancelledFailure || cause instanceof TerminatedFailure)
-      throw new ApiError(499, 'The request was cancelled', 'invalid_request_error', 'request_cancelled');
-    throw fromWorkflowError(ErrorType.AllDeploymentsFailed, cause?.message ?? err.message);
-  }
 }
 
 export interface RenderedCompletion {

@@ -1,0 +1,62 @@
+/**
+ * The activity's end of the live-answer side channel (common/stream.ts): one chunked HTTP POST per
+ * model call, a JSON line per delta, written as the upstream produces them. Best effort by design:
+ * if the API that asked for the stream is gone (crashed, client left), the call goes on and its
+ * result still reaches the workflow; the client gets the answer from the durable result.
+ */
+import { Agent, request, type ClientRequest } from 'node:http';
+import { STREAM_PATH, STREAM_TOKEN_HEADER, type StreamKind, type StreamMessage, type StreamTarget } from '../common/stream.js';
+
+/** Keep-alive sockets to the API processes: one TCP handshake per connection, not per call. */
+const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+
+export interface StreamSink {
+  delta(text: string): void;
+  end(outcome: Extract<StreamMessage, { type: 'end' }>['outcome'], reason?: string): void;
+}
+
+export interface SinkMeta {
+  workflowId: string;
+  call: string;
+  step: number;
+  model: string;
+  kind: StreamKind;
+  attempt: number;
+}
+
+export function openStreamSink(target: StreamTarget, meta: SinkMeta): StreamSink {
+  let req: ClientRequest | null = null;
+  let broken = false;
+  const url = new URL(`${STREAM_PATH}/${encodeURIComponent(meta.workflowId)}`, target.url);
+  try {
+    req = request(url, {
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/x-ndjson', [STREAM_TOKEN_HEADER]: target.token },
+    });
+    req.setNoDelay(true);
+    req.on('error', () => {
+      broken = true;
+    });
+    // The API answers only when the call ends; drain it so the socket returns to the pool.
+    req.on('response', (res) => res.resume());
+  } catch {
+    broken = true;
+  }
+  const send = (m: StreamMessage) => {
+    if (!broken && req) req.write(`${JSON.stringify(m)}\n`);
+  };
+  send({ type: 'start', call: meta.call, step: meta.step, model: meta.model, kind: meta.kind, attempt: meta.attempt });
+  let ended = false;
+  return {
+    delta(text) {
+      if (text) send({ type: 'delta', text });
+    },
+    end(outcome, reason) {
+      if (ended) return;
+      ended = true;
+      send({ type: 'end', outcome, ...(reason && { reason }) });
+      if (!broken && req) req.end();
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * The live-answer side channel: while a model call runs, the activity that makes it sends the
+ * upstream's deltas straight to the API process holding the client's connection, as NDJSON over
+ * one HTTP request per call (POST {url}/internal/streams/{workflowId}). Tokens never travel
+ * through Temporal; the durable answer is still the workflow's result, and the API checks that
+ * what it streamed is a prefix of it. Pure types and names (imported by workflow code).
+ */
+
+/** How a call's text may be shown: `live` is the answer (no evaluation follows), `draft` is opt-in. */
+export type StreamKind = 'live' | 'draft';
+
+/** Where a request's calls send their deltas; set by the API for `stream: true` requests. */
+export interface StreamTarget {
+  /** Base URL of the API process that holds the client's connection. */
+  url: string;
+  /** Per-request secret the API checks (the callback is otherwise unauthenticated). */
+  token: string;
+  /** The client asked for drafts (`cascade.stream_drafts`). */
+  drafts: boolean;
+}
+
+/** What one model call's activity sends, one JSON object per line. */
+export type StreamMessage =
+  | { type: 'start'; call: string; step: number; model: string; kind: StreamKind; attempt: number }
+  | { type: 'delta'; text: string }
+  | { type: 'end'; outcome: 'ok' | 'failed' | 'aborted' | 'cancelled'; reason?: string };
+
+export const STREAM_PATH = '/internal/streams';
+export const STREAM_TOKEN_HEADER = 'x-cascade-stream-token';

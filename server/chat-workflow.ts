@@ -1,0 +1,48 @@
+/**
+ * Starting a chat workflow, or joining the one an Idempotency-Key already names, and turning its
+ * outcome into a result or an ApiError. Shared by the JSON and the streaming responses.
+ */
+import { WorkflowFailedError, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
+import { SearchAttr } from '../common/names.js';
+import { ErrorType } from '../common/errors.js';
+import type { CascadeInput, CascadeResult, CascadeTrace } from '../common/types.js';
+import type { cascadeWorkflow } from '../workflows/index.js';
+import { ApiError, fromWorkflowError } from './errors.js';
+
+export type ChatHandle = WorkflowHandle<typeof cascadeWorkflow>;
+
+export async function startOrAttach(client: Client, taskQueue: string, workflowId: string, input: CascadeInput, deadlineMs: number): Promise<ChatHandle> {
+  try {
+    return await client.workflow.start<typeof cascadeWorkflow>('cascadeWorkflow', {
+      taskQueue,
+      workflowId,
+      args: [input],
+      // A request still running with the same key is joined, a finished one is not run again.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      // Safety net only: the workflow enforces the deadline itself and ends with a clean error.
+      workflowExecutionTimeout: deadlineMs + 30_000,
+      typedSearchAttributes: [{ key: SearchAttr.Policy, value: input.policy.name }],
+      staticSummary: `chat · ${input.policy.name} · ${input.policy.steps.map((s) => s.model).join(' → ')}`,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
+    throw err;
+  }
+}
+
+export async function awaitResult(handle: ChatHandle): Promise<CascadeResult> {
+  try {
+    return await handle.result();
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const cause = err.cause;
+    if (cause instanceof ApplicationFailure)
+      throw fromWorkflowError(cause.type ?? ErrorType.AllDeploymentsFailed, cause.message, cause.details?.[0] as CascadeTrace | undefined);
+    if (cause instanceof TimeoutFailure) throw fromWorkflowError(ErrorType.DeadlineExceeded, 'The request did not finish before its deadline');
+    if (cause instanceof CancelledFailure || cause instanceof TerminatedFailure)
+      throw new ApiError(499, 'The request was cancelled', 'invalid_request_error', 'request_cancelled');
+    throw fromWorkflowError(ErrorType.AllDeploymentsFailed, cause?.message ?? err.message);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The API's end of the live-answer side channel (common/stream.ts). One session per streaming
+ * request, keyed by workflow id, lives while some handler in this process waits for that
+ * workflow. Model-call activities POST their deltas here; the session keeps the text of the answer
+ * streamed so far and tells its subscribers (the client connections) what is new.
+ *
+ * The rule that keeps a client from ever seeing repeated or contradictory text: the streamed
+ * answer only grows. A live call's text is appended when it extends what was already streamed; a
+ * retried or failed-over call that produces the same text again (a replayed recording, a
+ * deterministic model) is skipped until it passes the streamed end, then continues it; one that
+ * says something else breaks the stream (the client gets an in-band error and no [DONE]).
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { STREAM_TOKEN_HEADER, type StreamKind, type StreamMessage } from '../common/stream.js';
+
+export interface DraftEvent {
+  step: number;
+  model: string;
+  text: string;
+}
+
+interface CallState {
+  kind: StreamKind;
+  step: number;
+  model: string;
+  text: string;
+}
+
+export class StreamSession extends EventEmitter {
+  readonly token = randomBytes(18).toString('base64url');
+  /** Text of the answer streamed so far (only ever grows). */
+  answer = '';
+  /** Model of the live call that streamed `answer`. */
+  answerModel: string | null = null;
+  /** Why the stream can no longer continue, once it cannot. */
+  broken: string | null = null;
+  private holders = 0;
+
+  constructor(
+    readonly workflowId: string,
+    readonly requestHash: string,
+    private readonly onIdle: () => void,
+  ) {
+    super();
+    this.setMaxListeners(64);
+  }
+
+  acquire(): void {
+    this.holders++;
+  }
+
+  release(): void {
+    if (--this.holders <= 0) this.onIdle();
+  }
+
+  /** Applies one call's text (everything it has produced so far) to the answer. */
+  liveText(call: CallState): void {
+    if (this.broken) return;
+    const { text } = call;
+    if (text.length <= this.answer.length) {
+      if (!this.answer.startsWith(text)) this.break(`step ${call.step} (${call.model}) produced different text than was already streamed`);
+      return;
+    }
+    if (!text.startsWith(this.answer)) {
+      this.break(`step ${call.step} (${call.model}) produced different text than was already streamed`);
+      return;
+    }
+    const added = text.slice(this.answer.length);
+    this.answer = text;
+    this.answerModel = call.model;
+    this.emit('answer', added);
+  }
+
+  draft(call: CallState, added: string): void {
+    this.emit('draft', { step: call.step, model: call.model, text: added } satisfies DraftEvent);
+  }
+
+  /** A call of a later step started: every earlier draft was not accepted. */
+  stepStarted(step: number, kind: StreamKind): void {
+    this.emit('step', step, kind);
+  }
+
+  private break(reason: string): void {
+    this.broken = reason;
+    this.emit('broken', reason);
+  }
+}
+
+export class StreamHub {
+  private readonly sessions = new Map<string, StreamSession>();
+
+  constructor(private readonly logger: Logger) {}
+
+  /** The session of a workflow in this process (a reconnect while it runs), or a new one. */
+  open(workflowId: string, requestHash: string): StreamSession {
+    let session = this.sessions.get(workflowId);
+    if (!session) {
+      session = new StreamSession(workflowId, requestHash, () => this.sessions.delete(workflowId));
+      this.sessions.set(workflowId, session);
+    }
+    session.acquire();
+    return session;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** POST /internal/streams/:workflowId — NDJSON from one model call. */
+  ingest(): RequestHandler {
+    return (req, res) => {
+      const session = this.sessions.get(String(req.params.workflowId));
+      const sent = Buffer.from(req.get(STREAM_TOKEN_HEADER) ?? '');
+      const expected = Buffer.from(session?.token ?? '');
+      if (!session || sent.length !== expected.length || !timingSafeEqual(sent, expected)) {
+        // Nobody here waits for it (the client left, or this process restarted): the call goes on.
+        res.status(404).end();
+        req.resume();
+        return;
+      }
+      let call: CallState | null = null;
+      let buffered = '';
+      const apply = (m: StreamMessage) => {
+        if (m.type === 'start') {
+          call = { kind: m.kind, step: m.step, model: m.model, text: '' };
+          session.stepStarted(m.step, m.kind);
+        } else if (m.type === 'delta' && call) {
+          call.text += m.text;
+          if (call.kind === 'live') session.liveText(call);
+          else session.draft(call, m.text);
+        }
+      };
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => {
+        buffered += chunk;
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (!line) continue;
+          try {
+            apply(JSON.parse(line) as StreamMessage);
+          } catch (err) {
+            this.logger.warn({ workflow_id: session.workflowId, err: (err as Error).message }, 'malformed stream message ignored');
+          }
+        }
+      });
+      req.on('end', () => res.status(204).end());
+    };
+  }
+}
