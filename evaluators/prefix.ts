@@ -6,8 +6,8 @@
  *
  * Rules, each one implied by the evaluator the step already runs on the finished answer:
  * - refusal (validators): a refusal phrase complete in the opening 300 characters;
- * - JSON (validators, when the request asks for JSON): the JSON can no longer parse — a syntax
- *   error, or text after the complete value — with no code fence that could still wrap it;
+ * - JSON (validators, when the request asks for JSON): an answer that opened with raw JSON can no
+ *   longer parse — a syntax error, or text after the complete value — and shows no code fence;
  * - arithmetic: a wrong computation on a finished line (the evaluator gives 0 for any);
  * - logprob: after `logprob_min_tokens`, a running geometric-mean probability `logprob_margin`
  *   below the threshold (a heuristic: the only rule that is not certain; its error rate is
@@ -130,7 +130,10 @@ const refusalRule: Rule = (s) => {
 };
 
 const jsonRule: Rule = (s) => {
-  if (s.text.includes('`')) return null; // a fence may still wrap the JSON
+  // Only an answer that opened with raw JSON is judged: prose may still be followed by a fenced
+  // block, which the evaluator accepts, and so may anything that already shows a backtick.
+  const start = s.text.trimStart()[0];
+  if ((start !== '{' && start !== '[') || s.text.includes('`')) return null;
   const verdict = jsonPrefixVerdict(s.text);
   return verdict === 'broken' ? 'the JSON can no longer be valid' : null;
 };
