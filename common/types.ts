@@ -99,6 +99,8 @@ export interface PolicyStep {
   early_abort?: EarlyAbortOptions | false;
   /** Start the next step alongside this one when it is likely to be rejected or time is short. */
   hedge?: HedgeSpec;
+  /** Pools this step prefers, in order (e.g. the faster hardware); its other deployments come after. */
+  pools?: string[];
 }
 
 export interface EarlyAbortOptions {
@@ -112,6 +114,8 @@ export interface HedgeSpec {
   below_p?: number;
   /** Hedge when the deadline left cannot fit this step and the next one back to back. */
   on_deadline?: boolean;
+  /** Hedge when this step has not been accepted after this long (a tail-latency hedge). */
+  after_ms?: number;
 }
 
 export interface PrerouterSpec {
@@ -207,6 +211,8 @@ export interface CascadeTrace {
   cost_usd: number;
   /** True when no step's answer was accepted and the best rejected answer is returned. */
   degraded?: boolean;
+  /** Steps started alongside the one before them, and why. */
+  hedges?: { step: number; reason: string }[];
   attempts: AttemptRecord[];
 }
 

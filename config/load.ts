@@ -140,6 +140,10 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
       const judge =
         s.evaluator.type === 'judge' ? s.evaluator.model : s.evaluator.type === 'min' ? s.evaluator.of.find((e) => e.type === 'judge')?.model : undefined;
       if (judge && !models.has(judge)) problems.push(`${where}.steps[${i}].evaluator.model: unknown judge model "${judge}"`);
+      for (const pool of s.pools ?? [])
+        if (!raw.pools[pool]) problems.push(`${where}.steps[${i}].pools: unknown pool "${pool}" (pools: ${Object.keys(raw.pools).join(', ')})`);
+      if (s.hedge?.below_p !== undefined && !p.prerouter) problems.push(`${where}.steps[${i}].hedge.below_p: needs the policy's prerouter`);
+      if (s.hedge && i === p.steps.length - 1) problems.push(`${where}.steps[${i}].hedge: the last step has no next step to hedge with`);
     });
     policies.set(name, {
       ...p,
@@ -150,6 +154,7 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
         threshold: s.threshold,
         ...(s.early_abort !== undefined && { early_abort: s.early_abort }),
         ...(s.hedge && { hedge: s.hedge }),
+        ...(s.pools && { pools: s.pools }),
       })),
     });
   };

@@ -79,9 +79,13 @@ export const policyStepSchema = z
         below_p: z.number().min(0).max(1).optional(),
         /** Hedge when the deadline left cannot fit this step and the next back to back. */
         on_deadline: z.boolean().optional(),
+        /** Hedge when this step has not been accepted after this many ms (tail latency). */
+        after_ms: z.number().int().positive().optional(),
       })
       .strict()
       .optional(),
+    /** Pools this step prefers, in order (e.g. faster hardware); the model's other deployments follow. */
+    pools: z.array(z.string().min(1)).min(1).optional(),
   })
   .strict();
 

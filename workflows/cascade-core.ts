@@ -27,10 +27,12 @@ import {
   fitsAfterContextError,
   hedgeReason,
   MIN_ATTEMPT_MS,
+  preferPools,
   savedByEarlyStop,
   stepFeasibility,
 } from './policy.js';
 import { extraCallsOf, gatherEvidence, withLogprobsIfNeeded } from './evidence.js';
+import { raceSteps, type Candidate, type StepOutcome } from './hedge.js';
 
 export interface GenerateCall {
   /** 1-based ladder step. */
@@ -93,6 +95,8 @@ export interface CascadeEffects {
    * to their end and the loser is simply ignored.
    */
   cancellable?<T>(fn: () => Promise<T>): { promise: Promise<T>; cancel(): void };
+  /** A durable timer (tail-latency hedges wait on it). Without it, `hedge.after_ms` is not used. */
+  sleep?(ms: number): Promise<void>;
 }
 
 /** Thrown when no answer can be returned; carries the trace for the caller. */
@@ -107,13 +111,6 @@ export class CascadeFailure extends Error {
   }
 }
 
-interface Candidate {
-  step: number;
-  model: ModelInfo;
-  output: GenerateOutput;
-  confidence: number;
-}
-
 type CallResult = { ok: true; output: GenerateOutput; deployment: DeploymentRef } | { ok: false; type: string; message: string };
 export type CallModel = (
   step: number,
@@ -124,13 +121,6 @@ export type CallModel = (
   route?: RouteDecision,
   delivery?: Pick<GenerateCall, 'stream' | 'earlyAbort'>,
 ) => Promise<CallResult>;
-
-/** How one step ended. */
-type StepOutcome =
-  | { kind: 'accepted'; candidate: Candidate }
-  | { kind: 'rejected'; candidate: Candidate | null }
-  | { kind: 'failed'; failure: { type: string; message: string }; contextWindow?: number }
-  | { kind: 'skipped'; failure: { type: string; message: string } };
 
 export async function runCascade(input: CascadeInput, workflowId: string, fx: CascadeEffects): Promise<CascadeResult> {
   const { policy, params } = input;
@@ -235,7 +225,8 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     if (!isLast && p !== undefined && policy.prerouter && p < policy.prerouter.skip_below)
       return skip('prerouter', `pre-router predicts ${p.toFixed(2)} < ${policy.prerouter.skip_below} for ${model.name}`);
     const needsEvaluation = !isLast || policy.evaluate_last_step;
-    const route = await fx.route(model);
+    const routed = await fx.route(model);
+    const route = { ...routed, deployments: preferPools(routed.deployments, stepSpec.pools) };
     const feasible = stepFeasibility({
       model,
       promptTokens,
@@ -337,39 +328,41 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
   const expectedMs = (i: number) => modelOf(policy.steps[i]!.model).p50LatencyMs;
   for (let i = 0; i < policy.steps.length; i++) {
     const next = i + 1 < policy.steps.length ? i + 1 : null;
+    const hedge = policy.steps[i]!.hedge;
     const why =
-      next === null
-        ? null
-        : hedgeReason({
-            hedge: policy.steps[i]!.hedge,
-            pAccept: prerouted?.[i],
-            remainingMs: deadline - fx.now(),
-            thisMs: expectedMs(i),
-            nextMs: expectedMs(next),
-          });
-    if (next === null || why === null) {
+      next === null ? null : hedgeReason({ hedge, pAccept: prerouted?.[i], remainingMs: deadline - fx.now(), thisMs: expectedMs(i), nextMs: expectedMs(next) });
+    const delayMs = next !== null && why === null && hedge?.after_ms !== undefined && fx.sleep ? hedge.after_ms : null;
+    if (next === null || (why === null && delayMs === null)) {
       const accepted = settle(i, await runStep(i, false));
       if (accepted) return finish(trace, accepted.step, accepted.model, accepted.output, input.requestHash);
       continue;
     }
-    // Hedge: the next step starts now too. The first acceptable answer wins; the other is cancelled.
-    fx.onProgress?.(trace, `step ${next + 1} hedged alongside step ${i + 1}: ${why}`);
-    const winner = await raceSteps(
-      [i, next],
-      (j) => runStep(j, j === next),
+    // Hedge: the next step starts now (or once this one has run `after_ms`). The first acceptable
+    // answer wins; the other call is cancelled, and what it probably cost stays in the trace.
+    const race = await raceSteps({
+      pair: [i, next],
+      delayMs: delayMs ?? 0,
+      run: (j) => runStep(j, j === next),
       settle,
       fx,
-      (j, startedAt) => {
+      onHedge: () => {
+        const reason = why ?? `step ${i + 1} not accepted after ${delayMs} ms`;
+        (trace.hedges ??= []).push({ step: next + 1, reason });
+        fx.onProgress?.(trace, `step ${next + 1} hedged alongside step ${i + 1}: ${reason}`);
+      },
+      onCancelled: (j, startedAt) => {
         const model = modelOf(policy.steps[j]!.model);
-        const cost = cancelledCallCost(model, promptTokens, fx.now() - startedAt);
         record(
-          { ...noAnswer(j + 1, model.name, null, 'cancelled', 'hedge lost: cancelled once the other step answered (cost estimated)'), cost_usd: cost },
+          {
+            ...noAnswer(j + 1, model.name, null, 'cancelled', 'hedge lost: cancelled once the other step answered (cost estimated)'),
+            cost_usd: cancelledCallCost(model, promptTokens, fx.now() - startedAt),
+          },
           `step ${j + 1} cancelled: the hedge was won by the other step`,
         );
       },
-    );
-    if (winner) return finish(trace, winner.step, winner.model, winner.output, input.requestHash);
-    i = next; // both steps are settled
+    });
+    if (race.winner) return finish(trace, race.winner.step, race.winner.model, race.winner.output, input.requestHash);
+    if (race.hedged) i = next; // both steps are settled
   }
 
   const failure: { type: string; message: string } = lastFailure ?? { type: ErrorType.AllDeploymentsFailed, message: 'no step produced an answer' };
@@ -388,42 +381,6 @@ const SKIP_ERRORS: Record<string, string> = {
   deadline: ErrorType.DeadlineExceeded,
   budget: ErrorType.BudgetExceeded,
 };
-
-/**
- * Two steps at once. Whichever settles first with an accepted answer wins and the other is
- * cancelled; a rejection waits for the other. Outcomes are settled in the order they arrive, which
- * Temporal replays identically.
- */
-async function raceSteps(
-  pair: [number, number],
-  run: (i: number) => Promise<StepOutcome>,
-  settle: (i: number, o: StepOutcome) => Candidate | null,
-  fx: CascadeEffects,
-  onCancelled: (i: number, startedAt: number) => void,
-): Promise<Candidate | null> {
-  const startedAt = fx.now();
-  const runs = pair.map((i) => {
-    const c = fx.cancellable ? fx.cancellable(() => run(i)) : { promise: run(i), cancel: () => {} };
-    return { i, cancel: c.cancel, settled: false, promise: c.promise.then((o) => ({ i, o })) };
-  });
-  let pending = [...runs];
-  while (pending.length > 0) {
-    const { i, o } = await Promise.race(pending.map((r) => r.promise));
-    const done = runs.find((r) => r.i === i)!;
-    done.settled = true;
-    pending = pending.filter((r) => r !== done);
-    const accepted = settle(i, o);
-    if (accepted) {
-      for (const r of pending) {
-        r.cancel();
-        r.promise.catch(() => {}); // its cancellation is expected, not an error
-        onCancelled(r.i, startedAt);
-      }
-      return accepted;
-    }
-  }
-  return null;
-}
 
 /** The trace record of an attempt that gave no answer: nothing is billed for it. */
 function noAnswer(

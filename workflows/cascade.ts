@@ -9,6 +9,7 @@ import {
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
+  sleep,
   setCurrentDetails,
   upsertSearchAttributes,
   workflowInfo,
@@ -91,6 +92,7 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
       const scope = new CancellationScope();
       return { promise: scope.run(fn), cancel: () => scope.cancel() };
     },
+    sleep: (ms) => sleep(ms),
   };
 
   const flushReports = async () => {

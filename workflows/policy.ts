@@ -3,7 +3,7 @@
  * context, whether an answer is accepted, and the timeouts of one attempt. No Temporal, no I/O:
  * unit-tested directly and shared by the workflow and the offline routing benchmark.
  */
-import type { ChatParams, EarlyAbortOptions, HedgeSpec, ModelInfo, PolicyStep, RetrySettings, Usage } from '../common/types.js';
+import type { ChatParams, DeploymentRef, EarlyAbortOptions, HedgeSpec, ModelInfo, PolicyStep, RetrySettings, Usage } from '../common/types.js';
 
 /** Characters ÷ 4, plus a few tokens of chat framing per message: the estimate used before a call. */
 export function estimatePromptTokens(params: Pick<ChatParams, 'messages'>): number {
@@ -137,4 +137,14 @@ export function hedgeReason(h: HedgeInput): string | null {
 export function cancelledCallCost(model: ModelInfo, promptTokens: number, elapsedMs: number): number {
   const share = Math.min(1, Math.max(0, elapsedMs) / Math.max(1, model.p50LatencyMs));
   return costUsd(model, promptTokens, Math.round(share * model.expectedOutputTokens));
+}
+
+/** A step's preferred pools first, in its order; the other deployments keep theirs after them. */
+export function preferPools(deployments: DeploymentRef[], pools: string[] | undefined): DeploymentRef[] {
+  if (!pools?.length) return deployments;
+  const rank = (d: DeploymentRef) => {
+    const i = pools.indexOf(d.pool);
+    return i < 0 ? pools.length : i;
+  };
+  return [...deployments].sort((a, b) => rank(a) - rank(b));
 }

@@ -41,6 +41,16 @@ before(async () => {
       // Expected latencies that cannot fit back to back in the deadline: the second step is hedged.
       raw.models['sim-small'].latency_ms = { p50: 5000, p99: 9000 };
       raw.models[GPT4].latency_ms = { p50: 5000, p99: 9000 };
+      raw.policies['tail-hedged'] = {
+        steps: [{ model: 'sim-small', evaluator: { type: 'validators' }, threshold: 0.5, hedge: { after_ms: 300 } }, { model: GPT4 }],
+        deadline_ms: 20000,
+        max_cost_usd: 0.5,
+      };
+      raw.policies['hedge-not-needed'] = {
+        steps: [{ model: MIXTRAL, evaluator: { type: 'validators' }, threshold: 0.5, hedge: { after_ms: 15000 } }, { model: GPT4 }],
+        deadline_ms: 20000,
+        max_cost_usd: 0.5,
+      };
       raw.policies.hedged = {
         steps: [{ model: 'sim-small', evaluator: { type: 'validators' }, threshold: 0.5, hedge: { on_deadline: true } }, { model: GPT4 }],
         deadline_ms: 9000,
@@ -227,5 +237,31 @@ describe('hedged escalation', () => {
     assert.ok(loser && loser.cost_usd > 0, 'the loser is in the trace with its cost');
     const winner = trace.attempts.find((a: any) => a.accepted);
     assert.ok(Math.abs(trace.cost_usd - (loser.cost_usd + winner.cost_usd)) < 1e-12, 'both costs are in the total');
+  });
+
+  it('a tail-latency hedge starts the next step only once the first has run past after_ms', async () => {
+    const r = await streamChat({ model: 'cascade:tail-hedged' });
+    assert.equal(r.text, gpt4Answer);
+    const attempts = await attemptsOf(r.workflowId);
+    const slow = attempts.find((a) => a.model === 'sim-small')!;
+    const strong = attempts.find((a) => a.model === GPT4)!;
+    assert.ok(slow.t_ms < strong.t_ms, 'the hedge started after the slow step');
+    const trace = finalChunk(r).cascade;
+    assert.deepEqual(
+      trace.hedges.map((h: any) => h.step),
+      [2],
+    );
+    assert.match(trace.hedges[0].reason, /not accepted after 300 ms/);
+  });
+
+  it('no hedge when the first step is accepted before after_ms: the next step is never called', async () => {
+    const r = await streamChat({ model: 'cascade:hedge-not-needed' });
+    assert.equal(r.text, mixtralAnswer);
+    const attempts = await attemptsOf(r.workflowId);
+    assert.deepEqual(
+      attempts.map((a) => a.model),
+      [MIXTRAL],
+    );
+    assert.equal(finalChunk(r).cascade.hedges, undefined);
   });
 });

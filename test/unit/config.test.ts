@@ -79,6 +79,32 @@ describe('config', () => {
     );
   });
 
+  it('names hedges and pool preferences that cannot work', () => {
+    const file = writeConfig(
+      minimal(
+        '  m: { input_usd_per_1m: 1, output_usd_per_1m: 1, context_window: 10, deployments: [{ pool: p, base_url: "http://x/v1" }] }',
+        '  d: { steps: [{ model: m, hedge: { below_p: 0.4 }, pools: [fast] }, { model: m, hedge: { after_ms: 100 } }] }',
+      ),
+    );
+    assert.throws(
+      () => loadConfig(file, {}),
+      (e: unknown) => {
+        const msg = (e as Error).message;
+        return (
+          /steps\[0\]\.pools: unknown pool "fast"/.test(msg) &&
+          /steps\[0\]\.hedge\.below_p: needs the policy's prerouter/.test(msg) &&
+          /steps\[1\]\.hedge: the last step has no next step/.test(msg)
+        );
+      },
+    );
+  });
+
+  it('ships the speed, quality and cost presets', () => {
+    const config = loadConfig(DEFAULT_CONFIG_PATH, {});
+    for (const preset of ['speed', 'quality', 'cost']) assert.ok(resolveTarget(config, `cascade:${preset}`), preset);
+    assert.deepEqual(config.policies.get('speed')!.steps[0]!.pools, ['gpu-a']);
+  });
+
   it('a missing file or invalid YAML is a clear error', () => {
     assert.throws(() => loadConfig('/nonexistent/cascade.yaml', {}), /cannot read config \/nonexistent\/cascade.yaml: ENOENT/);
     assert.throws(() => loadConfig(writeConfig('models: [unclosed'), {}), /not valid YAML/);
