@@ -1,7 +1,8 @@
 /**
  * Activities served on every pool's task queue: the same `generate` everywhere, bound at worker
  * start to the deployments of that pool. Keys are read from the worker's own environment, so
- * they never travel through Temporal.
+ * they never travel through Temporal. The router worker binds the same `generate` to the pools
+ * whose dispatch is `local` and runs it as a local activity, each pool limited by its PoolSlots.
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
@@ -13,21 +14,27 @@ import { UpstreamFailure } from './providers/interface.js';
 import { OpenAICompatibleProvider } from './providers/openai-compatible.js';
 import { createPrefixJudge } from '../evaluators/prefix.js';
 import { openStreamSink, type StreamSink } from './stream-sink.js';
+import { PoolSlots } from './pool-slots.js';
 
 export interface PoolActivityDeps {
   config: CascadeConfig;
-  pool: string;
+  /** The pools whose deployments this process calls. */
+  pools: string[];
+  /** Local dispatch: admit at most the pool's `concurrency` calls at once in this process. */
+  limitConcurrency?: boolean;
   logger: Logger;
   provider?: ChatProvider;
   env?: NodeJS.ProcessEnv;
 }
 
-export function createPoolActivities({ config, pool, logger, provider = new OpenAICompatibleProvider(), env = process.env }: PoolActivityDeps) {
-  const endpoints = new Map<string, UpstreamEndpoint>();
+export function createPoolActivities({ config, pools, limitConcurrency, logger, provider = new OpenAICompatibleProvider(), env = process.env }: PoolActivityDeps) {
+  const endpoints = new Map<string, UpstreamEndpoint & { pool: string }>();
+  const slots = new Map(limitConcurrency ? pools.map((p) => [p, new PoolSlots(config.raw.pools[p]?.concurrency ?? 1)]) : []);
   for (const [id, d] of config.deployments) {
-    if (d.ref.pool !== pool) continue;
+    if (!pools.includes(d.ref.pool)) continue;
     endpoints.set(id, {
       id,
+      pool: d.ref.pool,
       baseUrl: d.baseUrl,
       apiKey: d.apiKeyEnv ? (env[d.apiKeyEnv] ?? null) : null,
       upstreamModel: d.upstreamModel,
@@ -47,10 +54,38 @@ export function createPoolActivities({ config, pool, logger, provider = new Open
         throw ApplicationFailure.create({
           type: ErrorType.ConfigurationError,
           nonRetryable: true,
-          message: `pool ${pool} does not serve deployment ${input.deploymentId}`,
+          message: `pools ${pools.join(', ')} do not serve deployment ${input.deploymentId}`,
           details: [{ attempt }],
         });
       }
+      const { pool } = endpoint;
+      const release = await admit(pool, ctx, attempt);
+      try {
+        return await call(input, endpoint, ctx, attempt);
+      } finally {
+        release();
+      }
+    },
+  };
+
+  /** Local dispatch: wait for one of the pool's slots in this process, as a pool worker's task queue would. */
+  async function admit(pool: string, ctx: Context, attempt: number): Promise<() => void> {
+    const limit = slots.get(pool);
+    if (!limit) return () => {};
+    const waitMs = config.raw.retry.schedule_to_start_timeout_ms;
+    const release = await limit.acquire(waitMs, ctx.cancellationSignal);
+    if (release) return release;
+    throw ApplicationFailure.create({
+      type: ErrorType.NoCapacity,
+      nonRetryable: true,
+      message: `all ${limit.size} slots of pool ${pool} stayed busy for ${waitMs} ms`,
+      details: [{ attempt }],
+    });
+  }
+
+  async function call(input: GenerateInput, endpoint: UpstreamEndpoint & { pool: string }, ctx: Context, attempt: number): Promise<GenerateOutput> {
+    {
+      const { pool } = endpoint;
       const model = config.models.get(input.model);
       const workflowId = ctx.info.workflowExecution?.workflowId ?? '';
       const log = logger.child({ workflow_id: workflowId, deployment: input.deploymentId, attempt });
@@ -81,7 +116,8 @@ export function createPoolActivities({ config, pool, logger, provider = new Open
           streamIdleTimeoutMs: input.streamIdleTimeoutMs,
           attemptTimeoutMs: model?.attemptTimeoutMs ?? 120_000,
           signal: ctx.cancellationSignal,
-          heartbeat: () => ctx.heartbeat(),
+          // Local activities cannot heartbeat: their liveness is the workflow task's.
+          ...(!ctx.info.isLocal && { heartbeat: () => ctx.heartbeat() }),
           ...((sink || judge) && {
             onDelta: (text, logprobs) => {
               sink?.delta(text);
@@ -122,8 +158,8 @@ export function createPoolActivities({ config, pool, logger, provider = new Open
           details: [{ attempt }],
         });
       }
-    },
-  };
+    }
+  }
 }
 
 export type PoolActivities = ReturnType<typeof createPoolActivities>;

@@ -47,6 +47,8 @@ export interface DeploymentRef {
   pool: string;
   taskQueue: string;
   fallback: boolean;
+  /** `local`: called as a local activity of the router worker instead of on the pool's task queue. */
+  dispatch?: 'local';
 }
 
 /** What the workflow knows of a model (from the registry, resolved when the request is accepted). */

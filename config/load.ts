@@ -97,7 +97,13 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
       if (!pool) problems.push(`${where}.pool: unknown pool "${d.pool}" (pools: ${Object.keys(raw.pools).join(', ')})`);
       const id = d.id ?? `${name}@${d.pool}`;
       if (deployments.has(id)) problems.push(`${where}: deployment id "${id}" is used twice; give one an explicit id`);
-      const ref: DeploymentRef = { id, pool: d.pool, taskQueue: pool?.task_queue ?? poolTaskQueue(d.pool), fallback };
+      const ref: DeploymentRef = {
+        id,
+        pool: d.pool,
+        taskQueue: pool?.task_queue ?? poolTaskQueue(d.pool),
+        fallback,
+        ...(pool?.dispatch === 'local' && { dispatch: 'local' as const }),
+      };
       refs.push(ref);
       deployments.set(id, {
         ref,

@@ -111,6 +111,13 @@ export const poolSchema = z
     concurrency: z.number().int().positive().default(16),
     /** Worker processes `npm start` runs for this pool. */
     workers: z.number().int().positive().default(1),
+    /**
+     * How model calls reach the pool: `task-queue` (a pool worker polls the pool's task queue; put
+     * it next to its hardware) or `local` (the router worker calls the endpoint itself as a local
+     * activity, `concurrency` calls at a time per router worker: fewer round trips, for plain HTTP
+     * endpoints). README, "Dispatch modes", says what each keeps across crashes.
+     */
+    dispatch: z.enum(['task-queue', 'local']).default('task-queue'),
   })
   .strict();
 

@@ -21,7 +21,7 @@ export async function createPoolWorker(opts: { config: CascadeConfig; pool: stri
     connection,
     namespace: config.raw.temporal.namespace,
     taskQueue: poolConfig.task_queue ?? poolTaskQueue(pool),
-    activities: createPoolActivities({ config, pool, logger }),
+    activities: createPoolActivities({ config, pools: [pool], logger }),
     maxConcurrentActivityTaskExecutions: poolConfig.concurrency,
   });
 }

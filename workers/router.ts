@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { createRouterActivities } from '../activities/router.js';
 import { createDocumentActivities } from '../activities/document.js';
 import { createDocumentStore } from '../activities/document-store.js';
+import { createPoolActivities } from '../activities/pool.js';
 import { DeploymentHealth } from '../activities/breaker.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { loadConfig, REPO_ROOT, type CascadeConfig } from '../config/load.js';
@@ -19,6 +20,10 @@ import { workflowBundle } from './bundle.js';
 export async function createRouterWorker(opts: { config: CascadeConfig; connection: NativeConnection; logger: Logger }): Promise<Worker> {
   const { config, connection, logger } = opts;
   const health = new DeploymentHealth({ failureThreshold: config.raw.breaker.failure_threshold, openMs: config.raw.breaker.open_ms });
+  // Pools with `dispatch: local` are called from here, as local activities of the cascade.
+  const localPools = Object.entries(config.raw.pools)
+    .filter(([, p]) => p.dispatch === 'local')
+    .map(([name]) => name);
   return Worker.create({
     connection,
     namespace: config.raw.temporal.namespace,
@@ -27,6 +32,7 @@ export async function createRouterWorker(opts: { config: CascadeConfig; connecti
     activities: {
       ...createRouterActivities({ health, logger, modelsDir: REPO_ROOT }),
       ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),
+      ...(localPools.length > 0 && createPoolActivities({ config, pools: localPools, limitConcurrency: true, logger })),
     },
     maxConcurrentWorkflowTaskExecutions: 64,
     maxConcurrentLocalActivityExecutions: 64,

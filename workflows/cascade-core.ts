@@ -97,6 +97,11 @@ export interface CascadeEffects {
   cancellable?<T>(fn: () => Promise<T>): { promise: Promise<T>; cancel(): void };
   /** A durable timer (tail-latency hedges wait on it). Without it, `hedge.after_ms` is not used. */
   sleep?(ms: number): Promise<void>;
+  /**
+   * Called before every model call: makes the results of earlier calls durable first, where the
+   * effects hold them back (local-activity dispatch records them only when the workflow task ends).
+   */
+  checkpoint?(): Promise<void>;
 }
 
 /** Thrown when no answer can be returned; carries the trace for the caller. */
@@ -156,6 +161,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         record(noAnswer(step, model.name, deployment, ErrorType.DeadlineExceeded, message), message);
         return { ok: false, type: ErrorType.DeadlineExceeded, message };
       }
+      await fx.checkpoint?.();
       const outcome = await fx.generate({
         step,
         model,

@@ -16,13 +16,15 @@ import {
 } from '@temporalio/workflow';
 import type { PoolActivities } from '../activities/pool.js';
 import type { RouterActivities } from '../activities/router.js';
-import type { CascadeInput, CascadeResult, CascadeTrace } from '../common/types.js';
+import type { CascadeInput, CascadeResult, CascadeTrace, GenerateInput } from '../common/types.js';
 import { ErrorType } from '../common/errors.js';
 import { SearchAttr } from '../common/names.js';
 import { CascadeFailure, runCascade, type CascadeEffects, type DeploymentReport, type GenerateOutcome } from './cascade-core.js';
 import { attemptTimeouts } from './policy.js';
 
 const pool = proxyActivities<PoolActivities>({ startToCloseTimeout: '60s' });
+/** Pools with `dispatch: local`: the same activity, run by the router worker (config/schema.ts). */
+const localPool = proxyLocalActivities<PoolActivities>({ startToCloseTimeout: '60s' });
 const router = proxyLocalActivities<RouterActivities>({
   startToCloseTimeout: '10s',
   retry: { maximumAttempts: 3, initialInterval: '50ms' },
@@ -35,6 +37,10 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
   // Failures are reported at once, so other requests' circuit breakers learn without delay.
   const pendingReports: DeploymentReport[] = [];
   const takeReports = () => pendingReports.splice(0, pendingReports.length);
+  // A local-dispatch call's result is only in history once the workflow task that ran it ends.
+  // Before the next model call starts, end it (a 1 ms timer): a router worker that dies later
+  // then never makes a finished call again; only the call in flight is repeated.
+  let unrecordedLocalCall = false;
   const effects: CascadeEffects = {
     now: () => Date.now(),
     route: (model) => router.route({ model: model.name, deployments: model.deployments, reports: takeReports() }),
@@ -52,36 +58,47 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
       const t = attemptTimeouts(call.model, input.retry, call.remainingMs);
       const startedAt = Date.now();
       try {
-        const output = await pool.generate.executeWithOptions(
+        const args: [GenerateInput] = [
           {
-            taskQueue: call.deployment.taskQueue,
-            scheduleToStartTimeout: t.scheduleToStartTimeoutMs,
-            startToCloseTimeout: t.startToCloseTimeoutMs,
-            heartbeatTimeout: t.heartbeatTimeoutMs,
-            scheduleToCloseTimeout: t.scheduleToCloseTimeoutMs,
-            retry: {
-              initialInterval: input.retry.initialIntervalMs,
-              backoffCoefficient: input.retry.backoffCoefficient,
-              maximumInterval: input.retry.maximumIntervalMs,
-              maximumAttempts: input.retry.maximumAttempts,
-            },
-            summary: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}${call.purpose === 'answer' ? '' : ` (${call.purpose})`}`,
+            deploymentId: call.deployment.id,
+            model: call.model.name,
+            params: call.params,
+            requestId: call.requestId,
+            forwardHeaders: input.forwardHeaders,
+            firstTokenTimeoutMs: call.model.firstTokenTimeoutMs,
+            streamIdleTimeoutMs: call.model.streamIdleTimeoutMs,
+            label: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}`,
+            ...(call.stream && input.stream && { stream: { target: input.stream, kind: call.stream, step: call.step } }),
+            ...(call.earlyAbort && { earlyAbort: call.earlyAbort }),
           },
-          [
-            {
-              deploymentId: call.deployment.id,
-              model: call.model.name,
-              params: call.params,
-              requestId: call.requestId,
-              forwardHeaders: input.forwardHeaders,
-              firstTokenTimeoutMs: call.model.firstTokenTimeoutMs,
-              streamIdleTimeoutMs: call.model.streamIdleTimeoutMs,
-              label: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}`,
-              ...(call.stream && input.stream && { stream: { target: input.stream, kind: call.stream, step: call.step } }),
-              ...(call.earlyAbort && { earlyAbort: call.earlyAbort }),
-            },
-          ],
-        );
+        ];
+        const retry = {
+          initialInterval: input.retry.initialIntervalMs,
+          backoffCoefficient: input.retry.backoffCoefficient,
+          maximumInterval: input.retry.maximumIntervalMs,
+          maximumAttempts: input.retry.maximumAttempts,
+        };
+        const summary = `step ${call.step} · ${call.model.name} on ${call.deployment.pool}${call.purpose === 'answer' ? '' : ` (${call.purpose})`}`;
+        if (call.deployment.dispatch === 'local') unrecordedLocalCall = true;
+        const output =
+          call.deployment.dispatch === 'local'
+            ? // In the router worker itself: no task queue, no pool worker, no extra workflow task.
+              await localPool.generate.executeWithOptions(
+                { startToCloseTimeout: t.startToCloseTimeoutMs, scheduleToCloseTimeout: t.scheduleToCloseTimeoutMs, retry, summary },
+                args,
+              )
+            : await pool.generate.executeWithOptions(
+                {
+                  taskQueue: call.deployment.taskQueue,
+                  scheduleToStartTimeout: t.scheduleToStartTimeoutMs,
+                  startToCloseTimeout: t.startToCloseTimeoutMs,
+                  heartbeatTimeout: t.heartbeatTimeoutMs,
+                  scheduleToCloseTimeout: t.scheduleToCloseTimeoutMs,
+                  retry,
+                  summary,
+                },
+                args,
+              );
         return { ok: true, output };
       } catch (err) {
         return { ok: false, error: { ...classifyActivityFailure(err), latencyMs: Date.now() - startedAt } };
@@ -93,6 +110,11 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
       return { promise: scope.run(fn), cancel: () => scope.cancel() };
     },
     sleep: (ms) => sleep(ms),
+    checkpoint: async () => {
+      if (!unrecordedLocalCall) return;
+      unrecordedLocalCall = false;
+      await sleep(1);
+    },
   };
 
   const flushReports = async () => {

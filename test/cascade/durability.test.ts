@@ -1,6 +1,8 @@
 /**
- * Chaos: kill -9 of a pool worker, the router worker and the API mid-request. Every process here
- * is a real child process; the farm's attempt log shows which model calls were really made.
+ * Chaos: kill -9 of a pool worker, the router worker and the API mid-request, in every dispatch
+ * mode the config offers (`task-queue`: pool workers; `local`: the router worker calls the
+ * endpoints itself). Every process here is a real child process; the farm's attempt log shows
+ * which model calls were really made.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,26 +17,10 @@ const rows = readFileSync(new URL('../../../shared/data/routellm/gsm8k.jsonl', i
   .map((l) => JSON.parse(l));
 const prompt = rows[0].prompt as string;
 
-let stack: Stack;
-before(async () => {
-  stack = await startStack({
-    poolProcesses: ['cpu'],
-    routerProcess: true,
-    apiProcess: true,
-    configure: (raw) => {
-      raw.policies.default.deadline_ms = 60_000;
-      raw.breaker.failure_threshold = 1000;
-    },
-  });
-});
-after(async () => {
-  await stack?.close();
-});
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the farm shows a call in flight that matches, so a kill lands mid-generation. */
-async function waitForPending(match: (a: Attempt) => boolean): Promise<Attempt> {
+async function waitForPending(stack: Stack, match: (a: Attempt) => boolean): Promise<Attempt> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const found = (await stack.farmLog()).find((a) => a.outcome === 'pending' && match(a));
@@ -44,7 +30,7 @@ async function waitForPending(match: (a: Attempt) => boolean): Promise<Attempt> 
   throw new Error('no matching call in flight at the farm');
 }
 
-function post(body: Record<string, unknown>, headers: Record<string, string> = {}) {
+function post(stack: Stack, body: Record<string, unknown>, headers: Record<string, string> = {}) {
   return fetch(`${stack.apiUrl}/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
@@ -52,77 +38,107 @@ function post(body: Record<string, unknown>, headers: Record<string, string> = {
   });
 }
 
-const callsFor = async (workflowId: string) =>
+const callsFor = async (stack: Stack, workflowId: string) =>
   (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`)).sort((a, b) => a.t_ms - b.t_ms);
 
-describe('kill -9 mid-request', () => {
-  it('a pool worker dies during a slow generation: another pool finishes the request', async () => {
-    const pending = post({ model: 'mixtral' }, { 'x-farm-fault': 'slow-first-token;pool=cpu', 'x-farm-fault-delay-ms': '1200' });
-    const inFlight = await waitForPending((a) => a.pool === 'cpu');
-    const worker = stack.child('pool:cpu');
-    process.kill(worker.pid!, 'SIGKILL');
-    const res = await pending;
-    assert.equal(res.status, 200);
-    const body = (await res.json()) as any;
-    assert.equal(body.choices[0].message.content, rows[0].models[MIXTRAL].response);
-    assert.equal(body.cascade.attempts.at(-1).pool, 'gpu-a');
-    const calls = await callsFor(body.cascade.workflow_id);
-    assert.equal(calls[0]!.request_id, inFlight.request_id);
-    assert.deepEqual(
-      calls.map((a) => [a.pool, a.outcome]),
-      [
-        ['cpu', 'client-closed'],
-        ['gpu-a', 'ok'],
-      ],
+for (const dispatch of ['task-queue', 'local'] as const) {
+  describe(`kill -9 mid-request (dispatch: ${dispatch})`, () => {
+    let stack: Stack;
+    before(async () => {
+      stack = await startStack({
+        poolProcesses: dispatch === 'local' ? [] : ['cpu'],
+        routerProcess: true,
+        apiProcess: true,
+        configure: (raw) => {
+          raw.policies.default.deadline_ms = 60_000;
+          raw.breaker.failure_threshold = 1000;
+          if (dispatch === 'local') for (const pool of Object.values(raw.pools) as { dispatch?: string }[]) pool.dispatch = 'local';
+        },
+      });
+    });
+    after(async () => {
+      await stack?.close();
+    });
+
+    it(
+      'a pool worker dies during a slow generation: another pool finishes the request',
+      { skip: dispatch === 'local' && 'no pool worker: local calls die with the router (next test)' },
+      async () => {
+        const pending = post(stack, { model: 'mixtral' }, { 'x-farm-fault': 'slow-first-token;pool=cpu', 'x-farm-fault-delay-ms': '1200' });
+        const inFlight = await waitForPending(stack, (a) => a.pool === 'cpu');
+        const worker = stack.child('pool:cpu');
+        process.kill(worker.pid!, 'SIGKILL');
+        const res = await pending;
+        assert.equal(res.status, 200);
+        const body = (await res.json()) as any;
+        assert.equal(body.choices[0].message.content, rows[0].models[MIXTRAL].response);
+        assert.equal(body.cascade.attempts.at(-1).pool, 'gpu-a');
+        const calls = await callsFor(stack, body.cascade.workflow_id);
+        assert.equal(calls[0]!.request_id, inFlight.request_id);
+        assert.deepEqual(
+          calls.map((a) => [a.pool, a.outcome]),
+          [
+            ['cpu', 'client-closed'],
+            ['gpu-a', 'ok'],
+          ],
+        );
+        await stack.startChild('pool:cpu');
+      },
     );
-    await stack.startChild('pool:cpu');
+
+    it('the router worker dies after a model call completed: the new router resumes without calling that model again', async () => {
+      // JSON is asked, so Mixtral's prose answer is rejected and GPT-4 (slow here) is called next.
+      const pending = post(
+        stack,
+        { model: 'cascade', response_format: { type: 'json_object' } },
+        { 'x-farm-fault': 'slow-first-token;pool=api', 'x-farm-fault-delay-ms': '1200' },
+      );
+      await waitForPending(stack, (a) => a.model === GPT4);
+      process.kill(stack.child('router').pid!, 'SIGKILL');
+      await stack.startChild('router');
+      const res = await pending;
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as any;
+      assert.equal(body.model, GPT4);
+      assert.equal(body.cascade.final_step, 2);
+      const calls = await callsFor(stack, body.cascade.workflow_id);
+      assert.deepEqual(
+        calls.map((a) => [a.model, a.outcome]),
+        dispatch === 'local'
+          ? [
+              [MIXTRAL, 'ok'], // finished before the crash: recorded, never asked again
+              [GPT4, 'client-closed'], // in flight in the router that died
+              [GPT4, 'ok'],
+            ]
+          : [
+              [MIXTRAL, 'ok'],
+              [GPT4, 'ok'],
+            ],
+        'a finished model call is never made again',
+      );
+    });
+
+    it('the API dies mid-request: the same Idempotency-Key returns the same answer without another model call', async () => {
+      const key = `chaos-${Date.now()}`;
+      const workflowId = `chat-idem-${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
+      const first = post(stack, { model: 'cascade' }, { 'idempotency-key': key, 'x-farm-fault': 'slow-first-token;pool=cpu', 'x-farm-fault-delay-ms': '1200' });
+      await waitForPending(stack, (a) => a.request_id?.startsWith(`${workflowId}/`) ?? false);
+      process.kill(stack.child('api').pid!, 'SIGKILL');
+      await assert.rejects(first); // the caller sees its connection drop
+      await stack.startChild('api');
+
+      const retried = await post(stack, { model: 'cascade' }, { 'idempotency-key': key });
+      assert.equal(retried.status, 200);
+      const body = (await retried.json()) as any;
+      assert.equal(body.cascade.workflow_id, workflowId);
+      assert.equal(body.choices[0].message.content, rows[0].models[MIXTRAL].response);
+      const again = (await (await post(stack, { model: 'cascade' }, { 'idempotency-key': key })).json()) as any;
+      assert.equal(again.choices[0].message.content, body.choices[0].message.content);
+      assert.equal((await callsFor(stack, workflowId)).length, 1, 'one model call for the key, however often it is asked');
+
+      const conflict = await post(stack, { model: 'cascade', temperature: 0.5 }, { 'idempotency-key': key });
+      assert.equal(conflict.status, 409);
+      assert.equal(((await conflict.json()) as any).error.code, 'idempotency_key_reused');
+    });
   });
-
-  it('the router worker dies after a model call completed: the new router resumes without calling that model again', async () => {
-    // JSON is asked, so Mixtral's prose answer is rejected and GPT-4 (slow here) is called next.
-    const pending = post(
-      { model: 'cascade', response_format: { type: 'json_object' } },
-      { 'x-farm-fault': 'slow-first-token;pool=api', 'x-farm-fault-delay-ms': '1200' },
-    );
-    await waitForPending((a) => a.model === GPT4);
-    process.kill(stack.child('router').pid!, 'SIGKILL');
-    await stack.startChild('router');
-    const res = await pending;
-    assert.equal(res.status, 200);
-    const body = (await res.json()) as any;
-    assert.equal(body.model, GPT4);
-    assert.equal(body.cascade.final_step, 2);
-    const calls = await callsFor(body.cascade.workflow_id);
-    assert.deepEqual(
-      calls.map((a) => [a.model, a.outcome]),
-      [
-        [MIXTRAL, 'ok'],
-        [GPT4, 'ok'],
-      ],
-      'each model called exactly once',
-    );
-  });
-
-  it('the API dies mid-request: the same Idempotency-Key returns the same answer without another model call', async () => {
-    const key = `chaos-${Date.now()}`;
-    const workflowId = `chat-idem-${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
-    const first = post({ model: 'cascade' }, { 'idempotency-key': key, 'x-farm-fault': 'slow-first-token;pool=cpu', 'x-farm-fault-delay-ms': '1200' });
-    await waitForPending((a) => a.request_id?.startsWith(`${workflowId}/`) ?? false);
-    process.kill(stack.child('api').pid!, 'SIGKILL');
-    await assert.rejects(first); // the caller sees its connection drop
-    await stack.startChild('api');
-
-    const retried = await post({ model: 'cascade' }, { 'idempotency-key': key });
-    assert.equal(retried.status, 200);
-    const body = (await retried.json()) as any;
-    assert.equal(body.cascade.workflow_id, workflowId);
-    assert.equal(body.choices[0].message.content, rows[0].models[MIXTRAL].response);
-    const again = (await (await post({ model: 'cascade' }, { 'idempotency-key': key })).json()) as any;
-    assert.equal(again.choices[0].message.content, body.choices[0].message.content);
-    assert.equal((await callsFor(workflowId)).length, 1, 'one model call for the key, however often it is asked');
-
-    const conflict = await post({ model: 'cascade', temperature: 0.5 }, { 'idempotency-key': key });
-    assert.equal(conflict.status, 409);
-    assert.equal(((await conflict.json()) as any).error.code, 'idempotency_key_reused');
-  });
-});
+}
