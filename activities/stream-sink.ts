@@ -43,8 +43,16 @@ export function openStreamSink(target: StreamTarget, meta: SinkMeta): StreamSink
   } catch {
     broken = true;
   }
+  // Deltas that arrive in the same event-loop turn go out in one write (one syscall, one packet).
+  let pending = '';
+  const flush = () => {
+    if (!broken && req && pending) req.write(pending);
+    pending = '';
+  };
   const send = (m: StreamMessage) => {
-    if (!broken && req) req.write(`${JSON.stringify(m)}\n`);
+    if (broken || !req) return;
+    if (!pending) setImmediate(flush);
+    pending += `${JSON.stringify(m)}\n`;
   };
   send({ type: 'start', call: meta.call, step: meta.step, model: meta.model, kind: meta.kind, attempt: meta.attempt });
   let ended = false;
@@ -56,6 +64,7 @@ export function openStreamSink(target: StreamTarget, meta: SinkMeta): StreamSink
       if (ended) return;
       ended = true;
       send({ type: 'end', outcome, ...(reason && { reason }) });
+      flush();
       if (!broken && req) req.end();
     },
   };
