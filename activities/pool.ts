@@ -27,7 +27,14 @@ export interface PoolActivityDeps {
   env?: NodeJS.ProcessEnv;
 }
 
-export function createPoolActivities({ config, pools, limitConcurrency, logger, provider = new OpenAICompatibleProvider(), env = process.env }: PoolActivityDeps) {
+export function createPoolActivities({
+  config,
+  pools,
+  limitConcurrency,
+  logger,
+  provider = new OpenAICompatibleProvider(),
+  env = process.env,
+}: PoolActivityDeps) {
   const endpoints = new Map<string, UpstreamEndpoint & { pool: string }>();
   const slots = new Map(limitConcurrency ? pools.map((p) => [p, new PoolSlots(config.raw.pools[p]?.concurrency ?? 1)]) : []);
   for (const [id, d] of config.deployments) {

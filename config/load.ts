@@ -150,6 +150,10 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
         if (!raw.pools[pool]) problems.push(`${where}.steps[${i}].pools: unknown pool "${pool}" (pools: ${Object.keys(raw.pools).join(', ')})`);
       if (s.hedge?.below_p !== undefined && !p.prerouter) problems.push(`${where}.steps[${i}].hedge.below_p: needs the policy's prerouter`);
       if (s.hedge && i === p.steps.length - 1) problems.push(`${where}.steps[${i}].hedge: the last step has no next step to hedge with`);
+      // A local activity holds the workflow task open, so no timer can fire while it runs.
+      const local = raw.models[s.model]?.deployments.concat(raw.models[s.model]?.fallbacks ?? []).some((d) => raw.pools[d.pool]?.dispatch === 'local');
+      if (s.hedge?.after_ms !== undefined && local)
+        problems.push(`${where}.steps[${i}].hedge.after_ms: needs task-queue dispatch (a local call holds the workflow task; no timer fires during it)`);
     });
     policies.set(name, {
       ...p,

@@ -79,7 +79,6 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
           maximumAttempts: input.retry.maximumAttempts,
         };
         const summary = `step ${call.step} · ${call.model.name} on ${call.deployment.pool}${call.purpose === 'answer' ? '' : ` (${call.purpose})`}`;
-        if (call.deployment.dispatch === 'local') unrecordedLocalCall = true;
         const output =
           call.deployment.dispatch === 'local'
             ? // In the router worker itself: no task queue, no pool worker, no extra workflow task.
@@ -99,6 +98,8 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
                 },
                 args,
               );
+        // Only finished calls need recording first: one still running (a hedge) must not be waited for.
+        if (call.deployment.dispatch === 'local') unrecordedLocalCall = true;
         return { ok: true, output };
       } catch (err) {
         return { ok: false, error: { ...classifyActivityFailure(err), latencyMs: Date.now() - startedAt } };
@@ -138,8 +139,10 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
 /** Maps what Temporal reports about a failed activity to the shared error names. */
 function classifyActivityFailure(err: unknown): { type: string; message: string; retries: number } {
   // A cancelled request (the caller went away) stops here instead of failing over.
-  if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
-  const cause = err.cause;
+  if (isCancellation(err)) throw err;
+  // A task-queue activity's failure wraps its cause; a local activity's arrives as the cause itself.
+  const cause = err instanceof ActivityFailure ? err.cause : err instanceof ApplicationFailure || err instanceof TimeoutFailure ? err : null;
+  if (!cause) throw err;
   if (cause instanceof ApplicationFailure) {
     const attempts = (cause.details?.[0] as { attempt?: number } | undefined)?.attempt ?? 1;
     return { type: cause.type ?? ErrorType.UpstreamError, message: cause.message, retries: attempts - 1 };
@@ -157,7 +160,7 @@ function classifyActivityFailure(err: unknown): { type: string; message: string;
       }
     }
   }
-  return { type: ErrorType.UpstreamError, message: cause?.message ?? err.message, retries: 0 };
+  return { type: ErrorType.UpstreamError, message: cause.message, retries: 0 };
 }
 
 /** Human trace of the decisions so far, shown as the workflow's current details in the Temporal UI. */

@@ -1,0 +1,13 @@
+import { startStack } from './test/helpers/stack.js';
+import { startTemporalDevServer } from './scripts/temporal-dev-server.js';
+const t = await startTemporalDevServer();
+process.env.CASCADE_TEST_TEMPORAL_ADDRESS = t.address;
+const stack = await startStack({ configure: (raw) => { for (const p of Object.values(raw.pools) as any[]) p.dispatch = 'local'; } });
+const prompt = "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
+const res = await fetch(`${stack.apiUrl}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-farm-fault': 'stream-cut;pool=cpu' }, body: JSON.stringify({ model: 'mixtral', stream: true, messages: [{ role: 'user', content: prompt }] }) });
+const text = await res.text();
+console.log(text.split('\n').filter(l => l.startsWith('data')).slice(-3).join('\n'));
+const wf = res.headers.get('x-cascade-workflow-id');
+console.log((await stack.farmLog()).filter(a => a.request_id?.startsWith(wf + '/')).map(a => [a.pool, a.outcome, a.request_id]));
+await stack.close(); await t.stop();
+process.exit(0);

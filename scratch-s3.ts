@@ -1,0 +1,18 @@
+import { startStack } from './test/helpers/stack.js';
+import { startTemporalDevServer } from './scripts/temporal-dev-server.js';
+import { loadFarmConfig } from './farm/index.js';
+const t = await startTemporalDevServer();
+process.env.CASCADE_TEST_TEMPORAL_ADDRESS = t.address;
+const farm = await loadFarmConfig('config/farm.test.yaml');
+for (const pool of Object.values(farm.pools)) for (const timing of Object.values(pool.models)) Object.assign(timing, { ttft_ms: 50, tokens_per_s: 100 });
+Object.assign(farm.pools['gpu-a']!.models['sim-small']!, { ttft_ms: 50, tokens_per_s: 5 });
+const stack = await startStack({ farmConfig: farm, configure: (raw) => { for (const p of Object.values(raw.pools) as any[]) p.dispatch = 'local';
+  raw.models['sim-small'].latency_ms = { p50: 5000, p99: 9000 }; raw.models['gpt-4-1106-preview'].latency_ms = { p50: 5000, p99: 9000 }; raw.policies['tail-hedged'] = { steps: [{ model: 'sim-small', evaluator: { type: 'validators' }, threshold: 0.5, hedge: { on_deadline: true } }, { model: 'gpt-4-1106-preview' }], deadline_ms: 9000, max_cost_usd: 0.5 }; } });
+const prompt = "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
+const res = await fetch(`${stack.apiUrl}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'cascade:tail-hedged', messages: [{ role: 'user', content: prompt }] }) });
+const body = await res.json() as any;
+console.log(JSON.stringify(body.cascade, null, 1).slice(0, 3000));
+const wf = res.headers.get('x-cascade-workflow-id');
+console.log((await stack.farmLog()).filter(a => a.request_id?.startsWith(wf + '/')).map(a => [a.pool, a.model, a.outcome, a.t_ms, a.end_ms]));
+await stack.close(); await t.stop();
+process.exit(0);
