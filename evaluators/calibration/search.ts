@@ -262,8 +262,15 @@ export function search(steps: StepData[], opts: SearchOptions): SearchResult {
   const pool = winners.filter((w) => w.candidate.cost <= cheapest + opts.tieTolerance);
   pool.sort((a, b) => a.candidate.ladder.length - b.candidate.ladder.length || a.candidate.cost - b.candidate.cost);
   const won = pool[0];
-  // The reference model alone always passes (its share is exactly 1), so `won` exists unless the target exceeds 1.
-  const chosen: Candidate = won?.candidate ?? { ladder: [opts.reference], acceptAll: [true], thresholds: [0], skip: null, cost: ref.meanCost, quality: 0 };
+  // The reference model alone always passes (its share is exactly 1), so `won` exists unless the target
+  // exceeds 1 or the ladder is fixed; a fixed ladder falls back to its safest setting (highest thresholds).
+  const first = opts.ladder ? all[0] : undefined;
+  const safest = first ? { ladder: first.ladder, acceptAll: first.acceptAll, skip: first.skip, thresholds: first.grids.map((g) => g[g.length - 1]!) } : null;
+  const chosen: Candidate = won?.candidate ?? {
+    ...(safest ?? { ladder: [opts.reference], acceptAll: [true], thresholds: [0], skip: null }),
+    cost: 0,
+    quality: 0,
+  };
   chosen.cost = simulate(steps, chosen, p);
   chosen.quality = p.reduce((a, b) => a + b, 0) / n;
   const share = shareInterval(resampledSums(res, p), refSums, shareOf(p), opts.confidence);

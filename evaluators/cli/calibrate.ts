@@ -132,5 +132,8 @@ function printReport(r: CalibrationResult): void {
           ? `about ${sf.prompts_needed} labelled prompts (now ${p.prompts}) would be needed to promise it`
           : 'no amount of data would promise it'),
     );
-  if (p.prompts < 30) console.log(`calibrate: only ${p.prompts} labelled prompts: any promise but the best model alone needs more data`);
+  if (p.prompts < 100 && p.promised && r.policy.steps.length > 1)
+    console.log(
+      `calibrate: caution: only ${p.prompts} labelled prompts; a bootstrap over so few runs narrow, so treat the bound as approximate and label more prompts before relying on it`,
+    );
 }
