@@ -53,7 +53,7 @@ for (const f of files) {
   const pair = [view.models[0]!.name, view.best.name];
   for (const m of modes) {
     let report: RoutingReport;
-    let promised = '';
+    let promised: string;
     try {
       const result = await calibrate({
         data,
