@@ -1,5 +1,5 @@
 /**
- * npm run bench:routing:suite -- [--data-dir ../shared/data/routellm] [--target 0.95]
+ * npm run bench:routing:suite -- [--data-dir ../shared/data/routellm] [--target 0.98] [--confidence 0.95]
  *
  * For every dataset in a directory: calibrate on `train` once per evaluator (and once with
  * everything allowed), replay each policy on `test` (bench/lib/run.ts), and write one summary
@@ -21,7 +21,8 @@ import { loadPolicyFile, runRoutingBenchmark, type RoutingReport } from './lib/r
 const { values } = parseArgs({
   options: {
     'data-dir': { type: 'string', default: resolve(REPO_ROOT, '../shared/data/routellm') },
-    target: { type: 'string', default: '0.95' },
+    target: { type: 'string', default: '0.98' },
+    confidence: { type: 'string', default: '0.95' },
     'out-dir': { type: 'string', default: join(REPO_ROOT, 'bench/results/routing') },
     only: { type: 'string' },
   },
@@ -36,10 +37,10 @@ const modes: { mode: string; opts: Partial<CalibrateOptions>; twoModel: boolean 
   { mode: 'pre-router only (prompt)', opts: { evaluators: ['none'] }, twoModel: true },
 ];
 const lines = [
-  `Calibrated on \`train\`, reported on \`test\` (target quality ${values.target} × best single model). Two-model rows use the ladder cheapest → best model.`,
+  `Calibrated on \`train\`, reported on \`test\` (target quality ${values.target} × best single model, confidence ${values.confidence}). Two-model rows use the ladder cheapest → best model. Promised: the train bootstrap's one-sided bound [two-sided interval] of the quality share.`,
   '',
-  '| dataset | evaluator | test quality (share of best) | cost share of best | APGR | CPT(50%) | CPT(80%) | step-1 AUROC | cost saving at 95% of best | false-accept rate |',
-  '|---|---|---|---|---|---|---|---|---|---|',
+  '| dataset | evaluator | promised share (interval) | test quality (share of best) | cost share of best | APGR | CPT(50%) | CPT(80%) | step-1 AUROC | cost saving at 95% of best | false-accept rate |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 const files = readdirSync(values['data-dir'])
   .filter((f) => f.endsWith('.jsonl') && (!values.only || f.includes(values.only)))
@@ -52,16 +53,20 @@ for (const f of files) {
   const pair = [view.models[0]!.name, view.best.name];
   for (const m of modes) {
     let report: RoutingReport;
+    let promised: string;
     try {
       const result = await calibrate({
         data,
         split: 'train',
         target: Number(values.target),
+        confidence: Number(values.confidence),
         name,
         log: () => {},
         ...m.opts,
         ...(m.twoModel ? { ladder: pair } : {}),
       });
+      const ps = result.promise.share;
+      promised = `${result.promise.promised ? '≥ ' : 'not promised: '}${ps.lower.toFixed(3)} [${ps.interval[0].toFixed(3)}–${ps.interval[1].toFixed(3)}]`;
       const slug = m.mode.split(' ')[0]!.replace(/[^a-z-]/g, '');
       const policyFile = join(outDir, 'policies', `${name}-${slug}.yaml`);
       await writeFile(policyFile, YAML.stringify({ ...result.policy, name: `${name}-${slug}` }));
@@ -71,14 +76,14 @@ for (const f of files) {
       await writeFile(`${stem}.md`, markdownTable(report) + `\n![cost-quality](${name}-${slug}.svg)\n`);
       await writeFile(`${stem}.svg`, costQualitySvg(report));
     } catch (err) {
-      lines.push(`| ${name} | ${m.mode} | n/a: ${(err as Error).message.slice(0, 80)} | | | | | | | |`);
+      lines.push(`| ${name} | ${m.mode} | n/a: ${(err as Error).message.slice(0, 80)} | | | | | | | | |`);
       continue;
     }
     const s = report.summary;
     const f3 = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(3));
     const a = report.step_auroc[0];
     lines.push(
-      `| ${name} | ${m.mode} | ${f3(s.quality)} (${f3(s.quality_share_of_best)}) | ${f3(s.cost_share_of_best)} | ${f3(report.two_model?.apgr)} | ${f3(report.two_model?.cpt50)} | ${f3(report.two_model?.cpt80)} | ${f3(a?.auroc)} | ${report.cost_at_95 ? `${report.cost_at_95.saving.toFixed(2)}×` : 'not reached'} | ${f3(s.false_accept_rate)} |`,
+      `| ${name} | ${m.mode} | ${promised} | ${f3(s.quality)} (${f3(s.quality_share_of_best)}) | ${f3(s.cost_share_of_best)} | ${f3(report.two_model?.apgr)} | ${f3(report.two_model?.cpt50)} | ${f3(report.two_model?.cpt80)} | ${f3(a?.auroc)} | ${report.cost_at_95 ? `${report.cost_at_95.saving.toFixed(2)}×` : 'not reached'} | ${f3(s.false_accept_rate)} |`,
     );
     console.log(lines[lines.length - 1]);
   }

@@ -1,19 +1,21 @@
 /**
- * npm run calibrate -- --data <file.jsonl> [--split train] (--target 0.99 | --max-cost <usd>) [--out <policy.yaml>]
- *                      [--max-steps 3] [--evaluators answer-model,arithmetic,...] [--no-prerouter] [--ladder m1,m2]
+ * npm run calibrate -- --data <file.jsonl> [--split train] (--target 0.99 [--confidence 0.95] | --max-cost <usd>) [--out <policy.yaml>]
+ *                      [--train] [--max-steps 3] [--evaluators answer-model,arithmetic,...] [--no-prerouter] [--ladder m1,m2]
  *                      [--name <prefix>] [--manifest <file>] [--no-replay]
  *
  * Chooses ladder, evaluators, thresholds and pre-router use on one split, writes the policy file, and
- * prints the expected cost and quality on that split (search estimate, then a replay of the written
- * policy through the workflow's runCascade).
+ * prints the promise (quality share's lower bound at the confidence level, with its interval), the
+ * expected cost, and a replay of the written policy through the workflow's runCascade. With
+ * --train, first trains the answer heads and the pre-router on the same split (npm run train).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
-import { calibrate } from '../calibrate.js';
+import { calibrate, type CalibrationResult } from '../calibrate.js';
 import { REPO_ROOT } from '../head.js';
 import type { EvaluatorSpec } from '../spec.js';
+import { train } from '../train/train.js';
 import { loadPolicyFile, runRoutingBenchmark } from '../../bench/lib/run.js';
 
 const { values } = parseArgs({
@@ -21,8 +23,10 @@ const { values } = parseArgs({
     data: { type: 'string' },
     split: { type: 'string', default: 'train' },
     target: { type: 'string' },
+    confidence: { type: 'string', default: '0.95' },
     'max-cost': { type: 'string' },
     out: { type: 'string' },
+    train: { type: 'boolean', default: false },
     'max-steps': { type: 'string' },
     evaluators: { type: 'string' },
     'no-prerouter': { type: 'boolean', default: false },
@@ -34,49 +38,102 @@ const { values } = parseArgs({
 });
 if (!values.data || (values.target === undefined) === (values['max-cost'] === undefined)) {
   console.error(
-    'usage: npm run calibrate -- --data <file.jsonl> [--split train] (--target <share, e.g. 0.99> | --max-cost <usd per request>) [--out <policy.yaml>]',
+    'usage: npm run calibrate -- --data <file.jsonl> [--split train] (--target <share, e.g. 0.99> [--confidence 0.95] | --max-cost <usd per request>) [--train] [--out <policy.yaml>]',
   );
   process.exit(2);
 }
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
 const name =
   values.name ??
   values.data
     .split('/')
     .pop()!
     .replace(/\.jsonl$/, '');
+let manifest = values.manifest;
+if (values.train) {
+  console.log(`calibrate: training heads on split "${values.split}" first (npm run train)`);
+  await train({ data: values.data, name, split: values.split, useEncoder: true, log: (m) => console.log(`[${elapsed()}] ${m}`) });
+  manifest ??= join(REPO_ROOT, 'evaluators/models', `${name}.manifest.json`);
+  console.log(`[${elapsed()}] calibrate: searching policies`);
+}
+const target = values.target !== undefined ? Number(values.target) : undefined;
 const result = await calibrate({
   data: values.data,
   split: values.split,
-  target: values.target !== undefined ? Number(values.target) : undefined,
+  target,
+  confidence: Number(values.confidence),
   maxCost: values['max-cost'] !== undefined ? Number(values['max-cost']) : undefined,
   maxSteps: values['max-steps'] ? Number(values['max-steps']) : undefined,
   evaluators: values.evaluators ? (values.evaluators.split(',') as EvaluatorSpec['type'][]) : undefined,
   prerouter: !values['no-prerouter'],
   ladder: values.ladder ? values.ladder.split(',') : undefined,
-  manifest: values.manifest,
+  manifest,
   name,
 });
 const out = values.out ?? join(REPO_ROOT, 'evaluators/policies', `${name}.calibrated.yaml`);
 await mkdir(dirname(out), { recursive: true });
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+const p = result.promise;
 await writeFile(
   out,
-  `# Written by: npm run calibrate -- --data ${relative(REPO_ROOT, values.data)} --split ${values.split} ${values.target !== undefined ? `--target ${values.target}` : `--max-cost ${values['max-cost']}`}\n` +
+  `# Written by: npm run calibrate -- --data ${relative(REPO_ROOT, values.data)} --split ${values.split} ${target !== undefined ? `--target ${values.target} --confidence ${values.confidence}` : `--max-cost ${values['max-cost']}`}\n` +
+    `# Quality share of ${result.best_single.model} on "${values.split}" (${p.prompts} prompts): ${pct(p.share.estimate)}, ` +
+    `${pct(p.confidence)} interval ${pct(p.share.interval[0])}–${pct(p.share.interval[1])}, one-sided bound ${pct(p.share.lower)}\n` +
     YAML.stringify(result.policy),
 );
-const e = result.expected;
-const usd = (v: number) => `$${v.toPrecision(3)}`;
-console.log(`calibrate: searched ${result.candidates_evaluated} candidate policies in ${result.seconds.toFixed(1)} s`);
-console.log(
-  `calibrate: ladder ${result.policy.steps.map((s) => `${s.model} [${s.evaluator.type}${s.evaluator.type === 'none' ? '' : ` >= ${s.threshold}`}]`).join(' -> ')}${result.policy.prerouter ? `, pre-router skip below ${result.policy.prerouter.skip_below}` : ''}`,
-);
-console.log(
-  `calibrate: expected on split "${values.split}" (out-of-fold scores): quality ${e.quality.toFixed(4)} (${(e.quality_share_of_best * 100).toFixed(1)}% of ${result.best_single.model}), cost ${usd(e.cost_per_request)}/request (${(e.cost_share_of_best * 100).toFixed(1)}% of it)${e.feasible ? '' : '  [target NOT met]'}`,
-);
+printReport(result);
 if (!values['no-replay']) {
   const { report } = await runRoutingBenchmark({ data: values.data, policy: await loadPolicyFile(out), split: values.split, sweepSize: 0 });
   const s = report.summary;
   console.log(
-    `calibrate: replayed through runCascade with the saved models: quality ${s.quality.toFixed(4)} (${(s.quality_share_of_best * 100).toFixed(1)}%), cost ${usd(s.cost_per_request_usd)}/request (${(s.cost_share_of_best * 100).toFixed(1)}%), escalation rate ${s.escalation_rate.toFixed(3)}`,
+    `calibrate: replayed through runCascade with the saved models: quality ${s.quality.toFixed(4)} (${pct(s.quality_share_of_best)}), cost ${usd(s.cost_per_request_usd)}/request (${pct(s.cost_share_of_best)}), escalation rate ${s.escalation_rate.toFixed(3)}`,
   );
 }
-console.log(`calibrate: wrote ${relative(process.cwd(), out)}`);
+console.log(`calibrate: wrote ${relative(process.cwd(), out)} (total run time ${elapsed()})`);
+
+function usd(v: number): string {
+  return `$${v.toPrecision(3)}`;
+}
+
+function printReport(r: CalibrationResult): void {
+  const e = r.expected;
+  const p = r.promise;
+  console.log(
+    `calibrate: searched ${r.candidates_evaluated} candidate policies in ${r.seconds.toFixed(1)} s${r.pruned.length ? ` (dominated, left out: ${r.pruned.join(', ')})` : ''}`,
+  );
+  for (const s of r.signals)
+    console.log(
+      `calibrate: ${s.model}: evaluator ${s.chosen ?? 'none applies'}${
+        Object.keys(s.auroc).length
+          ? ` (AUROC ${Object.entries(s.auroc)
+              .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+              .join(', ')})`
+          : ''
+      }`,
+    );
+  console.log(
+    `calibrate: ladder ${r.policy.steps.map((s) => `${s.model} [${s.evaluator.type}${s.evaluator.type === 'none' ? '' : ` >= ${s.threshold}`}]`).join(' -> ')}${r.policy.prerouter ? `, pre-router skip below ${r.policy.prerouter.skip_below}` : ''}`,
+  );
+  console.log(
+    `calibrate: expected quality share ${pct(p.share.estimate)} of ${r.best_single.model} (${pct(p.confidence)} interval ${pct(p.share.interval[0])}–${pct(p.share.interval[1])}), cost ${usd(e.cost_per_request)}/request (${pct(e.cost_share_of_best)} of it), from ${p.prompts} out-of-fold prompts`,
+  );
+  if (p.target === null) return;
+  if (p.promised)
+    console.log(
+      `calibrate: PROMISE: quality share >= ${pct(p.target)} on unseen prompts like these, with confidence ${pct(p.confidence)} (one-sided bound ${pct(p.share.lower)})`,
+    );
+  else console.log(`calibrate: NO PROMISE possible: ${pct(p.target)} exceeds what even the best model alone can be shown to reach`);
+  const sf = p.shortfall;
+  if (sf)
+    console.log(
+      `calibrate: the data is too small for a cheaper policy: a ${sf.steps}-step policy at ${pct(sf.cost_share_of_best)} of the cost estimates ${pct(sf.share.estimate)} but its bound is ${pct(sf.share.lower)}; ` +
+        (Number.isFinite(sf.prompts_needed)
+          ? `about ${sf.prompts_needed} labelled prompts (now ${p.prompts}) would be needed to promise it`
+          : 'no amount of data would promise it'),
+    );
+  if (p.prompts < 100 && p.promised && r.policy.steps.length > 1)
+    console.log(
+      `calibrate: caution: only ${p.prompts} labelled prompts; a bootstrap over so few runs narrow, so treat the bound as approximate and label more prompts before relying on it`,
+    );
+}
