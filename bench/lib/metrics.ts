@@ -137,6 +137,8 @@ export interface SweepPoint extends Point {
   threshold: number;
   /** Share of requests that called the last (strongest) model. */
   strong_share: number;
+  /** Simulated end-to-end latency p50 at this threshold (bench/lib/latency-model.ts). */
+  latency_p50_ms?: number;
 }
 
 /** Piecewise-linear PGR curve over the share of calls to the strong model, from 0 to 1. */

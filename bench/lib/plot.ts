@@ -1,5 +1,6 @@
 /** Cost–quality plot (SVG, no dependencies) and the markdown table of a routing benchmark report. */
 import type { RoutingReport } from './run.js';
+import type { LatencyStats } from './latency-model.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const short = (m: string) => m.split('/').pop()!;
@@ -73,6 +74,10 @@ export function costQualitySvg(r: RoutingReport): string {
 const f = (v: number | null | undefined, d = 3) => (v === null || v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(d));
 const usd = (v: number) => `$${v.toPrecision(3)}`;
 
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const lat = (l: LatencyStats | null) =>
+  l ? `${secs(l.latency_p50_ms)} / ${secs(l.latency_p99_ms)} | ${secs(l.ttft_p50_ms)} / ${secs(l.ttft_p99_ms)}` : '— | —';
+
 export function markdownTable(r: RoutingReport): string {
   const s = r.summary;
   const lines = [
@@ -80,15 +85,17 @@ export function markdownTable(r: RoutingReport): string {
     '',
     `Ladder: ${r.ladder.map((l) => `${short(l.model)} (${l.evaluator}${l.threshold !== null ? ` ≥ ${f(l.threshold)}` : ''})`).join(' → ')}${r.prerouter ? `; pre-router skip below ${r.prerouter.skip_below}` : ''}`,
     '',
-    '| router | quality | share of best | cost / request | cost share of best |',
-    '|---|---|---|---|---|',
-    `| **calibrated cascade** | ${f(s.quality)} | ${f(s.quality_share_of_best)} | ${usd(s.cost_per_request_usd)} | ${f(s.cost_share_of_best)} |`,
+    '| router | quality | share of best | cost / request | cost share of best | latency p50 / p99 | TTFT p50 / p99 |',
+    '|---|---|---|---|---|---|---|',
+    `| **calibrated cascade** | ${f(s.quality)} | ${f(s.quality_share_of_best)} | ${usd(s.cost_per_request_usd)} | ${f(s.cost_share_of_best)} | ${lat(r.latency.policy)} |`,
     ...r.baselines.single.map(
       (b) =>
-        `| ${short(b.model)} only | ${f(b.quality)} | ${f(b.quality / r.baselines.best.quality)} | ${usd(b.cost)} | ${f(b.cost / r.baselines.best.cost)} |`,
+        `| ${short(b.model)} only | ${f(b.quality)} | ${f(b.quality / r.baselines.best.quality)} | ${usd(b.cost)} | ${f(b.cost / r.baselines.best.cost)} | ${lat(r.latency.single[b.model] ?? null)} |`,
     ),
-    `| random router, same cost | ${f(r.random_at_same_cost)} | ${f(r.random_at_same_cost / r.baselines.best.quality)} | ${usd(s.cost_per_request_usd)} | ${f(s.cost_share_of_best)} |`,
-    `| oracle | ${f(r.baselines.oracle.quality)} | ${f(r.baselines.oracle.quality / r.baselines.best.quality)} | ${usd(r.baselines.oracle.cost)} | ${f(r.baselines.oracle.cost / r.baselines.best.cost)} |`,
+    `| random router, same cost | ${f(r.random_at_same_cost)} | ${f(r.random_at_same_cost / r.baselines.best.quality)} | ${usd(s.cost_per_request_usd)} | ${f(s.cost_share_of_best)} | — | — |`,
+    `| oracle | ${f(r.baselines.oracle.quality)} | ${f(r.baselines.oracle.quality / r.baselines.best.quality)} | ${usd(r.baselines.oracle.cost)} | ${f(r.baselines.oracle.cost / r.baselines.best.cost)} | — | — |`,
+    '',
+    'Latency is simulated: recorded per-call latency where the data has it, else the farm timing model (config/farm.yaml); an answer needing no evaluation streams from its first token, an evaluated one is shown once accepted.',
     '',
     '| metric | value |',
     '|---|---|',

@@ -15,6 +15,7 @@ import { createEvaluator, loadPrerouter, type Evaluator, type EvaluatorSpec } fr
 import type { Prerouter } from '../../evaluators/prerouter.js';
 import { evaluatorSpecSchema } from '../../evaluators/spec.js';
 import { quality, type DatasetView } from '../../evaluators/dataset-adapter.js';
+import type { LatencyModel } from './latency-model.js';
 
 export interface StepDecision {
   step: number;
@@ -37,11 +38,20 @@ export interface DecisionRecord {
   /** Recorded quality of the returned answer (1/0 or score); null when unlabelled. */
   quality: number | null;
   steps: StepDecision[];
+  /**
+   * Simulated end-to-end latency and time to first token (offline only): recorded `latency_ms`
+   * per call, else the latency model; an answer that needs no evaluation streams live (its own
+   * first token), an evaluated one is held until accepted. Evaluator time (< 1 ms) is not added.
+   */
+  latency_ms?: number;
+  ttft_ms?: number;
 }
 
 export interface ReplayDeps {
   /** Base for relative model files in the policy (default: repository root). */
   modelsDir?: string;
+  /** Latency of calls the dataset has no `latency_ms` for (bench/lib/latency-model.ts). */
+  latency?: LatencyModel;
 }
 
 /** Effects and caches for one dataset and one policy; thresholds may vary between runs. */
@@ -72,6 +82,7 @@ export class Replayer {
 
   async replay(row: DatasetRow, policy: PolicySpec): Promise<DecisionRecord> {
     let clock = 0;
+    const calls: { step: number; start: number; ttftMs: number; latencyMs: number }[] = [];
     const params: ChatParams = { messages: [{ role: 'user', content: row.prompt }] };
     const fx: CascadeEffects = {
       now: () => clock,
@@ -86,7 +97,14 @@ export class Replayer {
             error: { type: ErrorType.UpstreamError, message: `no recorded ${call.purpose} for ${call.model.name}`, retries: 0, latencyMs: null },
           };
         }
-        const latencyMs = o.latencyMs ?? 0;
+        const modelled = this.deps.latency?.(
+          call.model.name,
+          o.outputTokens ?? Math.ceil((o.response ?? '').length / 4),
+          policy.steps[call.step - 1]?.pools?.[0],
+        );
+        const latencyMs = o.latencyMs ?? modelled?.totalMs ?? 0;
+        const ttftMs = o.latencyMs !== null ? o.latencyMs : (modelled?.ttftMs ?? 0);
+        calls.push({ step: call.step, start: clock, ttftMs, latencyMs });
         clock += latencyMs;
         return { ok: true, output: recordedOutput(this.view, row, call.model, latencyMs) };
       },
@@ -121,7 +139,13 @@ export class Replayer {
     };
     try {
       const result = await runCascade(input, `replay-${row.id}`, fx);
-      return decisionOf(row, result.cascade, result.model);
+      const decision = decisionOf(row, result.cascade, result.model);
+      if (!this.deps.latency) return decision;
+      // The answer streams live when nothing evaluates it; otherwise it is shown once accepted.
+      const final = [...calls].reverse().find((c) => c.step === result.cascade.final_step);
+      const live = result.cascade.final_step === policy.steps.length && !policy.evaluate_last_step;
+      const ttft = final ? final.start + (live ? final.ttftMs : final.latencyMs) : clock;
+      return { ...decision, latency_ms: clock, ttft_ms: ttft };
     } catch (err) {
       const trace = (err as { trace?: import('../../common/types.js').CascadeTrace }).trace;
       if (!trace) throw err;

@@ -25,6 +25,7 @@ import {
   type SweepPoint,
 } from './metrics.js';
 import { Replayer, type DecisionRecord } from './replay.js';
+import { farmLatencyModel, latencyStats, type LatencyStats } from './latency-model.js';
 
 export interface RoutingReport {
   dataset: string;
@@ -45,6 +46,11 @@ export interface RoutingReport {
   /** Cost per request at 95% of the best single model's quality, and the saving against it. */
   cost_at_95: { cost: number; saving: number } | null;
   sweep: SweepPoint[];
+  /**
+   * Simulated latency (recorded per-call latency, else the farm's timing model; streaming rules of
+   * the live stack): the policy's, and each single model's when every request goes to it.
+   */
+  latency: { policy: LatencyStats | null; single: Record<string, LatencyStats | null> };
   seconds: number;
 }
 
@@ -79,7 +85,27 @@ export async function runRoutingBenchmark(opts: RunOptions): Promise<{ report: R
   for (const s of opts.policy.steps)
     if (!known.has(s.model))
       throw new Error(`policy ${opts.policy.name}: model ${s.model} is not in ${basename(opts.data)} (models: ${[...known].join(', ')})`);
-  const replayer = new Replayer(view, await loadModelPrices(opts.data), { modelsDir: opts.modelsDir });
+  const latency = await farmLatencyModel();
+  const replayer = new Replayer(view, await loadModelPrices(opts.data), { modelsDir: opts.modelsDir, latency });
+  const latencyOf = (ds: DecisionRecord[]) =>
+    latencyStats(ds.flatMap((d) => (d.latency_ms !== undefined ? [{ latency: d.latency_ms, ttft: d.ttft_ms ?? d.latency_ms }] : [])));
+  // One model for every request: its answer needs no evaluation, so it streams from its first token.
+  const singleLatency = Object.fromEntries(
+    view.models.map((m) => [
+      m.name,
+      latencyStats(
+        rows.flatMap((r) => {
+          const o = r.models[m.name];
+          const l = o
+            ? o.latencyMs !== null
+              ? { ttftMs: o.latencyMs, totalMs: o.latencyMs }
+              : latency(m.name, o.outputTokens ?? Math.ceil((o.response ?? '').length / 4))
+            : null;
+          return l ? [{ latency: l.totalMs, ttft: l.ttftMs }] : [];
+        }),
+      ),
+    ]),
+  );
   const ladder = opts.policy.steps.map((s) => s.model);
 
   const replayAll = async (policy: PolicySpec, onDecision?: (d: DecisionRecord) => void) => {
@@ -114,7 +140,13 @@ export async function runRoutingBenchmark(opts: RunOptions): Promise<{ report: R
       : { ...opts.policy, steps: opts.policy.steps.map((s, i) => (i < ladder.length - 1 ? { ...s, threshold: t } : s)) };
     const ds = await replayAll(policy);
     const s = summarise(ds, view, b, ladder);
-    sweep.push({ threshold: t, cost: s.cost_per_request_usd, quality: s.quality, strong_share: s.last_step_call_rate });
+    sweep.push({
+      threshold: t,
+      cost: s.cost_per_request_usd,
+      quality: s.quality,
+      strong_share: s.last_step_call_rate,
+      ...(latencyOf(ds) && { latency_p50_ms: latencyOf(ds)!.latency_p50_ms }),
+    });
   }
 
   let twoModel: RoutingReport['two_model'] = null;
@@ -156,6 +188,7 @@ export async function runRoutingBenchmark(opts: RunOptions): Promise<{ report: R
     aiq: aiq(sweep.length ? sweep : [policyPoint]),
     cost_at_95: at95 === null ? null : { cost: at95, saving: at95 > 0 ? b.best.cost / at95 : Infinity },
     sweep,
+    latency: { policy: latencyOf(decisions), single: singleLatency },
     seconds: (Date.now() - started) / 1000,
   };
   return { report, decisions };
