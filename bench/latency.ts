@@ -27,7 +27,7 @@ import {
   scaleWarning,
   summarisePhase,
   targetLines,
-  type PhaseSummary,
+  type Phase,
   type RequestRecord,
 } from './lib/latency-report.js';
 import { startLatencyStack, type LatencyStack } from './lib/latency-stack.js';
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
 
   const stack = await startLatencyStack({ timeScale: scale, verbose: args.verbose, log });
   process.once('SIGINT', () => void stack.stop().then(() => process.exit(130)));
-  const phases: PhaseSummary[] = [];
+  const run: Phase[] = [];
   let policies: string[] = [];
   try {
     policies = args.policies ? args.policies.split(',').map((p) => p.trim()) : await defaultPolicies(stack.apiUrl);
@@ -113,13 +113,14 @@ async function main(): Promise<void> {
     for (const [i, { policy, c }] of plan.entries()) {
       // An even share of what is left, so a run that cannot finish still measures every phase (on fewer prompts).
       const sliceMs = (started + budgetMs - Date.now()) / (plan.length - i);
-      phases.push(await runPhase(stack, policy, c, prompts, Math.max(sliceMs, 1), requestTimeoutMs));
+      run.push(await runPhase(stack, policy, c, prompts, Math.max(sliceMs, 1), requestTimeoutMs));
     }
   } finally {
     await stack.stop();
   }
 
-  relateToStrong(phases, STRONG);
+  relateToStrong(run, STRONG);
+  const phases = run.map((p) => p.summary);
   const targets = checkTargets(phases, STRONG, SPEED);
   const loadEnd = loadavg();
   const minutes = (Date.now() - started) / 60_000;
@@ -171,7 +172,7 @@ async function runPhase(
   prompts: Awaited<ReturnType<typeof loadPrompts>>,
   maxMs: number,
   timeoutMs: number,
-): Promise<PhaseSummary> {
+): Promise<Phase> {
   await stack.farmReset();
   const done: { prompt: (typeof prompts)[number]; timing: Awaited<ReturnType<typeof streamChat>> }[] = [];
   let next = 0;
@@ -197,7 +198,7 @@ async function runPhase(
   log(
     `${policy} c=${concurrency}: ${s.requests} in ${s.wall_s.toFixed(0)} s, ttft p50 ${Math.round(s.ttft_p50_ms)} ms, total p50 ${Math.round(s.latency_p50_ms)} ms${s.errors ? `, ${s.errors} errors (${firstError})` : ''}${s.not_recorded_answers ? `, ${s.not_recorded_answers} answers not the recording` : ''}`,
   );
-  return s;
+  return { summary: s, records };
 }
 
 main().catch((err: Error) => {

@@ -140,15 +140,29 @@ export function summarisePhase(policy: string, concurrency: number, records: Req
   };
 }
 
-/** Fills in the shares of always-strong measured at the same concurrency. */
-export function relateToStrong(phases: PhaseSummary[], strong: string): void {
-  for (const s of phases) {
-    const base = phases.find((b) => b.policy === strong && b.concurrency === s.concurrency);
+export interface Phase {
+  summary: PhaseSummary;
+  records: RequestRecord[];
+}
+
+/**
+ * Fills in the shares of always-strong measured at the same concurrency. Cost and quality compare
+ * the prompts both phases sent (a phase cut short by the time budget sent fewer), so a share never
+ * compares different prompts.
+ */
+export function relateToStrong(phases: Phase[], strong: string): void {
+  for (const { summary: s, records } of phases) {
+    const base = phases.find((b) => b.summary.policy === strong && b.summary.concurrency === s.concurrency);
     if (!base) continue;
-    s.cost_share_of_strong = s.cost_per_request_usd / base.cost_per_request_usd;
-    s.quality_share_of_strong = s.quality / base.quality;
-    s.latency_p50_ratio_to_strong = s.latency_p50_ms / base.latency_p50_ms;
-    s.latency_p99_ratio_to_strong = s.latency_p99_ms / base.latency_p99_ms;
+    const baseById = new Map(base.records.map((r) => [r.id, r]));
+    const common = records.filter((r) => baseById.has(r.id));
+    if (common.length === 0) continue;
+    const sum = (rs: RequestRecord[], f: (r: RequestRecord) => number) => rs.reduce((a, r) => a + f(r), 0);
+    const baseCommon = common.map((r) => baseById.get(r.id)!);
+    s.cost_share_of_strong = sum(common, (r) => r.costUsd) / sum(baseCommon, (r) => r.costUsd);
+    s.quality_share_of_strong = sum(common, (r) => r.quality) / sum(baseCommon, (r) => r.quality);
+    s.latency_p50_ratio_to_strong = s.latency_p50_ms / base.summary.latency_p50_ms;
+    s.latency_p99_ratio_to_strong = s.latency_p99_ms / base.summary.latency_p99_ms;
   }
 }
 
