@@ -9,7 +9,7 @@
  * stops and hedges (the farm's attempt log). Prints a table and the issue's targets (#10) as
  * PASS/MISS, writes bench/results/latency.json and docs/images/latency.svg.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -54,6 +54,7 @@ const HELP = `npm run bench:latency -- [options]
   --data-dir DIR        RouteLLM data (default ../shared/data/routellm)
   --out FILE            JSON results (default bench/results/latency.json)
   --plot FILE           SVG plot (default docs/images/latency.svg)
+  --records FILE        also write every request (timings, model, trace) as JSON lines
   --verbose             the stack's own log lines
   --help
 `;
@@ -70,6 +71,7 @@ const { values: args } = parseArgs({
     'data-dir': { type: 'string', default: join(REPO_ROOT, '..', 'shared', 'data', 'routellm') },
     out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'latency.json') },
     plot: { type: 'string', default: join(REPO_ROOT, 'docs', 'images', 'latency.svg') },
+    records: { type: 'string' },
     verbose: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -104,6 +106,9 @@ async function main(): Promise<void> {
 
   const stack = await startLatencyStack({ timeScale: scale, verbose: args.verbose, log });
   process.once('SIGINT', () => void stack.stop().then(() => process.exit(130)));
+  const records = args.records ? resolve(args.records) : null;
+  if (records) writeFileSync(records, '');
+  const dump = records ? (line: object) => appendFileSync(records, JSON.stringify(line) + '\n') : null;
   const run: Phase[] = [];
   let policies: string[] = [];
   try {
@@ -113,7 +118,7 @@ async function main(): Promise<void> {
     for (const [i, { policy, c }] of plan.entries()) {
       // An even share of what is left, so a run that cannot finish still measures every phase (on fewer prompts).
       const sliceMs = (started + budgetMs - Date.now()) / (plan.length - i);
-      run.push(await runPhase(stack, policy, c, prompts, Math.max(sliceMs, 1), requestTimeoutMs));
+      run.push(await runPhase(stack, policy, c, prompts, Math.max(sliceMs, 1), requestTimeoutMs, dump));
     }
   } finally {
     await stack.stop();
@@ -172,6 +177,7 @@ async function runPhase(
   prompts: Awaited<ReturnType<typeof loadPrompts>>,
   maxMs: number,
   timeoutMs: number,
+  dump: ((line: object) => void) | null,
 ): Promise<Phase> {
   await stack.farmReset();
   const done: { prompt: (typeof prompts)[number]; timing: Awaited<ReturnType<typeof streamChat>> }[] = [];
@@ -192,7 +198,12 @@ async function runPhase(
     const wf = a.request_id?.split('/')[0];
     if (wf) byWorkflow.set(wf, [...(byWorkflow.get(wf) ?? []), a]);
   }
-  const records: RequestRecord[] = done.map(({ prompt, timing }) => recordOf(prompt, timing, byWorkflow.get(timing.workflowId ?? '') ?? [], stack.timings));
+  const records: RequestRecord[] = done.map(({ prompt, timing }) => {
+    const attempts = byWorkflow.get(timing.workflowId ?? '') ?? [];
+    const { content, ...seen } = timing;
+    dump?.({ policy, concurrency, id: prompt.row.id, ...seen, chars: content.length, farm_attempts: attempts });
+    return recordOf(prompt, timing, attempts, stack.timings);
+  });
   const s = summarisePhase(policy, concurrency, records, load.wallMs);
   const firstError = records.find((r) => r.error)?.error;
   log(

@@ -21,8 +21,10 @@ export interface RequestRecord {
   quality: number;
   escalated: boolean;
   stoppedEarly: boolean;
-  /** Two models generated at once for this request (farm log: overlapping attempts). */
+  /** The trace records a hedge (a step started alongside the one before it). */
   hedged: boolean;
+  /** Two models generated at once for this request (the farm log's attempts overlap): the hedge as the upstreams saw it. */
+  parallelUpstream: boolean;
   /** The answer is not the farm's recording of the model that returned it (should never happen). */
   notRecorded: boolean;
   /** The farm attempt whose answer was returned: send → its arrival, and its configured first-token time. */
@@ -45,7 +47,8 @@ export function recordOf(p: BenchPrompt, t: StreamTiming, attempts: Attempt[], t
     quality: ok ? (p.quality[t.model!] ?? 0) : 0,
     escalated: (trace?.escalations ?? 0) > 0,
     stoppedEarly: trace?.attempts.some((a) => a.stopped_early) ?? false,
-    hedged: overlapping(attempts),
+    hedged: (trace?.hedges?.length ?? 0) > 0,
+    parallelUpstream: overlapping(attempts),
     notRecorded: ok && recorded !== t.content,
     upstream: answering ? { arrivalMs: answering.t_ms - t.sentAt, ttftMs: ttftOf(answering) } : null,
   };
@@ -77,6 +80,7 @@ export interface PhaseSummary {
   escalation_rate: number;
   early_stop_rate: number;
   hedge_rate: number;
+  parallel_upstream_rate: number;
   not_recorded_answers: number;
   /** Where the first-token time goes (answers with a farm attempt): p50s in ms. */
   ttft_breakdown: { to_upstream_p50_ms: number; upstream_ttft_ms: number; after_upstream_first_token_p50_ms: number } | null;
@@ -119,6 +123,7 @@ export function summarisePhase(policy: string, concurrency: number, records: Req
     escalation_rate: share(records.map((r) => r.escalated)),
     early_stop_rate: share(records.map((r) => r.stoppedEarly)),
     hedge_rate: share(records.map((r) => r.hedged)),
+    parallel_upstream_rate: share(records.map((r) => r.parallelUpstream)),
     not_recorded_answers: records.filter((r) => r.notRecorded).length,
     ttft_breakdown: up.length
       ? {
