@@ -356,12 +356,18 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         (trace.hedges ??= []).push({ step: next + 1, reason });
         fx.onProgress?.(trace, `step ${next + 1} hedged alongside step ${i + 1}: ${reason}`);
       },
-      onCancelled: (j, startedAt) => {
+      onCancelled: (j) => {
         const model = modelOf(policy.steps[j]!.model);
         record(
           {
-            ...noAnswer(j + 1, model.name, null, 'cancelled', 'hedge lost: cancelled once the other step answered (cost estimated)'),
-            cost_usd: cancelledCallCost(model, promptTokens, fx.now() - startedAt),
+            ...noAnswer(
+              j + 1,
+              model.name,
+              null,
+              'cancelled',
+              'hedge lost: cancelled once the other step answered (cost: upper estimate, a whole typical answer)',
+            ),
+            cost_usd: cancelledCallCost(model, promptTokens, params.max_tokens),
           },
           `step ${j + 1} cancelled: the hedge was won by the other step`,
         );

@@ -27,7 +27,7 @@ interface Race {
   settle: (i: number, o: StepOutcome) => Candidate | null;
   fx: CascadeEffects;
   onHedge: () => void;
-  onCancelled: (i: number, startedAt: number) => void;
+  onCancelled: (i: number) => void;
 }
 
 /**
@@ -38,9 +38,7 @@ interface Race {
  */
 export async function raceSteps(r: Race): Promise<{ winner: Candidate | null; hedged: boolean }> {
   const { fx } = r;
-  const startedAt: Record<number, number> = {};
   const start = (i: number) => {
-    startedAt[i] = fx.now();
     const c = fx.cancellable ? fx.cancellable(() => r.run(i)) : { promise: r.run(i), cancel: () => {} };
     return { i, cancel: c.cancel, promise: c.promise.then((o) => ({ i, o })) };
   };
@@ -64,7 +62,7 @@ export async function raceSteps(r: Race): Promise<{ winner: Candidate | null; he
       for (const p of pending) {
         p.cancel();
         p.promise.catch(() => {}); // its cancellation is expected, not an error
-        r.onCancelled(p.i, startedAt[p.i]!);
+        r.onCancelled(p.i);
       }
       return { winner: accepted, hedged: true };
     }

@@ -133,10 +133,13 @@ export function hedgeReason(h: HedgeInput): string | null {
   return null;
 }
 
-/** What a call cancelled mid-way probably cost: the prompt, and the tokens its elapsed time allowed. */
-export function cancelledCallCost(model: ModelInfo, promptTokens: number, elapsedMs: number): number {
-  const share = Math.min(1, Math.max(0, elapsedMs) / Math.max(1, model.p50LatencyMs));
-  return costUsd(model, promptTokens, Math.round(share * model.expectedOutputTokens));
+/**
+ * What a cancelled hedge may have cost: the prompt and a whole typical answer. An upper bound on
+ * purpose — the cancellation reaches the upstream only with the activity's next heartbeat, and a
+ * loser that had already finished was billed in full — so budgets are never under-counted.
+ */
+export function cancelledCallCost(model: ModelInfo, promptTokens: number, maxTokens?: number): number {
+  return costUsd(model, promptTokens, Math.min(maxTokens ?? model.expectedOutputTokens, model.expectedOutputTokens));
 }
 
 /** A step's preferred pools first, in its order; the other deployments keep theirs after them. */
