@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { DeploymentRef, ModelInfo, PolicySpec, RetrySettings } from '../common/types.js';
+import { interpolate } from '../common/interpolate.js';
 import { poolTaskQueue } from '../common/names.js';
 import { configSchema, policySchema, type DeploymentConfig, type RawConfig } from './schema.js';
 
@@ -38,16 +39,6 @@ export interface CascadeConfig {
   retry: RetrySettings;
   /** Absolute path of the farm config, when the embedded farm is enabled. */
   farmConfigPath: string | null;
-}
-
-/** `${VAR}` and `${VAR:-default}` in string values, so ports and URLs can come from the environment. */
-function interpolate(value: unknown, env: NodeJS.ProcessEnv): unknown {
-  if (typeof value === 'string') {
-    return value.replace(/\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/gi, (_, name: string, fallback?: string) => env[name] ?? fallback ?? '');
-  }
-  if (Array.isArray(value)) return value.map((v) => interpolate(v, env));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env)]));
-  return value;
 }
 
 function describeIssues(file: string, error: z.ZodError): string {

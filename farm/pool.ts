@@ -29,8 +29,20 @@ export interface PoolModel {
   latency: LatencyConfig;
   backend: Backend;
   /** Answers what `backend` cannot (the pool's `fallback`), or null. */
-  fallback: Backend | null;
+  fallback: Fallback | null;
 }
+
+export interface Fallback {
+  backend: Backend;
+  /**
+   * The real local model that answers instead, under its own name and at its own (real) speed;
+   * null for the synthetic stand-in, which answers as the requested model with its simulated latency.
+   */
+  model: string | null;
+}
+
+/** A real model's time is its own: nothing simulated on top. */
+const REAL_LATENCY: LatencyConfig = { ttft_ms: 0, tokens_per_s: 0, jitter: 0, recorded_latency_scale: 0 };
 
 export interface PoolContext {
   name: string;
@@ -117,7 +129,7 @@ export function createPoolApp(ctx: PoolContext): express.Express {
       owned_by: simulated ? 'cascade-farm (simulated)' : `cascade-farm (${m.backend.kind})`,
       context_window: m.contextWindow,
       ...(simulated ? { simulated: true } : {}),
-      ...(!simulated && m.fallback ? { simulated_fallback: true } : {}),
+      ...(!simulated && m.fallback ? (m.fallback.model ? { fallback_model: m.fallback.model } : { simulated_fallback: true }) : {}),
     };
   });
   app.get('/v1/models', (_req, res) => {
@@ -222,10 +234,14 @@ export function createPoolApp(ctx: PoolContext): express.Express {
             : {}),
         };
         let backend = model.backend;
+        let answeredBy = model.name;
+        let latency = model.latency;
         let answer = await backend.generate(genReq);
         if (!answer && model.fallback) {
-          backend = model.fallback;
-          answer = await backend.generate(genReq);
+          backend = model.fallback.backend;
+          const standIn = model.fallback.model;
+          answer = await backend.generate(standIn ? { ...genReq, model: standIn } : genReq);
+          if (standIn) [answeredBy, latency] = [standIn, REAL_LATENCY];
         }
         if (!answer) throw farmErrors.promptNotInReplaySet(model.name);
         if (ac.signal.aborted) return;
@@ -235,9 +251,9 @@ export function createPoolApp(ctx: PoolContext): express.Express {
         if (answer.sourceId !== undefined) headers[REPLAY_SOURCE_HEADER] = answer.sourceId;
         const delivery: Delivery = {
           res,
-          ident: { id: `chatcmpl-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model: chat.model, simulated: answer.simulated },
+          ident: { id: `chatcmpl-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model: answeredBy, simulated: answer.simulated },
           answer,
-          timing: planTiming(model.latency, answer.outputTokens, answer.tokens.length, answer.recordedLatencyMs),
+          timing: planTiming(latency, answer.outputTokens, answer.tokens.length, answer.recordedLatencyMs),
           fault,
           faultDelayMs: delayOverride ?? ctx.faultSettings.slow_first_token_ms,
           stallMs: delayOverride ?? ctx.faultSettings.stall_ms,

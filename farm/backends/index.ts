@@ -10,7 +10,7 @@ import { createSyntheticBackend } from './synthetic.js';
 import type { Backend } from './types.js';
 
 export interface LlamaBackendOptions {
-  models: { name: string; gguf: string; threads?: number; contextSize?: number }[];
+  models: { name: string; gguf: string; threads?: number; contextSize?: number; maxTokens?: number }[];
 }
 interface LlamaModule {
   createLlamaBackend(options: LlamaBackendOptions): Promise<Backend>;
@@ -80,6 +80,7 @@ export async function createBackends(config: FarmConfig): Promise<FarmBackends> 
         gguf,
         contextSize: model.context_size ?? contextWindowOf(model),
         ...(model.threads !== undefined ? { threads: model.threads } : {}),
+        ...(model.max_tokens !== undefined ? { maxTokens: model.max_tokens } : {}),
       });
     }
     let mod: LlamaModule;
