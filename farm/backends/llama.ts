@@ -516,6 +516,31 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
   const logprobs: (number | undefined)[] = [];
   const tops: ({ token: string; logprob: number }[] | undefined)[] = [];
   let finishReason: 'stop' | 'length' = 'stop';
+  const tokenAt = (i: number): GeneratedToken => {
+    const t: GeneratedToken = { text: out.pieces[i]! };
+    const lp = logprobs[i];
+    if (lp !== undefined) t.logprob = lp;
+    const top = tops[i];
+    if (top !== undefined) t.topLogprobs = top;
+    return t;
+  };
+  /**
+   * Hands tokens to `req.onToken` once nothing can change them any more: a stop trigger may still
+   * remove the last tokens (as many as the longest token trigger, as many characters as the longest
+   * text trigger), and a grammar's trailing whitespace is trimmed at the end.
+   */
+  let emitted = 0;
+  const holdTokens = stops.tokens.reduce((n, t) => Math.max(n, t.length), 0);
+  const emit = (final: boolean) => {
+    if (!req.onToken) return;
+    let safe = out.tokens.length;
+    if (!final) {
+      safe -= holdTokens;
+      for (let chars = 0; safe > emitted && chars < longestTextStop; ) chars += out.pieces[--safe]!.length;
+      if (grammar?.trimWhitespaceSuffix) while (safe > emitted && out.pieces[safe - 1]!.trim() === '') safe--;
+    }
+    for (; emitted < safe; emitted++) req.onToken(tokenAt(emitted));
+  };
 
   if (budget > 0) {
     const seq = await m.pool.acquire(req.signal);
@@ -570,6 +595,7 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
           finishReason = 'length';
           break;
         }
+        emit(false);
       }
     } finally {
       m.pool.release(seq);
@@ -580,14 +606,8 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
 
   out.finish();
   if (grammar?.trimWhitespaceSuffix) out.truncateText(out.text.trimEnd().length);
-  const tokens: GeneratedToken[] = out.pieces.map((text, i) => {
-    const t: GeneratedToken = { text };
-    const lp = logprobs[i];
-    if (lp !== undefined) t.logprob = lp;
-    const top = tops[i];
-    if (top !== undefined) t.topLogprobs = top;
-    return t;
-  });
+  emit(true);
+  const tokens: GeneratedToken[] = out.pieces.map((_, i) => tokenAt(i));
   return {
     text: out.text,
     tokens,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadFarmConfig, SIMULATED_PREFIX } from '../../farm/index.js';
 import { writeTinyGguf } from '../../farm/tools/make-tiny-gguf.js';
-import { DEFAULT_CONFIG, firstRows, GPT4, GSM8K, MIXTRAL, postChat, startTestFarm, type TestFarm } from './helpers.js';
+import { DEFAULT_CONFIG, firstRows, GPT4, GSM8K, MIXTRAL, postChat, readSse, startTestFarm, type TestFarm } from './helpers.js';
 
 let dir: string;
 let farm: TestFarm;
@@ -57,6 +57,43 @@ test('an unrecorded prompt is answered by the real local model under its own nam
   assert.deepEqual(
     (await farm.log({ request_id: 'hello-cpu' })).map((a) => [a.pool, a.model, a.backend, a.outcome]),
     [['cpu', MIXTRAL, 'llama', 'ok']],
+  );
+});
+
+test("streamed, the local model's tokens go out while it generates, and add up to the same answer", async () => {
+  const body = { model: MIXTRAL, max_tokens: 150, logprobs: true, messages: [{ role: 'user', content: 'Tell me a long story.' }] };
+  const whole = (await (await postChat(farm.baseUrl('cpu'), body)).json()) as Completion;
+  const res = await postChat(farm.baseUrl('cpu'), { ...body, stream: true, stream_options: { include_usage: true } }, { 'x-request-id': 'live-1' });
+  assert.equal(res.headers.get('x-farm-backend'), 'llama');
+  const sse = await readSse(res);
+  assert.equal(sse.error, null);
+  assert.equal(sse.events.at(-1), '[DONE]');
+  const chunks = sse.events.slice(0, -1).map(
+    (e) =>
+      JSON.parse(e) as {
+        model: string;
+        choices: { delta: { content?: string }; logprobs: Completion['choices'][0]['logprobs'] }[];
+        usage?: { completion_tokens: number };
+      },
+  );
+  assert.ok(chunks.every((c) => c.model === LOCAL));
+  const deltas = chunks.flatMap((c) => c.choices.filter((ch) => ch.delta.content).map((ch) => ch));
+  assert.equal(deltas.map((d) => d.delta.content).join(''), whole.choices[0]!.message.content, 'greedy decoding: the same text as the non-stream answer');
+  // The same logprobs, up to float noise (the second request reuses the first one's KV cache).
+  const streamed = deltas.flatMap((d) => d.logprobs!.content.map((t) => t.logprob));
+  const expected = whole.choices[0]!.logprobs!.content.filter((t) => t.token !== '').map((t) => t.logprob);
+  assert.equal(streamed.length, expected.length);
+  assert.ok(
+    streamed.every((lp, i) => Math.abs(lp - expected[i]!) < 1e-4),
+    'logprobs match',
+  );
+  assert.equal(chunks.at(-1)!.usage!.completion_tokens, whole.choices[0]!.logprobs!.content.length);
+  // One write per token while generating: the body reaches the client in several network reads
+  // (the simulated path writes a zero-latency answer in one go).
+  assert.ok(sse.arrivals.length > 1, `${sse.arrivals.length} network reads`);
+  assert.deepEqual(
+    (await farm.log({ request_id: 'live-1' })).map((a) => [a.backend, a.outcome]),
+    [['llama', 'ok']],
   );
 });
 
