@@ -168,6 +168,9 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
   }
   if (!policies.has(raw.default_policy))
     problems.push(`default_policy: unknown policy "${raw.default_policy}" (policies: ${[...policies.keys()].join(', ') || 'none'})`);
+  for (const [task, name] of Object.entries(raw.documents.task_policies)) {
+    if (!policies.has(name)) problems.push(`documents.task_policies.${task}: unknown policy "${name}" (policies: ${[...policies.keys()].join(', ')})`);
+  }
 
   if (problems.length > 0) throw new ConfigError(`invalid config ${path}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 
@@ -194,8 +197,15 @@ export type Target = { kind: 'policy'; policy: PolicySpec } | { kind: 'model'; p
  * What the request's `model` selects: `cascade` (the default policy), `cascade:<policy>`, or a
  * registry model or alias (a one-step durable call with its fallbacks). null when unknown.
  */
-export function resolveTarget(config: CascadeConfig, requested: string): Target | null {
-  if (requested === 'cascade') return { kind: 'policy', policy: config.policies.get(config.raw.default_policy)! };
+/**
+ * What a request's `model` runs. `task` (document jobs): `cascade` runs the task's policy from
+ * `documents.task_policies` when one is configured.
+ */
+export function resolveTarget(config: CascadeConfig, requested: string, task?: keyof RawConfig['documents']['task_policies']): Target | null {
+  if (requested === 'cascade') {
+    const name = (task && config.raw.documents.task_policies[task]) ?? config.raw.default_policy;
+    return { kind: 'policy', policy: config.policies.get(name)! };
+  }
   if (requested.startsWith('cascade:')) {
     const policy = config.policies.get(requested.slice('cascade:'.length));
     return policy ? { kind: 'policy', policy } : null;

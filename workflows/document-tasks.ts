@@ -12,7 +12,19 @@ export const REDUCED_TASKS: readonly DocumentTask[] = ['summarize', 'qa'];
 /** The answer a qa chunk gives for a question its excerpt does not answer. */
 export const NOT_FOUND = 'NOT FOUND';
 
-const DEFAULT_MAX_TOKENS: Record<DocumentTask, number> = { summarize: 400, extract: 800, classify: 16, qa: 400 };
+const DEFAULT_MAX_TOKENS: Record<DocumentTask, number> = { summarize: 400, extract: 800, classify: 32, qa: 400 };
+
+/**
+ * classify asks for `{"label": <one of the labels>}` as structured output: providers that support
+ * json_schema (OpenAI, vLLM, llama.cpp; the farm's local model through a grammar) can then only
+ * answer a label, and the validators reject anything else.
+ */
+export function labelSchema(labels: readonly string[]): Record<string, unknown> {
+  return { type: 'object', properties: { label: { type: 'string', enum: [...labels] } }, required: ['label'], additionalProperties: false };
+}
+
+/** Tasks whose chunks answer JSON against a schema, so the schema gates acceptance. */
+const SCHEMA_TASKS: readonly DocumentTask[] = ['extract', 'classify'];
 
 export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phase, index: number, units: number, text: string): ChatParams {
   const extra = options.instructions ? `\n\nInstructions from the user: ${options.instructions}` : '';
@@ -56,8 +68,9 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
       );
     case 'classify':
       return ask(
-        `Classify one part of a longer document. Answer with exactly one of these labels and nothing else: ${(options.labels ?? []).join(', ')}.`,
+        `Classify one part of a longer document. Answer with exactly one of these labels: ${(options.labels ?? []).join(', ')}, as JSON {"label": "<label>"}.`,
         `${part}:\n\n${text}`,
+        { response_format: { type: 'json_schema', json_schema: { name: 'classification', schema: labelSchema(options.labels ?? []), strict: true } } },
       );
     case 'qa':
       return ask(
@@ -75,12 +88,12 @@ function gatesOnValidators(spec: EvaluatorSpec): boolean {
 }
 
 /**
- * The policy a task's chunks run: for `extract` every evaluated step must reject output that does
- * not match the schema, so a step whose evaluator does not gate on validators gets one in front
- * (a schema-invalid answer then escalates like any rejected answer).
+ * The policy a task's chunks run: for `extract` and `classify` every evaluated step must reject
+ * output that does not match the schema, so a step whose evaluator does not gate on validators gets
+ * one in front (a schema-invalid answer then escalates like any rejected answer).
  */
 export function policyForTask(task: DocumentTask, policy: PolicySpec): PolicySpec {
-  if (task !== 'extract') return policy;
+  if (!SCHEMA_TASKS.includes(task)) return policy;
   return {
     ...policy,
     steps: policy.steps.map((step) => {
