@@ -49,7 +49,7 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
       );
     }
     return ask(
-      'You are given summaries of consecutive parts of one long document. Combine them into one coherent summary that keeps every important fact, name, number and decision.',
+      'You are given summaries of consecutive parts of one long document. Combine them into one coherent summary, at most eight sentences, that keeps the important facts, names, numbers and decisions.',
       text,
     );
   }
@@ -57,7 +57,8 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
   switch (task) {
     case 'summarize':
       return ask(
-        'You summarise one part of a longer document. Write a concise summary of this part that keeps names, numbers and decisions.',
+        // A sentence bound: small models otherwise restate the whole part and run out of tokens.
+        'You summarise one part of a longer document. Write a concise summary of this part, at most five sentences, that keeps names, numbers and decisions.',
         `${part}:\n\n${text}`,
       );
     case 'extract':
