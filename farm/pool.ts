@@ -233,7 +233,12 @@ export function createPoolApp(ctx: PoolContext): express.Express {
             ? { jsonSchema: chat.response_format.json_schema.schema }
             : {}),
         };
-        const ident: ResponseIdentity = { id: `chatcmpl-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model: model.name, simulated: false };
+        const ident: ResponseIdentity = {
+          id: `chatcmpl-${randomUUID().replaceAll('-', '')}`,
+          created: Math.floor(Date.now() / 1000),
+          model: model.name,
+          simulated: false,
+        };
         const includeUsage = chat.stream_options?.include_usage === true;
         /** A real model's tokens go out while it generates (a stream with no fault to place); null otherwise. */
         const liveFor = (b: Backend) => {

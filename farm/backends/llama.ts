@@ -536,7 +536,7 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
     let safe = out.tokens.length;
     if (!final) {
       safe -= holdTokens;
-      for (let chars = 0; safe > emitted && chars < longestTextStop; ) chars += out.pieces[--safe]!.length;
+      for (let chars = 0; safe > emitted && chars < longestTextStop;) chars += out.pieces[--safe]!.length;
       if (grammar?.trimWhitespaceSuffix) while (safe > emitted && out.pieces[safe - 1]!.trim() === '') safe--;
     }
     for (; emitted < safe; emitted++) req.onToken(tokenAt(emitted));
