@@ -55,11 +55,12 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
   }
 
   switch (task) {
+    // The task is repeated after the text: small models otherwise continue or restate the text
+    // instead of doing what a system message before it asked.
     case 'summarize':
       return ask(
-        // A sentence bound: small models otherwise restate the whole part and run out of tokens.
-        'You summarise one part of a longer document. Write a concise summary of this part, at most five sentences, that keeps names, numbers and decisions.',
-        `${part}:\n\n${text}`,
+        'You summarise one part of a longer document. Write a concise summary of this part that keeps names, numbers and decisions.',
+        `${part}:\n\n${text}\n\nSummarize the part above in at most five sentences, keeping names, numbers and decisions.`,
       );
     case 'extract':
       return ask(
@@ -76,7 +77,7 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
     case 'qa':
       return ask(
         `Answer the questions using only this excerpt (chunk ${index + 1} of ${units} of a longer document). Number your answers like the questions. For a question the excerpt does not answer, write ${NOT_FOUND}.`,
-        `Questions:\n${numbered(options.questions ?? [])}\n\nExcerpt:\n\n${text}`,
+        `Excerpt:\n\n${text}\n\nUsing only the excerpt above, answer these questions, numbered like them; write ${NOT_FOUND} for a question it does not answer:\n${numbered(options.questions ?? [])}`,
       );
   }
 }
