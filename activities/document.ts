@@ -205,8 +205,14 @@ export function createDocumentActivities({ store, logger, webhookAllowHosts }: D
   };
 }
 
-/** The first allowed label the answer names (case-insensitive, whole words), or null. */
+/**
+ * The label of a `{"label": …}` answer (what classify asks for), else the first allowed label the
+ * answer names (case-insensitive, whole words: prose from a model without structured output), or null.
+ */
 export function matchLabel(answer: string, labels: readonly string[]): string | null {
+  const parsed = parseJsonAnswer(answer);
+  const named = parsed.ok && parsed.value && typeof parsed.value === 'object' ? (parsed.value as { label?: unknown }).label : undefined;
+  if (typeof named === 'string') answer = named;
   let best: { label: string; at: number } | null = null;
   for (const label of labels) {
     const escaped = label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

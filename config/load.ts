@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { DeploymentRef, ModelInfo, PolicySpec, RetrySettings } from '../common/types.js';
+import { interpolate } from '../common/interpolate.js';
 import { poolTaskQueue } from '../common/names.js';
 import { configSchema, policySchema, type DeploymentConfig, type RawConfig } from './schema.js';
 
@@ -38,16 +39,6 @@ export interface CascadeConfig {
   retry: RetrySettings;
   /** Absolute path of the farm config, when the embedded farm is enabled. */
   farmConfigPath: string | null;
-}
-
-/** `${VAR}` and `${VAR:-default}` in string values, so ports and URLs can come from the environment. */
-function interpolate(value: unknown, env: NodeJS.ProcessEnv): unknown {
-  if (typeof value === 'string') {
-    return value.replace(/\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/gi, (_, name: string, fallback?: string) => env[name] ?? fallback ?? '');
-  }
-  if (Array.isArray(value)) return value.map((v) => interpolate(v, env));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env)]));
-  return value;
 }
 
 function describeIssues(file: string, error: z.ZodError): string {
@@ -177,6 +168,9 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
   }
   if (!policies.has(raw.default_policy))
     problems.push(`default_policy: unknown policy "${raw.default_policy}" (policies: ${[...policies.keys()].join(', ') || 'none'})`);
+  for (const [task, name] of Object.entries(raw.documents.task_policies)) {
+    if (!policies.has(name)) problems.push(`documents.task_policies.${task}: unknown policy "${name}" (policies: ${[...policies.keys()].join(', ')})`);
+  }
 
   if (problems.length > 0) throw new ConfigError(`invalid config ${path}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 
@@ -203,8 +197,15 @@ export type Target = { kind: 'policy'; policy: PolicySpec } | { kind: 'model'; p
  * What the request's `model` selects: `cascade` (the default policy), `cascade:<policy>`, or a
  * registry model or alias (a one-step durable call with its fallbacks). null when unknown.
  */
-export function resolveTarget(config: CascadeConfig, requested: string): Target | null {
-  if (requested === 'cascade') return { kind: 'policy', policy: config.policies.get(config.raw.default_policy)! };
+/**
+ * What a request's `model` runs. `task` (document jobs): `cascade` runs the task's policy from
+ * `documents.task_policies` when one is configured.
+ */
+export function resolveTarget(config: CascadeConfig, requested: string, task?: keyof RawConfig['documents']['task_policies']): Target | null {
+  if (requested === 'cascade') {
+    const name = (task && config.raw.documents.task_policies[task]) ?? config.raw.default_policy;
+    return { kind: 'policy', policy: config.policies.get(name)! };
+  }
   if (requested.startsWith('cascade:')) {
     const policy = config.policies.get(requested.slice('cascade:'.length));
     return policy ? { kind: 'policy', policy } : null;

@@ -201,6 +201,12 @@ export const configSchema = z
         retry_failed_after_ms: z.number().int().nonnegative().default(30_000),
         /** Hosts webhook_url may name (exact, or `*.example.com`); empty = webhooks are refused. */
         webhook_allow_hosts: z.array(z.string().min(1)).default([]),
+        /** Policy a task's job runs when it asks for `cascade` (the default policy otherwise). */
+        task_policies: z
+          .object({ summarize: z.string().min(1), extract: z.string().min(1), classify: z.string().min(1), qa: z.string().min(1) })
+          .partial()
+          .strict()
+          .default({}),
       })
       .strict()
       .default({
@@ -213,6 +219,7 @@ export const configSchema = z
         retry_failed_rounds: 1,
         retry_failed_after_ms: 30_000,
         webhook_allow_hosts: [],
+        task_policies: {},
       }),
     pools: z.record(z.string().min(1), poolSchema),
     models: z.record(z.string().min(1), modelSchema),

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { interpolate } from '../common/interpolate.js';
 import { FAULT_NAMES } from './faults.js';
 
 export class FarmConfigError extends Error {
@@ -65,6 +66,8 @@ const modelSchema = z.discriminatedUnion('backend', [
       gguf: z.string().min(1),
       threads: z.number().int().positive().optional(),
       context_size: z.number().int().positive().optional(),
+      /** Default and cap of generated tokens per request (backend default 256). */
+      max_tokens: z.number().int().positive().optional(),
       synthetic: syntheticSchema.optional(),
     })
     .strict(),
@@ -88,8 +91,12 @@ const poolSchema = z
     port: z.number().int().min(0).max(65535),
     /** Generations in flight at once; requests beyond it queue. */
     concurrency: z.number().int().positive().default(8),
-    /** Backend for prompts the model's own backend cannot answer (e.g. not in the replay set). */
-    fallback: z.literal('synthetic').nullable().default(null),
+    /**
+     * Who answers prompts a model's own backend cannot (e.g. not in the replay set): `synthetic`
+     * (simulated text), the name of a `llama` model (a real local model answers, under its own
+     * name), or null (404 prompt_not_recorded).
+     */
+    fallback: z.string().min(1).nullable().default(null),
     /** Model name → its latency on this pool. */
     models: z.record(
       z.string().min(1),
@@ -157,7 +164,7 @@ export function parseFarmConfig(raw: unknown, opts: { source?: string; baseDir?:
   const source = opts.source ?? '(farm config)';
   const baseDir = opts.baseDir ?? process.cwd();
   const env = opts.env ?? process.env;
-  const parsed = farmSchema.safeParse(raw);
+  const parsed = farmSchema.safeParse(interpolate(raw, env));
   if (!parsed.success) throw new FarmConfigError(describeIssues(source, parsed.error));
   const cfg = parsed.data;
 
@@ -168,6 +175,9 @@ export function parseFarmConfig(raw: unknown, opts: { source?: string; baseDir?:
     if (Object.keys(pool.models).length === 0) problems.push(`pools.${poolName}.models: a pool must serve at least one model`);
     for (const model of Object.keys(pool.models)) {
       if (!cfg.models[model]) problems.push(`pools.${poolName}.models.${model}: model is not defined under "models"`);
+    }
+    if (pool.fallback !== null && pool.fallback !== 'synthetic' && cfg.models[pool.fallback]?.backend !== 'llama') {
+      problems.push(`pools.${poolName}.fallback: "${pool.fallback}" is neither "synthetic" nor a model with backend "llama"`);
     }
   }
   cfg.faults.forEach((rule, i) => {

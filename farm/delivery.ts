@@ -5,7 +5,7 @@
  */
 import type { Response } from 'express';
 import type { Attempt } from './attempt-log.js';
-import type { GeneratedAnswer } from './backends/types.js';
+import type { GeneratedAnswer, GeneratedToken } from './backends/types.js';
 import type { FaultName } from './faults.js';
 import { sleep, type Timing } from './latency.js';
 import { chunkBody, completionBody, contentChunkWriter, logprobContent, SSE_DONE, sseEvent, usageChunkBody, type ResponseIdentity } from './openai-wire.js';
@@ -28,10 +28,40 @@ export interface Delivery {
   headers: Record<string, string>;
 }
 
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
+
+/**
+ * SSE written while a real model generates: each token goes out as it is made (the backend's
+ * `onToken`), so the first token arrives after the prompt is read, not after the whole answer.
+ * Used without faults only (the stream-shaping faults need the whole answer to place themselves).
+ */
+export function openLiveStream(d: Pick<Delivery, 'res' | 'ident' | 'wantLogprobs' | 'includeUsage' | 'headers'>) {
+  const { res, ident } = d;
+  const contentChunk = contentChunkWriter(ident, d.includeUsage);
+  const open = () => {
+    if (res.headersSent) return;
+    res.writeHead(200, { ...SSE_HEADERS, ...d.headers });
+    res.write(sseEvent(chunkBody(ident, { role: 'assistant', content: '' }, null, null, d.includeUsage)));
+  };
+  return {
+    onToken(token: GeneratedToken): void {
+      open();
+      res.write(contentChunk(token.text, d.wantLogprobs ? (logprobContent([token])?.[0] ?? null) : null));
+    },
+    finish(answer: GeneratedAnswer, attempt: Attempt): void {
+      open();
+      let tail = sseEvent(chunkBody(ident, {}, answer.finishReason, null, d.includeUsage));
+      if (d.includeUsage) tail += sseEvent(usageChunkBody(ident, answer));
+      attempt.outcome = 'ok';
+      res.end(tail + SSE_DONE);
+    },
+  };
+}
+
 /** SSE delivery, with the stream-shaping faults applied on the wire. */
 export async function deliverStream(d: Delivery): Promise<void> {
   const { res, ident, answer, timing, fault, attempt, signal } = d;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...d.headers });
+  res.writeHead(200, { ...SSE_HEADERS, ...d.headers });
   res.flushHeaders();
   await sleep(fault === 'slow-first-token' ? d.faultDelayMs : timing.ttftMs, signal);
   if (signal.aborted) return;

@@ -11,7 +11,7 @@ import { createBackends } from './backends/index.js';
 import { contextWindowOf, FarmConfigError, type FarmConfig } from './config.js';
 import type { FarmState } from './control.js';
 import { FaultState } from './faults.js';
-import { createPoolApp, type PoolModel } from './pool.js';
+import { createPoolApp, type Fallback, type PoolModel } from './pool.js';
 
 export { defineFarmConfig, FarmConfigError, loadFarmConfig, parseFarmConfig, type FarmConfig, type FarmConfigInput, type FaultRule } from './config.js';
 export { FAULT_DELAY_HEADER, FAULT_HEADER, FAULT_NAMES, type FaultName } from './faults.js';
@@ -82,6 +82,12 @@ export async function startFarm(config: FarmConfig, opts: StartFarmOptions = {})
   try {
     for (const [i, [name, pool]] of Object.entries(config.pools).entries()) {
       const models = new Map<string, PoolModel>();
+      /** Synthetic models answer everything themselves; a model never falls back to itself. */
+      const fallbackFor = (fallback: string | null, model: string, backend: string): Fallback | null => {
+        if (fallback === null || backend === 'synthetic') return null;
+        if (fallback === 'synthetic') return { backend: backends.synthetic, model: null };
+        return model === fallback ? null : { backend: backends.primary.get(fallback)!, model: fallback };
+      };
       for (const [modelName, latency] of Object.entries(pool.models)) {
         const modelConfig = config.models[modelName]!;
         models.set(modelName, {
@@ -89,7 +95,7 @@ export async function startFarm(config: FarmConfig, opts: StartFarmOptions = {})
           contextWindow: contextWindowOf(modelConfig),
           latency,
           backend: backends.primary.get(modelName)!,
-          fallback: pool.fallback === 'synthetic' && modelConfig.backend !== 'synthetic' ? backends.synthetic : null,
+          fallback: fallbackFor(pool.fallback, modelName, modelConfig.backend),
         });
       }
       const app = createPoolApp({

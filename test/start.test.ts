@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import { REPO_ROOT } from '../config/load.js';
 import { freePort } from '../scripts/temporal-dev-server.js';
+import { writeTinyGguf } from '../farm/tools/make-tiny-gguf.js';
 
 const JANET =
   "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
@@ -53,6 +54,9 @@ after(() => {
 it('npm start runs the stack, survives a killed pool worker and stops everything on SIGINT', { timeout: 90_000 }, async () => {
   const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
   const { CASCADE_API_KEYS: _keys, ...env } = process.env;
+  // The farm's local model, without the 98 MB download npm start makes on first run.
+  const gguf = join(dir, 'tiny.gguf');
+  await writeTinyGguf(gguf, { chatTemplate: 'chatml' });
   start = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'start.ts')], {
     cwd: REPO_ROOT,
     env: {
@@ -62,6 +66,7 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
       CASCADE_UI_PORT: String(uiPort),
       CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
       CASCADE_FARM_RANDOM_PORTS: '1',
+      CASCADE_LOCAL_GGUF: gguf,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -12,7 +12,19 @@ export const REDUCED_TASKS: readonly DocumentTask[] = ['summarize', 'qa'];
 /** The answer a qa chunk gives for a question its excerpt does not answer. */
 export const NOT_FOUND = 'NOT FOUND';
 
-const DEFAULT_MAX_TOKENS: Record<DocumentTask, number> = { summarize: 400, extract: 800, classify: 16, qa: 400 };
+const DEFAULT_MAX_TOKENS: Record<DocumentTask, number> = { summarize: 400, extract: 800, classify: 32, qa: 400 };
+
+/**
+ * classify asks for `{"label": <one of the labels>}` as structured output: providers that support
+ * json_schema (OpenAI, vLLM, llama.cpp; the farm's local model through a grammar) can then only
+ * answer a label, and the validators reject anything else.
+ */
+export function labelSchema(labels: readonly string[]): Record<string, unknown> {
+  return { type: 'object', properties: { label: { type: 'string', enum: [...labels] } }, required: ['label'], additionalProperties: false };
+}
+
+/** Tasks whose chunks answer JSON against a schema, so the schema gates acceptance. */
+const SCHEMA_TASKS: readonly DocumentTask[] = ['extract', 'classify'];
 
 export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phase, index: number, units: number, text: string): ChatParams {
   const extra = options.instructions ? `\n\nInstructions from the user: ${options.instructions}` : '';
@@ -37,16 +49,18 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
       );
     }
     return ask(
-      'You are given summaries of consecutive parts of one long document. Combine them into one coherent summary that keeps every important fact, name, number and decision.',
+      'You are given summaries of consecutive parts of one long document. Combine them into one coherent summary, at most eight sentences, that keeps the important facts, names, numbers and decisions.',
       text,
     );
   }
 
   switch (task) {
+    // The task is repeated after the text: small models otherwise continue or restate the text
+    // instead of doing what a system message before it asked.
     case 'summarize':
       return ask(
         'You summarise one part of a longer document. Write a concise summary of this part that keeps names, numbers and decisions.',
-        `${part}:\n\n${text}`,
+        `${part}:\n\n${text}\n\nSummarize the part above in at most five sentences, keeping names, numbers and decisions.`,
       );
     case 'extract':
       return ask(
@@ -56,13 +70,14 @@ export function unitParams(task: DocumentTask, options: TaskOptions, phase: Phas
       );
     case 'classify':
       return ask(
-        `Classify one part of a longer document. Answer with exactly one of these labels and nothing else: ${(options.labels ?? []).join(', ')}.`,
+        `Classify one part of a longer document. Answer with exactly one of these labels: ${(options.labels ?? []).join(', ')}, as JSON {"label": "<label>"}.`,
         `${part}:\n\n${text}`,
+        { response_format: { type: 'json_schema', json_schema: { name: 'classification', schema: labelSchema(options.labels ?? []), strict: true } } },
       );
     case 'qa':
       return ask(
         `Answer the questions using only this excerpt (chunk ${index + 1} of ${units} of a longer document). Number your answers like the questions. For a question the excerpt does not answer, write ${NOT_FOUND}.`,
-        `Questions:\n${numbered(options.questions ?? [])}\n\nExcerpt:\n\n${text}`,
+        `Excerpt:\n\n${text}\n\nUsing only the excerpt above, answer these questions, numbered like them; write ${NOT_FOUND} for a question it does not answer:\n${numbered(options.questions ?? [])}`,
       );
   }
 }
@@ -75,12 +90,12 @@ function gatesOnValidators(spec: EvaluatorSpec): boolean {
 }
 
 /**
- * The policy a task's chunks run: for `extract` every evaluated step must reject output that does
- * not match the schema, so a step whose evaluator does not gate on validators gets one in front
- * (a schema-invalid answer then escalates like any rejected answer).
+ * The policy a task's chunks run: for `extract` and `classify` every evaluated step must reject
+ * output that does not match the schema, so a step whose evaluator does not gate on validators gets
+ * one in front (a schema-invalid answer then escalates like any rejected answer).
  */
 export function policyForTask(task: DocumentTask, policy: PolicySpec): PolicySpec {
-  if (task !== 'extract') return policy;
+  if (!SCHEMA_TASKS.includes(task)) return policy;
   return {
     ...policy,
     steps: policy.steps.map((step) => {

@@ -19,6 +19,7 @@ import {
   getLlama,
   resolveChatWrapper,
   GeneralChatWrapper,
+  LlamaGrammarEvaluationState,
   LlamaLogLevel,
   SpecialToken,
   type ChatHistoryItem,
@@ -26,6 +27,7 @@ import {
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
+  type LlamaGrammar,
   type LlamaModel,
   type LlamaText,
   type Token,
@@ -172,6 +174,7 @@ interface StopTriggers {
 
 interface LoadedModel {
   cfg: Required<Omit<LlamaModelConfig, 'contextSize'>> & { gguf: string };
+  llama: Llama;
   model: LlamaModel;
   context: LlamaContext;
   pool: SequencePool;
@@ -454,6 +457,7 @@ async function loadOne(llama: Llama, logs: LlamaLogTail, raw: LlamaModelConfig):
         temperature: raw.temperature ?? 0,
         seed: raw.seed ?? 0,
       },
+      llama,
       model,
       context,
       pool: new SequencePool(seqs),
@@ -467,6 +471,27 @@ async function loadOne(llama: Llama, logs: LlamaLogTail, raw: LlamaModelConfig):
   }
 }
 
+/** Compiled JSON-schema grammars per llama.cpp instance, bounded: an app sends few distinct schemas. */
+const grammarCache = new WeakMap<Llama, Map<string, Promise<LlamaGrammar | null>>>();
+
+/**
+ * A grammar that makes the model's output match `response_format: json_schema`, as llama.cpp's own
+ * server does. null for a schema node-llama-cpp cannot turn into a grammar: the model then answers
+ * unconstrained and the caller's schema check decides.
+ */
+function grammarFor(llama: Llama, schema: unknown): Promise<LlamaGrammar | null> {
+  const key = JSON.stringify(schema);
+  let grammars = grammarCache.get(llama);
+  if (!grammars) grammarCache.set(llama, (grammars = new Map()));
+  let grammar = grammars.get(key);
+  if (!grammar) {
+    grammar = llama.createGrammarForJsonSchema(schema as Parameters<Llama['createGrammarForJsonSchema']>[0]).catch(() => null);
+    if (grammars.size >= 64) grammars.delete(grammars.keys().next().value!);
+    grammars.set(key, grammar);
+  }
+  return grammar;
+}
+
 async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<GeneratedAnswer> {
   const { model } = m;
   const { state, promptTokens } = promptTokensFor(m, req.messages);
@@ -478,7 +503,10 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
   }
   const requested = Math.min(req.maxTokens ?? m.cfg.maxTokens, m.cfg.maxTokens);
   const budget = Math.max(0, Math.min(requested, contextSize - promptTokens.length));
-  const stops = resolveStopTriggers(state.stopGenerationTriggers, model);
+  const grammar = req.jsonSchema === undefined ? null : await grammarFor(m.llama, req.jsonSchema);
+  // A JSON grammar lets whitespace follow the value; its own trigger (blank lines) ends the answer.
+  const grammarStops = (grammar?.stopGenerationTriggers ?? []).filter((t): t is LlamaText => typeof t === 'object' && 'values' in t);
+  const stops = resolveStopTriggers([...state.stopGenerationTriggers, ...grammarStops], model);
   const longestTextStop = stops.texts.reduce((n, s) => Math.max(n, s.length), 0);
   const temperature = req.temperature ?? m.cfg.temperature;
   const topN = req.wantLogprobs ? Math.max(0, Math.min(MAX_TOP_LOGPROBS, Math.floor(req.topLogprobs))) : 0;
@@ -488,6 +516,31 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
   const logprobs: (number | undefined)[] = [];
   const tops: ({ token: string; logprob: number }[] | undefined)[] = [];
   let finishReason: 'stop' | 'length' = 'stop';
+  const tokenAt = (i: number): GeneratedToken => {
+    const t: GeneratedToken = { text: out.pieces[i]! };
+    const lp = logprobs[i];
+    if (lp !== undefined) t.logprob = lp;
+    const top = tops[i];
+    if (top !== undefined) t.topLogprobs = top;
+    return t;
+  };
+  /**
+   * Hands tokens to `req.onToken` once nothing can change them any more: a stop trigger may still
+   * remove the last tokens (as many as the longest token trigger, as many characters as the longest
+   * text trigger), and a grammar's trailing whitespace is trimmed at the end.
+   */
+  let emitted = 0;
+  const holdTokens = stops.tokens.reduce((n, t) => Math.max(n, t.length), 0);
+  const emit = (final: boolean) => {
+    if (!req.onToken) return;
+    let safe = out.tokens.length;
+    if (!final) {
+      safe -= holdTokens;
+      for (let chars = 0; safe > emitted && chars < longestTextStop;) chars += out.pieces[--safe]!.length;
+      if (grammar?.trimWhitespaceSuffix) while (safe > emitted && out.pieces[safe - 1]!.trim() === '') safe--;
+    }
+    for (; emitted < safe; emitted++) req.onToken(tokenAt(emitted));
+  };
 
   if (budget > 0) {
     const seq = await m.pool.acquire(req.signal);
@@ -500,7 +553,11 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
       const iterator = seq.evaluateWithMetadata(
         promptTokens.slice(keep),
         { confidence: true, probabilities: topN > 0 },
-        { temperature, ...(temperature > 0 ? { seed: m.cfg.seed } : {}) },
+        {
+          temperature,
+          ...(temperature > 0 ? { seed: m.cfg.seed } : {}),
+          ...(grammar ? { grammarEvaluationState: new LlamaGrammarEvaluationState({ model, grammar }) } : {}),
+        },
       );
       for await (const next of iterator) {
         if (req.signal?.aborted || m.closing) break;
@@ -538,6 +595,7 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
           finishReason = 'length';
           break;
         }
+        emit(false);
       }
     } finally {
       m.pool.release(seq);
@@ -547,14 +605,9 @@ async function generateWith(m: LoadedModel, req: GenerateRequest): Promise<Gener
   } else finishReason = 'length';
 
   out.finish();
-  const tokens: GeneratedToken[] = out.pieces.map((text, i) => {
-    const t: GeneratedToken = { text };
-    const lp = logprobs[i];
-    if (lp !== undefined) t.logprob = lp;
-    const top = tops[i];
-    if (top !== undefined) t.topLogprobs = top;
-    return t;
-  });
+  if (grammar?.trimWhitespaceSuffix) out.truncateText(out.text.trimEnd().length);
+  emit(true);
+  const tokens: GeneratedToken[] = out.pieces.map((_, i) => tokenAt(i));
   return {
     text: out.text,
     tokens,

@@ -28,6 +28,13 @@ function syntheticConfidence(settings: SyntheticSettings, model: string, prompt:
   return u < settings.confidence.high_share ? settings.confidence.high : settings.confidence.low;
 }
 
+/**
+ * Longest simulated answer to a short prompt: a greeting gets a sentence, not a page, so its
+ * simulated generation time (length ÷ tokens_per_s) stays short too. Longer prompts get the
+ * configured range.
+ */
+const shortPromptCap = (prompt: string) => 16 + 4 * estimateTokens(prompt);
+
 export function createSyntheticBackend(models: Record<string, SyntheticSettings>): Backend {
   function answer(req: GenerateRequest): GeneratedAnswer | null {
     const settings = models[req.model];
@@ -36,8 +43,9 @@ export function createSyntheticBackend(models: Record<string, SyntheticSettings>
     const seed = hash32(`${req.model}\u0000${prompt}`);
     const rand = seededRandom(seed);
     const range = settings.output_tokens;
+    const configured = typeof range === 'number' ? range : range.min + Math.floor(rand() * (range.max - range.min + 1));
     // At least the prefix and one word, so every answer starts with "[simulated] ".
-    const length = Math.max(2, req.outputTokens ?? (typeof range === 'number' ? range : range.min + Math.floor(rand() * (range.max - range.min + 1))));
+    const length = Math.max(2, req.outputTokens ?? Math.min(configured, shortPromptCap(prompt)));
     const pieces = [SIMULATED_PREFIX.trimEnd()];
     for (let i = 1; i < length; i++) pieces.push(` ${WORDS[Math.floor(rand() * WORDS.length)]!}`);
     const json = req.jsonSchema !== undefined && seededRandom(hash32(`json\u0000${req.model}\u0000${prompt}`))() < settings.json_schema_share;

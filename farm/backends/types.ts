@@ -26,6 +26,11 @@ export interface GenerateRequest {
   jsonSchema?: unknown;
   /** Aborted when the client goes away; long generations should stop. */
   signal?: AbortSignal;
+  /**
+   * Backends that really generate (llama) call this with each token once it is final, in order, so
+   * the pool can stream it at once; the whole answer is still returned at the end.
+   */
+  onToken?: (token: GeneratedToken) => void;
 }
 
 export interface GeneratedToken {

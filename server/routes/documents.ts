@@ -69,7 +69,7 @@ export function documentsRoutes({ config, client, logger, store = createDocument
     try {
       const body = parseRequest(req.body);
       const text = await documentText(req, body, limits.max_bytes);
-      const target = resolveTarget(config, body.model);
+      const target = resolveTarget(config, body.model, body.task);
       if (!target) throw ApiError.modelNotFound(body.model, config.policies.keys());
       const options = taskOptions(body);
       let webhookUrl: string | undefined;

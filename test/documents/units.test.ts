@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chunkText } from '../../activities/document-chunking.js';
 import { matchLabel, mergeExtractions } from '../../activities/document.js';
 import { checkWebhookUrl, forbiddenAddress } from '../../activities/document-webhook.js';
-import { policyForTask, unitParams } from '../../workflows/document-tasks.js';
+import { labelSchema, policyForTask, unitParams } from '../../workflows/document-tasks.js';
 import type { PolicySpec } from '../../common/types.js';
 import { documentText } from './helpers.js';
 
@@ -69,6 +69,21 @@ describe('the policy of a task', () => {
     assert.deepEqual(p.steps[1], policy.steps[1]); // already gated
     assert.deepEqual(p.steps[2]!.evaluator, { type: 'validators' });
     assert.equal(policyForTask('summarize', policy), policy);
+    assert.deepEqual(policyForTask('classify', policy), p, 'classify answers JSON too: the same gate');
+  });
+
+  it('a classify chunk asks for {"label": <one of the labels>} as structured output', () => {
+    const params = unitParams('classify', { labels: ['bug', 'feature'] }, { kind: 'map' }, 1, 3, 'text');
+    assert.deepEqual(params.response_format, {
+      type: 'json_schema',
+      json_schema: { name: 'classification', schema: labelSchema(['bug', 'feature']), strict: true },
+    });
+    assert.deepEqual(labelSchema(['bug', 'feature']), {
+      type: 'object',
+      properties: { label: { type: 'string', enum: ['bug', 'feature'] } },
+      required: ['label'],
+      additionalProperties: false,
+    });
   });
 
   it('an extract chunk asks for JSON matching the schema', () => {
@@ -83,6 +98,11 @@ describe('results', () => {
     assert.equal(matchLabel('This is a Bug report, not a feature.', ['feature', 'bug']), 'bug');
     assert.equal(matchLabel('debugging', ['bug']), null);
     assert.equal(matchLabel('Label: question', ['bug', 'question']), 'question');
+  });
+
+  it('matchLabel reads the label of a {"label": …} answer (not the key "label" as a word)', () => {
+    assert.equal(matchLabel('{"label": "feature"}', ['label', 'bug', 'feature']), 'feature');
+    assert.equal(matchLabel('{"label": "other"}', ['bug', 'feature']), null);
   });
 
   it('mergeExtractions concatenates arrays and keeps the first value of other keys', () => {

@@ -73,6 +73,17 @@ test('cross-references are checked: a pool serving an undefined model is named',
   await assert.rejects(loadFarmConfig(path), /pools\.cpu\.models\.ghost: model is not defined/);
 });
 
+test('a pool fallback must be "synthetic" or a llama model, and names the pool when it is not', async () => {
+  const models = 'models:\n  real: { backend: replay, context_window: 100 }\n  sim: { backend: synthetic, context_window: 100 }\n';
+  const path = await writeConfig('bad-fallback.yaml', `${models}datasets: [d.jsonl]\npools:\n  cpu: { port: 0, fallback: sim, models: { real: null } }\n`);
+  await assert.rejects(loadFarmConfig(path), /pools\.cpu\.fallback: "sim" is neither "synthetic" nor a model with backend "llama"/);
+});
+
+test("${VAR:-default} in the config comes from the environment (the local model's GGUF path)", async () => {
+  assert.match((await loadFarmConfig(DEFAULT_CONFIG, {})).ggufPaths['smollm2-135m-instruct']!, /\/\.data\/models\/SmolLM2-135M-Instruct\.Q4_1\.gguf$/);
+  assert.equal((await loadFarmConfig(DEFAULT_CONFIG, { CASCADE_LOCAL_GGUF: '/srv/m.gguf' })).ggufPaths['smollm2-135m-instruct'], '/srv/m.gguf');
+});
+
 test('unreadable and non-YAML files are named', async () => {
   await assert.rejects(loadFarmConfig(join(dir, 'nope.yaml')), /nope\.yaml: cannot read farm config \(ENOENT\)/);
   const path = await writeConfig('broken.yaml', 'pools: [unclosed\n');
