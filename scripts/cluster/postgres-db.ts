@@ -7,8 +7,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { asUser, dropTo, keepTail, run, stopProcess } from './exec.js';
 
 export const PG_USER = 'temporal';
@@ -56,16 +57,19 @@ export async function startPostgres(opts: { binDir: string; dataDir: string; por
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
     say(`initialising a PostgreSQL data directory in ${dataDir} ...`);
     rmSync(dataDir, { recursive: true, force: true });
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // Its parents stay traversable (the postgres user must reach the directory); it is 700.
+    mkdirSync(dirname(dataDir), { recursive: true });
+    mkdirSync(dataDir, { mode: 0o700 });
     writeFileSync(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
     // initdb reads the password from a file the postgres user can read; it is removed right after.
-    const initPw = join(dataDir, '..', `.initdb-pw-${process.pid}`);
+    const initDir = mkdtempSync(join(tmpdir(), 'cascade-initdb-'));
+    const initPw = join(initDir, 'pw');
     writeFileSync(initPw, readFileSync(passwordFile, 'utf8'), { mode: 0o600 });
-    if (user) for (const path of [dataDir, initPw]) chownSync(path, ...ids(user));
+    if (user) for (const path of [dataDir, initDir, initPw]) chownSync(path, ...ids(user));
     try {
       await asUser(user, join(binDir, 'initdb'), ['-D', dataDir, '-U', PG_USER, `--pwfile=${initPw}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C']);
     } finally {
-      rmSync(initPw, { force: true });
+      rmSync(initDir, { recursive: true, force: true });
     }
   }
   const password = readFileSync(passwordFile, 'utf8').trim();
