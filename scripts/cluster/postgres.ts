@@ -14,7 +14,15 @@ import { REPO_ROOT } from '../../config/load.js';
 import { createPrinter } from '../lib/log-lines.js';
 import { portsInUse } from '../lib/ports.js';
 import { ensurePostgres, startPostgres, type Postgres } from './postgres-db.js';
-import { ensureSchema, ensureServerBinaries, prepareNamespace, startTemporalServer, TEMPORAL_SERVER_VERSION, type TemporalServer } from './temporal-server.js';
+import {
+  clusterPorts,
+  ensureSchema,
+  ensureServerBinaries,
+  prepareNamespace,
+  startTemporalServer,
+  TEMPORAL_SERVER_VERSION,
+  type TemporalServer,
+} from './temporal-server.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,8 +49,13 @@ async function main(): Promise<void> {
   const shards = Number(args.shards);
   if (!Number.isInteger(shards) || shards < 1) throw new Error(`--shards: "${args.shards}" is not a positive integer`);
   const dataDir = resolve(args['data-dir']);
+  const ports = clusterPorts(port);
   const busy = await portsInUse([
-    { port, what: 'the Temporal frontend (--port)' },
+    ...(['frontend', 'history', 'matching', 'worker'] as const).flatMap((service) => [
+      { port: ports[service].grpc, what: `Temporal ${service} (from --port)` },
+      { port: ports[service].membership, what: `Temporal ${service} membership (from --port)` },
+    ]),
+    { port: ports.http, what: 'Temporal frontend HTTP (from --port)' },
     { port: pgPort, what: 'PostgreSQL (--pg-port)' },
   ]);
   if (busy.length) throw new Error(`cannot start:\n  ${busy.join('\n  ')}`);

@@ -12,7 +12,7 @@ import { msToTs } from '@temporalio/common/lib/time.js';
 import { stringify } from 'yaml';
 import { REPO_ROOT } from '../../config/load.js';
 import { ensureSearchAttributes } from '../lib/search-attributes.js';
-import { freePort, SINGLE_HOST_DYNAMIC_CONFIG, waitForTemporal } from '../temporal-dev-server.js';
+import { SINGLE_HOST_DYNAMIC_CONFIG, waitForTemporal } from '../temporal-dev-server.js';
 import { keepTail, run, stopProcess } from './exec.js';
 import type { Postgres } from './postgres-db.js';
 
@@ -23,6 +23,30 @@ const BIN_DIR = join(REPO_ROOT, '.tools', `temporal-server-${TEMPORAL_SERVER_VER
 export const SERVER_BIN = join(BIN_DIR, 'server');
 export const SQL_TOOL_BIN = join(BIN_DIR, 'sql');
 const DATABASES = { temporal: 'postgresql/v12/temporal', temporal_visibility: 'postgresql/v12/visibility' } as const;
+
+/**
+ * Every port the server listens on, from the frontend's: with 7233 it is Temporal's usual layout
+ * (history 7234, matching 7235, worker 7239, membership 6933-6939, HTTP 7243). Membership ports
+ * are stored in a PostgreSQL smallint, so they must stay below 32768.
+ */
+const SERVICE_OFFSET = { frontend: 0, history: 1, matching: 2, worker: 6 } as const;
+const MEMBERSHIP_OFFSET = -300;
+const HTTP_OFFSET = 10;
+
+export function clusterPorts(frontend: number): Record<keyof typeof SERVICE_OFFSET, { grpc: number; membership: number }> & { http: number } {
+  if (frontend + MEMBERSHIP_OFFSET < 1024 || frontend + SERVICE_OFFSET.worker + MEMBERSHIP_OFFSET > 32767)
+    throw new Error(
+      `--port ${frontend}: the frontend port must be between ${1024 - MEMBERSHIP_OFFSET} and ${32767 - SERVICE_OFFSET.worker - MEMBERSHIP_OFFSET} (membership ports are ${MEMBERSHIP_OFFSET} from it and must fit a smallint)`,
+    );
+  const service = (offset: number) => ({ grpc: frontend + offset, membership: frontend + offset + MEMBERSHIP_OFFSET });
+  return {
+    frontend: service(SERVICE_OFFSET.frontend),
+    history: service(SERVICE_OFFSET.history),
+    matching: service(SERVICE_OFFSET.matching),
+    worker: service(SERVICE_OFFSET.worker),
+    http: frontend + HTTP_OFFSET,
+  };
+}
 
 export interface TemporalServer {
   address: string;
@@ -67,7 +91,7 @@ export async function ensureSchema(pg: Postgres, stateDir: string, say: (s: stri
 }
 
 /** The server's config: one node, every service on loopback, persistence and visibility on PostgreSQL. */
-async function writeConfig(opts: { pg: Postgres; port: number; shards: number; stateDir: string }): Promise<{ configFile: string; logFile: string }> {
+function writeConfig(opts: { pg: Postgres; port: number; shards: number; stateDir: string }): { configFile: string; logFile: string } {
   const { pg, port, shards, stateDir } = opts;
   const datastore = (databaseName: string, maxConns: number) => ({
     sql: {
@@ -82,7 +106,10 @@ async function writeConfig(opts: { pg: Postgres; port: number; shards: number; s
       maxConnLifetime: '1h',
     },
   });
-  const rpc = async (grpcPort: number) => ({ rpc: { grpcPort, membershipPort: await freePort(), bindOnLocalHost: true } });
+  const ports = clusterPorts(port);
+  const rpc = (service: keyof typeof SERVICE_OFFSET) => ({
+    rpc: { grpcPort: ports[service].grpc, membershipPort: ports[service].membership, bindOnLocalHost: true },
+  });
   const logFile = join(stateDir, 'server.log');
   const dynamicConfigFile = join(stateDir, 'dynamicconfig.yaml');
   writeFileSync(
@@ -99,10 +126,10 @@ async function writeConfig(opts: { pg: Postgres; port: number; shards: number; s
     },
     global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' } },
     services: {
-      frontend: { rpc: { ...(await rpc(port)).rpc, httpPort: await freePort() } },
-      history: await rpc(await freePort()),
-      matching: await rpc(await freePort()),
-      worker: await rpc(await freePort()),
+      frontend: { rpc: { ...rpc('frontend').rpc, httpPort: ports.http } },
+      history: rpc('history'),
+      matching: rpc('matching'),
+      worker: rpc('worker'),
     },
     clusterMetadata: {
       enableGlobalNamespace: false,
@@ -121,7 +148,7 @@ async function writeConfig(opts: { pg: Postgres; port: number; shards: number; s
 
 export async function startTemporalServer(opts: { pg: Postgres; port: number; shards: number; stateDir: string }): Promise<TemporalServer> {
   mkdirSync(opts.stateDir, { recursive: true });
-  const { configFile, logFile } = await writeConfig(opts);
+  const { configFile, logFile } = writeConfig(opts);
   const child = spawn(SERVER_BIN, ['--config-file', configFile, '--allow-no-auth', 'start'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr = keepTail(child.stderr);
   const stop = () => stopProcess(child, 'SIGTERM', 15_000);
