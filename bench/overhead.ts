@@ -11,10 +11,18 @@
  *   floor     Temporal alone: a workflow running one no-op activity on another task queue, each
  *             worker its own process (bench/floor/), started with the Temporal client directly —
  *             what the same dev server costs before Cascade adds anything
+ *   peer      with `--peer litellm`: LiteLLM proxy (PyPI, installed into .tools/litellm-venv on
+ *             first use) in front of the same farm pool, 1 and 2 worker processes, non-streaming
+ *             and streaming: a non-durable gateway measured in the same run (bench/lib/overhead-peer.ts)
  * at concurrency 1 and 32, and prints p50/p95/p99, the differences and the ratios. Then it reads
  * the Temporal history of sampled requests to show where the added time goes.
  *
+ * Temporal is a dev server the benchmark starts or, with `--temporal-address`, a server already
+ * running there (e.g. `npm run cluster:postgres`); `--watch-pids name=pid,...` adds that server's
+ * processes (and their children) to the CPU table.
+ *
  *   npm run bench:overhead [-- --c1 300 --c32 2000 --max-seconds 60 --profile 60 --think-ms 0 --json --verbose]
+ *                          [--peer litellm] [--temporal-address 127.0.0.1:7233 --watch-pids temporal=123,postgres=456]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,16 +37,20 @@ import { createPrinter } from '../scripts/lib/log-lines.js';
 import { CascadeStack } from '../scripts/lib/stack.js';
 import { freePort } from '../scripts/temporal-dev-server.js';
 import { runLoad, summarise, type CallResult, type LoadResult, type Percentiles, type Sample } from './lib/overhead-load.js';
-import { profileRequests, type SegmentStats } from './lib/overhead-profile.js';
+import { profileRequests } from './lib/overhead-profile.js';
 import { snapshot } from './lib/overhead-cpu.js';
+import { PEER_DESCRIPTION, PEER_PATHS, PeerGateways } from './lib/overhead-peer.js';
+import { comparePeers, renderTables, type Difference, type Profile } from './lib/overhead-report.js';
 import { FLOOR_ACTIVITY_QUEUE, FLOOR_WORKFLOW_QUEUE } from './floor/worker.js';
 
 const MIXTRAL = 'mistralai/Mixtral-8x7B-Instruct-v0.1';
 /** gsm8k-test-0: the farm replays Mixtral's recorded answer, which the default policy accepts. */
 const PROMPT =
   "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
+const MESSAGES = [{ role: 'user' as const, content: PROMPT }];
 const PATHS = ['baseline', 'floor', 'model', 'cascade'] as const;
-type Path = (typeof PATHS)[number];
+/** One of PATHS, or a peer path's id (`litellm-2w-stream`). */
+type Path = string;
 /** The durable paths: through the API, a cascade or model workflow, a pool worker. */
 const DURABLE: readonly Path[] = ['model', 'cascade'];
 const PATH_LABEL: Record<Path, string> = {
@@ -46,6 +58,7 @@ const PATH_LABEL: Record<Path, string> = {
   floor: 'Temporal alone: workflow + 1 activity (no HTTP, no model)',
   model: `durable: model ${MIXTRAL.split('/')[1]}`,
   cascade: 'durable: cascade (evaluated)',
+  ...Object.fromEntries(PEER_PATHS.map((p) => [p.id, p.label])),
 };
 /** Blocks per phase: the paths alternate so that drift on a shared machine hits all of them. */
 const ROUNDS = 3;
@@ -61,6 +74,12 @@ const { values: args } = parseArgs({
     'think-ms': { type: 'string', default: '0' },
     /** Where the Temporal persistence file goes (default: a temp dir; /dev/shm takes fsync out). */
     'db-dir': { type: 'string' },
+    /** A non-durable gateway measured in the same run (only `litellm`). */
+    peer: { type: 'string' },
+    /** Use the Temporal server already running there instead of starting a dev server. */
+    'temporal-address': { type: 'string' },
+    /** `name=pid,...`: processes of that server (and their children) to count in the CPU table. */
+    'watch-pids': { type: 'string' },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
@@ -81,17 +100,36 @@ interface PhaseResult {
   cpu: Record<string, number>;
 }
 
+/** `temporal=123,postgres=456` → name → pid; throws naming the bad entry. */
+function parseWatchPids(value: string | undefined): Map<string, number> {
+  const pids = new Map<string, number>();
+  for (const entry of (value ?? '').split(',').filter(Boolean)) {
+    const m = /^([\w:-]+)=(\d+)$/.exec(entry.trim());
+    if (!m) throw new Error(`--watch-pids: "${entry}" is not name=pid`);
+    pids.set(m[1]!, Number(m[2]));
+  }
+  return pids;
+}
+
 async function main(): Promise<void> {
+  if (args.peer !== undefined && args.peer !== 'litellm') throw new Error(`--peer: "${args.peer}" is not a known peer (litellm)`);
+  const watched = parseWatchPids(args['watch-pids']);
+  const external = args['temporal-address'];
+  const temporalKind = external ? `external server at ${external}` : 'dev server started by the benchmark';
   const dir = mkdtempSync(join(tmpdir(), 'cascade-bench-'));
   const print = createPrinter((s) => {
     if (args.verbose || s.startsWith('cascade ')) process.stderr.write(s);
   });
-  const env = {
+  const env: NodeJS.ProcessEnv = {
     PORT: String(await freePort()),
-    TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
-    CASCADE_UI_PORT: String(await freePort()),
-    CASCADE_TEMPORAL_DB: join(args['db-dir'] ? mkdtempSync(join(args['db-dir'], 'cascade-bench-')) : dir, 'temporal.db'),
     CASCADE_FARM_RANDOM_PORTS: '1',
+    ...(external
+      ? { TEMPORAL_ADDRESS: external, CASCADE_TEMPORAL_EXTERNAL: '1' }
+      : {
+          TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
+          CASCADE_UI_PORT: String(await freePort()),
+          CASCADE_TEMPORAL_DB: join(args['db-dir'] ? mkdtempSync(join(args['db-dir'], 'cascade-bench-')) : dir, 'temporal.db'),
+        }),
   };
   const stack = new CascadeStack({
     env,
@@ -102,18 +140,22 @@ async function main(): Promise<void> {
       process.exit(1);
     },
   });
+  let floor: FloorWorkers | null = null;
+  let peers: PeerGateways | null = null;
   const cleanup = async () => {
+    floor?.stop();
+    await peers?.stop();
     await stack.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
-  let floor: FloorWorkers | null = null;
+  // A terminal's Ctrl-C and a `timeout` both stop everything the benchmark started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().then(() => process.exit(130)));
   try {
     await stack.start();
     floor = await startFloorWorkers(stack.config.raw.temporal.address);
-    await run(stack, floor);
+    if (args.peer) peers = await PeerGateways.start({ upstreamBaseUrl: stack.farmUrls.get('cpu')!, model: MIXTRAL, messages: MESSAGES, dir, say: log });
+    await run(stack, floor, peers, watched, temporalKind);
   } finally {
-    floor?.stop();
     await cleanup();
   }
 }
@@ -148,18 +190,20 @@ async function startFloorWorkers(address: string): Promise<FloorWorkers> {
   return { pids: new Map(children.map(({ role, child }) => [`floor:${role}`, child.pid!])), stop };
 }
 
-async function run(stack: CascadeStack, floor: FloorWorkers): Promise<void> {
+async function run(stack: CascadeStack, floor: FloorWorkers, peers: PeerGateways | null, watched: Map<string, number>, temporalKind: string): Promise<void> {
   const farmUrl = stack.farmUrls.get('cpu');
   if (!farmUrl) throw new Error('the farm has no cpu pool');
   const farm = new OpenAI({ baseURL: farmUrl, apiKey: 'bench', maxRetries: 0, timeout: 30_000 });
   const api = new OpenAI({ baseURL: `${stack.apiBase}/v1`, apiKey: 'bench', maxRetries: 0, timeout: 30_000 });
-  const messages = [{ role: 'user' as const, content: PROMPT }];
+  const messages = MESSAGES;
   const connection = await Connection.connect({ address: stack.config.raw.temporal.address });
   const temporal = new Client({ connection, namespace: stack.config.raw.temporal.namespace });
   let floorIds = 0;
-  const pids = () => new Map([...stack.pids(), ...floor.pids]);
+  const pids = () => new Map([...stack.pids(), ...floor.pids, ...(peers?.pids() ?? []), ...watched]);
+  const paths: Path[] = [...PATHS, ...(peers ? PEER_PATHS.map((p) => p.id) : [])];
 
   const calls: Record<Path, () => Promise<CallResult>> = {
+    ...(peers ? Object.fromEntries(PEER_PATHS.map((p) => [p.id, peers.call(p)])) : {}),
     async baseline() {
       const stream = await farm.chat.completions.create({ model: MIXTRAL, messages, stream: true, stream_options: { include_usage: true } });
       let finish: string | null = null;
@@ -191,8 +235,8 @@ async function run(stack: CascadeStack, floor: FloorWorkers): Promise<void> {
   const warmup = Number(args.warmup);
   log(`warming up (${warmup} requests per path at c=1, then ${warmup} at c=32) ...`);
   const thinkMs = Number(args['think-ms']);
-  for (const path of PATHS) await runLoad({ concurrency: 1, requests: warmup, maxMs, thinkMs, call: calls[path] });
-  if (Number(args.c32) > 0) for (const path of PATHS) await runLoad({ concurrency: 32, requests: warmup, maxMs, thinkMs, call: calls[path] });
+  for (const path of paths) await runLoad({ concurrency: 1, requests: warmup, maxMs, thinkMs, call: calls[path]! });
+  if (Number(args.c32) > 0) for (const path of paths) await runLoad({ concurrency: 32, requests: warmup, maxMs, thinkMs, call: calls[path]! });
 
   const results: PhaseResult[] = [];
   const phases = (
@@ -202,13 +246,13 @@ async function run(stack: CascadeStack, floor: FloorWorkers): Promise<void> {
     ] as const
   ).filter(([, n]) => n > 0);
   for (const [concurrency, requests] of phases) {
-    const merged = new Map<Path, LoadResult>(PATHS.map((p) => [p, { samples: [], wallMs: 0 }]));
-    const cpu = new Map<Path, Map<string, number>>(PATHS.map((p) => [p, new Map()]));
+    const merged = new Map<Path, LoadResult>(paths.map((p) => [p, { samples: [], wallMs: 0 }]));
+    const cpu = new Map<Path, Map<string, number>>(paths.map((p) => [p, new Map()]));
     for (let round = 0; round < ROUNDS; round++) {
-      for (const path of PATHS) {
+      for (const path of paths) {
         log(`c=${concurrency} ${path}: block ${round + 1}/${ROUNDS} ...`);
         const before = snapshot(pids()).set('client', clientCpuMs());
-        const r = await runLoad({ concurrency, requests: Math.ceil(requests / ROUNDS), maxMs: maxMs / ROUNDS, thinkMs, call: calls[path] });
+        const r = await runLoad({ concurrency, requests: Math.ceil(requests / ROUNDS), maxMs: maxMs / ROUNDS, thinkMs, call: calls[path]! });
         const after = snapshot(pids()).set('client', clientCpuMs());
         const m = merged.get(path)!;
         m.samples.push(...r.samples);
@@ -217,7 +261,7 @@ async function run(stack: CascadeStack, floor: FloorWorkers): Promise<void> {
         for (const [name, end] of after) totals.set(name, (totals.get(name) ?? 0) + end - (before.get(name) ?? NaN));
       }
     }
-    for (const path of PATHS) {
+    for (const path of paths) {
       const load = merged.get(path)!;
       const firstError = load.samples.find((s) => s.error)?.error;
       if (firstError) log(`c=${concurrency} ${path}: ${load.samples.filter((s) => s.error).length} errors, e.g. ${firstError}`);
@@ -228,7 +272,7 @@ async function run(stack: CascadeStack, floor: FloorWorkers): Promise<void> {
     }
   }
 
-  const profiles: { concurrency: number; path: Path; n: number; segments: SegmentStats[] }[] = [];
+  const profiles: Profile[] = [];
   try {
     for (const r of results.filter((r) => DURABLE.includes(r.path))) {
       log(`profiling c=${r.concurrency} ${r.path} from ${args.profile} workflow histories ...`);
@@ -245,11 +289,9 @@ async function run(stack: CascadeStack, floor: FloorWorkers): Promise<void> {
       .map((r) => {
         const base = results.find((b) => b.path === reference && b.concurrency === r.concurrency)!.stats;
         const diff = (q: 'p50' | 'p95' | 'p99') => ({ [`${q}_added_ms`]: r.stats[q] - base[q], [`${q}_ratio`]: r.stats[q] / base[q] });
-        return { concurrency: r.concurrency, path: r.path, ...diff('p50'), ...diff('p95'), ...diff('p99') } as { concurrency: number; path: Path } & Record<
-          string,
-          number
-        >;
+        return { concurrency: r.concurrency, path: r.path, ...diff('p50'), ...diff('p95'), ...diff('p99') } as Difference;
       });
+  const rows = results.map((r) => ({ concurrency: r.concurrency, path: r.path, ...r.stats, cpu_ms_per_request: r.cpu }));
   const overhead = against('baseline');
   const aboveFloor = against('floor');
   // A shared machine: the load average says how much else was running.
@@ -271,65 +313,25 @@ async function run(stack: CascadeStack, floor: FloorWorkers): Promise<void> {
       warmup,
       log_level: process.env.LOG_LEVEL ?? 'info',
       think_ms: thinkMs,
+      temporal: temporalKind,
+      peer: peers ? PEER_DESCRIPTION : null,
     },
-    results: results.map((r) => ({ concurrency: r.concurrency, path: r.path, ...r.stats, cpu_ms_per_request: r.cpu })),
+    results: rows,
     overhead,
     above_floor: aboveFloor,
+    peer_comparison: comparePeers(
+      rows,
+      PEER_PATHS.map((p) => p.id),
+    ),
     profile: profiles,
   };
   if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  else process.stdout.write(renderTables(report.results, overhead, aboveFloor, profiles, machine, thinkMs));
-}
-
-const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
-
-function renderTables(
-  results: ({ concurrency: number; path: Path; cpu_ms_per_request: Record<string, number> } & Percentiles)[],
-  overhead: ({ concurrency: number; path: Path } & Record<string, number>)[],
-  aboveFloor: ({ concurrency: number; path: Path } & Record<string, number>)[],
-  profiles: { concurrency: number; path: Path; n: number; segments: SegmentStats[] }[],
-  machine: { cpus: number; cpu_model: string; node: string; loadavg_start: number[]; loadavg_end: number[] },
-  thinkMs: number,
-): string {
-  const out: string[] = [
-    `Durable-path overhead (${machine.cpus} × ${machine.cpu_model}, Node ${machine.node}, load average ${machine.loadavg_start[0]} → ${machine.loadavg_end[0]}; ${thinkMs > 0 ? `${thinkMs} ms pause between a caller's requests` : 'closed loop, back to back'}); latency in ms`,
-    '',
-  ];
-  const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  out.push(row(['c', 'path', 'n', 'errors', 'p50', 'p95', 'p99', 'req/s']), row(['--:', '---', '--:', '--:', '--:', '--:', '--:', '--:']));
-  for (const r of results)
-    out.push(row([String(r.concurrency), PATH_LABEL[r.path], String(r.n), String(r.errors), f(r.p50), f(r.p95), f(r.p99), r.rps.toFixed(0)]));
-  out.push('', row(['c', 'added by', 'p50', 'p95', 'p99']), row(['--:', '---', '--:', '--:', '--:']));
-  const cell = (o: Record<string, number>, q: string) => `${o[`${q}_added_ms`]! >= 0 ? '+' : ''}${f(o[`${q}_added_ms`]!)} (×${o[`${q}_ratio`]!.toFixed(1)})`;
-  for (const o of overhead) out.push(row([String(o.concurrency), PATH_LABEL[o.path], cell(o, 'p50'), cell(o, 'p95'), cell(o, 'p99')]));
-  out.push('', 'Added by Cascade above Temporal alone (durable path − floor)', '');
-  out.push(row(['c', 'path', 'p50', 'p95', 'p99']), row(['--:', '---', '--:', '--:', '--:']));
-  for (const o of aboveFloor) out.push(row([String(o.concurrency), PATH_LABEL[o.path], cell(o, 'p50'), cell(o, 'p95'), cell(o, 'p99')]));
-  const procs = [...new Set(results.flatMap((r) => Object.keys(r.cpu_ms_per_request)))].filter((name) =>
-    results.some((r) => r.cpu_ms_per_request[name]! >= 0.05),
-  );
-  out.push(
-    '',
-    'CPU time per request (ms, user + system, by process)',
-    '',
-    row(['c', 'path', ...procs, 'total']),
-    row(['--:', '---', ...procs.map(() => '--:'), '--:']),
-  );
-  for (const r of results) {
-    const values = procs.map((name) => r.cpu_ms_per_request[name] ?? NaN);
-    out.push(row([String(r.concurrency), PATH_LABEL[r.path], ...values.map(f), f(values.filter(Number.isFinite).reduce((a, b) => a + b, 0))]));
-  }
-  for (const p of profiles) {
-    out.push(
-      '',
-      `Where the time goes: c=${p.concurrency}, ${PATH_LABEL[p.path]} (${p.n} workflow histories)`,
-      '',
-      row(['segment', 'p50', 'p95', 'mean', 'what']),
-      row(['---', '--:', '--:', '--:', '---']),
+  else {
+    const label = (path: string) => PATH_LABEL[path] ?? path;
+    process.stdout.write(
+      renderTables({ results: rows, overhead, aboveFloor, peers: report.peer_comparison, profiles, machine, thinkMs, temporal: temporalKind, label }),
     );
-    for (const s of p.segments) out.push(row([s.segment, f(s.p50), f(s.p95), f(s.mean), s.what]));
   }
-  return `${out.join('\n')}\n`;
 }
 
 main().catch((err) => {

@@ -18,18 +18,18 @@ export interface DevServer {
 }
 
 /**
- * Latency settings for the single-host dev server (docs/benchmarks.md measures them). Its one
+ * Latency settings for a single-host server (docs/benchmarks.md measures them). Its one
  * history shard reads its transfer queue at most 20 times a second by default, so back-to-back
  * requests wait for the next 50 ms read slot before their workflow or activity task is handed
  * to a worker; and with 4 task-queue partitions a task and a waiting poller can land on different
  * partitions. Together these halved the latency of a one-activity workflow here (p50 100 → 57 ms)
- * and cut the server's CPU per request by a quarter. A real cluster has many shards and its own
- * dynamic config; this applies to the dev server only.
+ * and cut the server's CPU per request by a quarter. The dev server gets them as flags, the
+ * single-node PostgreSQL cluster (scripts/cluster/) in its dynamic config file.
  */
-const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string> = {
-  'history.transferProcessorMaxPollRPS': '1000',
-  'matching.numTaskqueueReadPartitions': '1',
-  'matching.numTaskqueueWritePartitions': '1',
+export const SINGLE_HOST_DYNAMIC_CONFIG: Record<string, number> = {
+  'history.transferProcessorMaxPollRPS': 1000,
+  'matching.numTaskqueueReadPartitions': 1,
+  'matching.numTaskqueueWritePartitions': 1,
 };
 
 export function temporalCliPath(): string {
@@ -54,7 +54,7 @@ export async function startTemporalDevServer(opts: { port?: number; uiPort?: num
   const port = opts.port ?? (await freePort());
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', opts.logLevel ?? 'error', '--namespace', 'default'];
   for (const flag of SEARCH_ATTRIBUTE_FLAGS) args.push('--search-attribute', flag);
-  for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${value}`);
+  for (const [key, value] of Object.entries(SINGLE_HOST_DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${value}`);
   if (opts.uiPort === null || opts.uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort));
   if (opts.dbFile) {
@@ -78,9 +78,28 @@ export async function startTemporalDevServer(opts: { port?: number; uiPort?: num
       setTimeout(() => child.kill('SIGKILL'), 5000).unref();
     });
 
-  const deadline = Date.now() + 60_000;
+  await waitForTemporal({ child, port, what: 'Temporal dev server', stderr: () => stderr, stop });
+  return { address, uiPort: opts.uiPort ?? null, process: child, stop };
+}
+
+/**
+ * Resolves when the Temporal frontend on 127.0.0.1:`port` answers GetSystemInfo; stops the
+ * server and throws (with its last output) when it exits first or does not answer in time.
+ */
+export async function waitForTemporal(opts: {
+  child: ChildProcess;
+  port: number;
+  what: string;
+  stderr(): string;
+  stop(): Promise<void>;
+  timeoutMs?: number;
+}): Promise<void> {
+  const { child, port, what } = opts;
+  const address = `127.0.0.1:${port}`;
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`Temporal dev server exited (${child.exitCode}): ${stderr.trim()}`);
+    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}): ${opts.stderr().trim()}`);
     try {
       // Probe the port first: a gRPC connection to a closed port keeps retrying in the background.
       await new Promise<void>((resolve, reject) => {
@@ -96,14 +115,13 @@ export async function startTemporalDevServer(opts: { port?: number; uiPort?: num
       } finally {
         await connection.close();
       }
-      break;
+      return;
     } catch {
       if (Date.now() > deadline) {
-        await stop();
-        throw new Error(`Temporal dev server did not answer on ${address} within 60 s: ${stderr.trim()}`);
+        await opts.stop();
+        throw new Error(`${what} did not answer on ${address} within ${timeoutMs / 1000} s: ${opts.stderr().trim()}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  return { address, uiPort: opts.uiPort ?? null, process: child, stop };
 }

@@ -6,7 +6,9 @@
  *
  * Environment (from `env`): CASCADE_CONFIG, PORT (API port), CASCADE_UI_PORT (Temporal UI port),
  * CASCADE_FARM_RANDOM_PORTS=1 (farm pools on free ports; the children get FARM_<POOL>_PORT, which
- * the config reads), and whatever `${VAR}` the config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB).
+ * the config reads), CASCADE_TEMPORAL_EXTERNAL=1 (Temporal is a server or cluster already running at
+ * temporal.address: start no dev server even when the config names one), and whatever `${VAR}` the
+ * config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB).
  */
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../config/load.js';
@@ -171,7 +173,7 @@ export class CascadeStack {
     const env = this.env;
     const config = loadConfig(env.CASCADE_CONFIG ?? DEFAULT_CONFIG_PATH, env);
     const apiPort = env.PORT ? parsePort(env.PORT, 'PORT') : config.raw.server.port;
-    const dev = config.raw.temporal.dev_server;
+    const dev = env.CASCADE_TEMPORAL_EXTERNAL === '1' ? undefined : config.raw.temporal.dev_server;
     let temporal: Plan['temporal'] = null;
     if (dev) {
       const match = /^(127\.0\.0\.1|localhost):(\d+)$/.exec(config.raw.temporal.address);
