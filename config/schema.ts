@@ -21,6 +21,8 @@ export const deploymentSchema = z
     upstream_model: z.string().min(1).optional(),
     /** false for endpoints that cannot stream. */
     stream: z.boolean().default(true),
+    /** This endpoint's context window when it differs from the model's (e.g. vLLM started with a shorter --max-model-len). */
+    context_window: z.number().int().positive().optional(),
     /** Extra headers sent to this endpoint (e.g. an organisation id). Not for secrets. */
     headers: z.record(z.string(), z.string()).optional(),
   })
@@ -177,10 +179,10 @@ export const configSchema = z
         /** Consecutive failed calls that open a deployment's circuit. */
         failure_threshold: z.number().int().positive().default(3),
         /** How long an open circuit skips the deployment before one probe call is let through. */
-        open_ms: positiveMs.default(15000),
+        open_ms: positiveMs.default(2000),
       })
       .strict()
-      .default({ failure_threshold: 3, open_ms: 15000 }),
+      .default({ failure_threshold: 3, open_ms: 2000 }),
     /** Long-document jobs (POST /v1/documents): limits, chunking and where texts and results are kept. */
     documents: z
       .object({
