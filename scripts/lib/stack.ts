@@ -1,7 +1,8 @@
 /**
  * The whole Cascade stack as separate processes, the way `npm start` runs it: a Temporal dev
  * server with a persistence file, the model farm, one worker process per pool (times
- * `pools.<name>.workers`), the router worker and the API. Used by scripts/start.ts and by the
+ * `pools.<name>.workers`), `temporal.router_workers` router workers and `server.processes` API
+ * processes sharing the API port. Used by scripts/start.ts and by the
  * overhead benchmark (which needs the production process layout, not workers inside one process).
  *
  * Environment (from `env`): CASCADE_CONFIG, PORT (API port), CASCADE_UI_PORT (Temporal UI port),
@@ -79,7 +80,10 @@ export class CascadeStack {
     const say = (text: string) => this.opts.print('cascade', text);
     const p = (this.plan = await this.makePlan());
     const { config } = p;
-    this.opts.print.widen(Object.entries(config.raw.pools).map(([pool, c]) => (c.workers > 1 ? `pool:${pool}#${c.workers}` : `pool:${pool}`)));
+    this.opts.print.widen([
+      ...Object.entries(config.raw.pools).map(([pool, c]) => numbered(`pool:${pool}`, c.workers, c.workers)),
+      numbered('router', config.raw.temporal.router_workers, config.raw.temporal.router_workers),
+    ]);
 
     const wanted: WantedPort[] = [{ port: p.apiPort, what: this.env.PORT ? 'the API (PORT)' : 'the API (server.port)' }];
     if (p.temporal) wanted.push({ port: p.temporal.port, what: 'Temporal (temporal.address)' }, { port: p.temporal.uiPort, what: 'the Temporal UI' });
@@ -135,18 +139,26 @@ export class CascadeStack {
     const specs: ChildSpec[] = [];
     for (const [pool, poolConfig] of Object.entries(config.raw.pools)) {
       for (let i = 1; i <= poolConfig.workers; i++) {
-        const name = poolConfig.workers > 1 ? `pool:${pool}#${i}` : `pool:${pool}`;
+        const name = numbered(`pool:${pool}`, i, poolConfig.workers);
         specs.push({ name, args: ['workers/pool.ts', pool], env: childEnv, isReadyLine: (line) => line.includes('"pool worker ready"'), restart: true });
       }
     }
-    specs.push({ name: 'router', args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
-    specs.push({
-      name: 'api',
-      args: ['server/main.ts'],
-      env: { ...childEnv, PORT: String(p.apiPort) },
-      isReadyLine: (line) => line.includes('"api ready"'),
-      restart: true,
-    });
+    const routers = config.raw.temporal.router_workers;
+    for (let i = 1; i <= routers; i++) {
+      const name = numbered('router', i, routers);
+      specs.push({ name, args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
+    }
+    const apis = config.raw.server.processes;
+    for (let i = 1; i <= apis; i++) {
+      specs.push({
+        name: numbered('api', i, apis),
+        args: ['server/main.ts'],
+        env: { ...childEnv, PORT: String(p.apiPort) },
+        isReadyLine: (line) => line.includes('"api ready"'),
+        restart: true,
+        sharesPort: true,
+      });
+    }
     await Promise.all(specs.map(async (spec) => say(`${spec.name} pid ${await this.supervisor.start(spec)} ready`)));
     await waitForHealth(`${this.apiBase}/healthz`, 15_000);
     this.checkNotStopped();
@@ -193,6 +205,9 @@ function parsePort(value: string, what: string): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StartupError(`${what}: "${value}" is not a port number`);
   return port;
 }
+
+/** `router`, or `router#2` when there are several. */
+const numbered = (name: string, i: number, of: number) => (of > 1 ? `${name}#${i}` : name);
 
 /** The env var the config reads a farm pool's port from: gpu-a → FARM_GPU_A_PORT. */
 const farmPortVar = (pool: string) => `FARM_${pool.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PORT`;

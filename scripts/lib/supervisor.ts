@@ -3,9 +3,15 @@
  * group (so a terminal's Ctrl-C reaches only `npm start`, which then stops them in order), with its
  * output prefixed by a short name. A child is ready when it prints its ready line; one that dies
  * during start-up fails the start with its last lines of output; one that dies later is reported
- * and, if it is stateless (workers, API), started again after a growing backoff.
+ * and, if it is stateless (workers, API), started again at once — after a growing backoff only
+ * when it keeps dying right after start-up (a crash loop).
+ *
+ * Children that share a listening port (the API processes) are node:cluster workers of this
+ * process: the port's socket is held here, so while one API process is dead (or restarting) the
+ * others keep accepting on the same port, and a client's retry lands on a live one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../config/load.js';
 import { eachLine, formatLogLine, type Printer } from './log-lines.js';
@@ -18,8 +24,10 @@ export interface ChildSpec {
   env?: NodeJS.ProcessEnv;
   /** True for the (raw, unformatted) line that says the child is ready. */
   isReadyLine(line: string): boolean;
-  /** Started again after a backoff when it dies after start-up. */
+  /** Started again when it dies after start-up. */
   restart: boolean;
+  /** Its listen() shares one socket with the other children that set this (a node:cluster worker). */
+  sharesPort?: boolean;
   /** Sees every raw line (e.g. the farm's `farm pool <name> ready <url>`). */
   onLine?(line: string): void;
 }
@@ -31,8 +39,12 @@ export class StartupError extends Error {
 const START_TIMEOUT_MS = 120_000;
 const STOP_GRACE_MS = 5_000;
 const BACKOFF_MS = { first: 1_000, max: 30_000 };
-/** A child that stayed up this long is healthy again: its next crash restarts after the first backoff. */
-const HEALTHY_AFTER_MS = 60_000;
+/**
+ * A child that dies within this long of being ready (or during a restart's start-up) crashed
+ * "quickly". The first quick crash is restarted at once like any other; from the second in a row
+ * on it is a crash loop, and the delay grows from BACKOFF_MS.first to BACKOFF_MS.max.
+ */
+const QUICK_CRASH_MS = 10_000;
 const TAIL_LINES = 15;
 
 interface Running {
@@ -43,7 +55,8 @@ interface Running {
 
 export class Supervisor {
   private readonly running = new Map<string, Running>();
-  private readonly backoff = new Map<string, number>();
+  /** Quick crashes in a row, by child name. */
+  private readonly quickCrashes = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopping = false;
 
@@ -56,12 +69,7 @@ export class Supervisor {
 
   /** Starts the child and resolves with its pid when it printed its ready line. */
   start(spec: ChildSpec): Promise<number> {
-    const child = spawn(process.execPath, [...cpuProfileFlags(spec.name), '--import', 'tsx', ...spec.args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...spec.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const child = launch(spec);
     const entry: Running = { spec, child, readyAt: null };
     this.running.set(spec.name, entry);
     const tail: string[] = [];
@@ -105,10 +113,13 @@ export class Supervisor {
   }
 
   private scheduleRestart(spec: ChildSpec, upMs: number): void {
-    const previous = this.backoff.get(spec.name);
-    const delay = previous === undefined || upMs > HEALTHY_AFTER_MS ? BACKOFF_MS.first : Math.min(previous * 2, BACKOFF_MS.max);
-    this.backoff.set(spec.name, delay);
-    this.print('cascade', `restarting ${spec.name} in ${delay / 1000} s`);
+    const quick = upMs < QUICK_CRASH_MS ? (this.quickCrashes.get(spec.name) ?? 0) + 1 : 0;
+    this.quickCrashes.set(spec.name, quick);
+    const delay = restartDelayMs(quick);
+    this.print(
+      'cascade',
+      delay === 0 ? `restarting ${spec.name}` : `restarting ${spec.name} in ${delay / 1000} s (crash loop: ${quick} quick crashes in a row)`,
+    );
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       if (this.stopping) return;
@@ -137,6 +148,25 @@ export class Supervisor {
     this.stopping = true;
     for (const { child } of this.running.values()) if (isAlive(child)) child.kill('SIGKILL');
   }
+}
+
+/** No delay unless the child keeps dying right after start-up; then 1 s, 2 s, 4 s, ... up to 30 s. */
+export function restartDelayMs(quickCrashesInARow: number): number {
+  if (quickCrashesInARow < 2) return 0;
+  return Math.min(BACKOFF_MS.first * 2 ** (quickCrashesInARow - 2), BACKOFF_MS.max);
+}
+
+/** `node --import tsx <args>` in the repository root: its own process group, or a cluster worker when it shares a port. */
+function launch(spec: ChildSpec): ChildProcess {
+  const execArgv = [...cpuProfileFlags(spec.name), '--import', 'tsx'];
+  const env = { ...process.env, ...spec.env };
+  if (!spec.sharesPort) return spawn(process.execPath, [...execArgv, ...spec.args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // SCHED_NONE: the workers accept on the shared socket themselves (this process only holds it),
+  // so a request never passes through this process. Cluster workers cannot be put in their own
+  // process group: a terminal's Ctrl-C reaches them too, and they stop gracefully on SIGINT.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  cluster.setupPrimary({ exec: join(REPO_ROOT, spec.args[0]!), args: spec.args.slice(1), execArgv, cwd: REPO_ROOT, silent: true });
+  return cluster.fork(env).process;
 }
 
 const isAlive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
