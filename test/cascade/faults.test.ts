@@ -66,7 +66,10 @@ const sseContent = (body: string) =>
   sseEvents(body)
     .map((e) => e.choices?.[0]?.delta?.content ?? '')
     .join('');
-const lastSseChunkWithTrace = (body: string) => sseEvents(body).filter((e) => e.cascade).at(-1).cascade;
+const lastSseChunkWithTrace = (body: string) =>
+  sseEvents(body)
+    .filter((e) => e.cascade)
+    .at(-1).cascade;
 
 const gaps = (attempts: Attempt[]) => attempts.slice(1).map((a, i) => a.t_ms - attempts[i]!.t_ms);
 
