@@ -2,7 +2,7 @@
  * The whole Cascade stack as separate processes, the way `npm start` runs it: a Temporal dev
  * server with a persistence file, the model farm, one worker process per pool (times
  * `pools.<name>.workers`), `temporal.router_workers` router workers and `server.processes` API
- * processes sharing the API port. Used by scripts/start.ts and by the
+ * processes, each on a private port behind the API port (scripts/lib/api-front.ts). Used by scripts/start.ts and by the
  * overhead benchmark (which needs the production process layout, not workers inside one process).
  *
  * Environment (from `env`): CASCADE_CONFIG, PORT (API port), CASCADE_UI_PORT (Temporal UI port),
@@ -10,6 +10,7 @@
  * the config reads), and whatever `${VAR}` the config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB).
  */
 import { dirname, resolve } from 'node:path';
+import { ApiFront } from './api-front.js';
 import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../config/load.js';
 import { loadFarmConfig } from '../../farm/index.js';
 import { startTemporalDevServer, type DevServer } from '../temporal-dev-server.js';
@@ -39,6 +40,7 @@ export class CascadeStack {
   readonly supervisor: Supervisor;
   private readonly env: NodeJS.ProcessEnv;
   private devServer: Promise<DevServer> | null = null;
+  private front: ApiFront | null = null;
   private temporalProcessId: number | null = null;
   private stopping: Promise<void> | null = null;
   private plan: Plan | null = null;
@@ -148,15 +150,22 @@ export class CascadeStack {
       const name = numbered('router', i, routers);
       specs.push({ name, args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
     }
+    const front = (this.front = new ApiFront(p.host));
+    await front.listen(p.apiPort);
     const apis = config.raw.server.processes;
     for (let i = 1; i <= apis; i++) {
+      const name = numbered('api', i, apis);
       specs.push({
-        name: numbered('api', i, apis),
+        name,
         args: ['server/main.ts'],
-        env: { ...childEnv, PORT: String(p.apiPort) },
+        env: { ...childEnv, PORT: '0' }, // a free port of its own, announced in its ready line
         isReadyLine: (line) => line.includes('"api ready"'),
+        onLine: (line) => {
+          const port = /"api ready".*"port":(\d+)|"port":(\d+).*"api ready"/.exec(line);
+          if (port) front.up(name, Number(port[1] ?? port[2]));
+        },
+        onExit: () => front.down(name),
         restart: true,
-        sharesPort: true,
       });
     }
     await Promise.all(specs.map(async (spec) => say(`${spec.name} pid ${await this.supervisor.start(spec)} ready`)));
@@ -167,6 +176,7 @@ export class CascadeStack {
   /** Stops every child (SIGTERM, SIGKILL after a grace period), then the Temporal dev server. Idempotent. */
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
+      await this.front?.close();
       await this.supervisor.stopAll();
       await this.devServer?.then(
         (s) => s.stop(),

@@ -5,13 +5,8 @@
  * during start-up fails the start with its last lines of output; one that dies later is reported
  * and, if it is stateless (workers, API), started again at once — after a growing backoff only
  * when it keeps dying right after start-up (a crash loop).
- *
- * Children that share a listening port (the API processes) are node:cluster workers of this
- * process: the port's socket is held here, so while one API process is dead (or restarting) the
- * others keep accepting on the same port, and a client's retry lands on a live one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../config/load.js';
 import { eachLine, formatLogLine, type Printer } from './log-lines.js';
@@ -26,8 +21,8 @@ export interface ChildSpec {
   isReadyLine(line: string): boolean;
   /** Started again when it dies after start-up. */
   restart: boolean;
-  /** Its listen() shares one socket with the other children that set this (a node:cluster worker). */
-  sharesPort?: boolean;
+  /** Called when it exits after start-up, before any restart. */
+  onExit?(): void;
   /** Sees every raw line (e.g. the farm's `farm pool <name> ready <url>`). */
   onLine?(line: string): void;
 }
@@ -69,7 +64,12 @@ export class Supervisor {
 
   /** Starts the child and resolves with its pid when it printed its ready line. */
   start(spec: ChildSpec): Promise<number> {
-    const child = launch(spec);
+    const child = spawn(process.execPath, [...cpuProfileFlags(spec.name), '--import', 'tsx', ...spec.args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...spec.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const entry: Running = { spec, child, readyAt: null };
     this.running.set(spec.name, entry);
     const tail: string[] = [];
@@ -104,6 +104,7 @@ export class Supervisor {
           reject(new StartupError(`${spec.name} ${how} during start-up${describeTail(tail)}`));
           return;
         }
+        spec.onExit?.();
         if (this.stopping) return;
         this.print('cascade', `${spec.name} (pid ${child.pid}) ${how}`);
         if (spec.restart) this.scheduleRestart(spec, Date.now() - entry.readyAt);
@@ -154,19 +155,6 @@ export class Supervisor {
 export function restartDelayMs(quickCrashesInARow: number): number {
   if (quickCrashesInARow < 2) return 0;
   return Math.min(BACKOFF_MS.first * 2 ** (quickCrashesInARow - 2), BACKOFF_MS.max);
-}
-
-/** `node --import tsx <args>` in the repository root: its own process group, or a cluster worker when it shares a port. */
-function launch(spec: ChildSpec): ChildProcess {
-  const execArgv = [...cpuProfileFlags(spec.name), '--import', 'tsx'];
-  const env = { ...process.env, ...spec.env };
-  if (!spec.sharesPort) return spawn(process.execPath, [...execArgv, ...spec.args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  // SCHED_NONE: the workers accept on the shared socket themselves (this process only holds it),
-  // so a request never passes through this process. Cluster workers cannot be put in their own
-  // process group: a terminal's Ctrl-C reaches them too, and they stop gracefully on SIGINT.
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
-  cluster.setupPrimary({ exec: join(REPO_ROOT, spec.args[0]!), args: spec.args.slice(1), execArgv, cwd: REPO_ROOT, silent: true });
-  return cluster.fork(env).process;
 }
 
 const isAlive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;

@@ -97,3 +97,24 @@ for (const role of ['api#1', 'router#1']) {
     assert.notEqual(pid, victim);
   });
 }
+
+it(
+  'with every API process killed at once, a new request waits at the API port for a restarted one instead of being refused',
+  { timeout: 120_000 },
+  async () => {
+    const victims = ['api#1', 'api#2'].map(pidOf);
+    const apiRestarts = () => output.filter((l) => /\| api#\d pid \d+ ready \(restarted\)/.test(l)).length;
+    const restartsBefore = apiRestarts();
+    for (const pid of victims) process.kill(pid, 'SIGKILL');
+    // Long enough for idle keep-alive connections to the dead processes to be closed, too short for
+    // a restart (seconds): the request below finds no API process up.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(apiRestarts(), restartsBefore, 'no API process is back yet');
+    // No retries at all: only the port holding the connection can make this succeed.
+    const noRetries = new OpenAI({ baseURL: `${stack.apiBase}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const r = await noRetries.chat.completions.create({ model: 'cascade', messages: [{ role: 'user', content: prompts[0]! }] });
+    assert.ok(r.choices[0]!.message.content);
+    await restartedAfter('api#1', victims[0]!);
+    await restartedAfter('api#2', victims[1]!);
+  },
+);
