@@ -55,12 +55,17 @@ async function chat(fault: string, body: Record<string, unknown> = {}, headers: 
   return { status: res.status, body: json, workflowId, attempts, ms };
 }
 
-/** The events of an SSE body (the JSON after each `data: `, [DONE] left out). */
+/** The JSON events of an SSE body (each event's `data:` line; `id:` lines and [DONE] left out). */
 const sseEvents = (body: string): any[] =>
   body
     .split('\n\n')
-    .map((e) => e.replace(/^data: /, ''))
-    .filter((d) => d && d !== '[DONE]')
+    .map((e) =>
+      e
+        .split('\n')
+        .find((l) => l.startsWith('data: '))
+        ?.slice(6),
+    )
+    .filter((d): d is string => !!d && d !== '[DONE]')
     .map((d) => JSON.parse(d));
 const sseContent = (body: string) =>
   sseEvents(body)
