@@ -1,7 +1,9 @@
 /**
  * Health of deployments, shared by every request a router worker runs: a circuit breaker per
  * deployment (closed → open after consecutive failures → one probe after a pause → closed again
- * on success) and a running latency estimate per model. In memory per router worker process:
+ * on success, open for another pause on failure) and a running latency estimate per model. A
+ * probe is a single attempt (the workflow gives it no retry ladder), so probing is cheap and the
+ * pause can be short: a deployment that recovered gets traffic again within about one pause. In memory per router worker process:
  * each router instance learns on its own, so nothing depends on processes sharing a host.
  */
 import type { DeploymentRef } from '../common/types.js';
@@ -10,7 +12,8 @@ import { countsAgainstDeployment } from '../common/errors.js';
 interface Circuit {
   consecutiveFailures: number;
   openedAt: number | null;
-  probeInFlight: boolean;
+  /** Until when a probe handed out is awaited before another request may probe. */
+  probeUntil: number | null;
 }
 
 export interface BreakerOptions {
@@ -33,7 +36,7 @@ export class DeploymentHealth {
   private circuit(id: string): Circuit {
     let c = this.circuits.get(id);
     if (!c) {
-      c = { consecutiveFailures: 0, openedAt: null, probeInFlight: false };
+      c = { consecutiveFailures: 0, openedAt: null, probeUntil: null };
       this.circuits.set(id, c);
     }
     return c;
@@ -46,24 +49,30 @@ export class DeploymentHealth {
   }
 
   /**
-   * Deployments to try, in configured order, without open circuits. A half-open deployment is
-   * offered to one request at a time as a probe.
+   * Deployments to try, in configured order, without open circuits, and which of them are probes.
+   * A half-open deployment is offered to one request at a time as a probe. The probe is a lease,
+   * not a lock: a request may be offered it and never call it (an earlier deployment answered, the
+   * step was skipped, the worker died), so after one more pause another request may probe.
    */
-  order(deployments: DeploymentRef[]): DeploymentRef[] {
-    return deployments.filter((d) => {
+  order(deployments: DeploymentRef[]): { deployments: DeploymentRef[]; probes: string[] } {
+    const probes: string[] = [];
+    const now = this.now();
+    const usable = deployments.filter((d) => {
       const state = this.state(d.id);
       if (state === 'closed') return true;
       if (state === 'open') return false;
       const c = this.circuit(d.id);
-      if (c.probeInFlight) return false;
-      c.probeInFlight = true;
+      if (c.probeUntil !== null && now < c.probeUntil) return false;
+      c.probeUntil = now + this.options.openMs;
+      probes.push(d.id);
       return true;
     });
+    return { deployments: usable, probes };
   }
 
   record(id: string, ok: boolean, errorType?: string): void {
     const c = this.circuit(id);
-    c.probeInFlight = false;
+    c.probeUntil = null;
     if (ok) {
       c.consecutiveFailures = 0;
       c.openedAt = null;

@@ -44,7 +44,7 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
   return {
     async route(input: { model: string; deployments: DeploymentRef[]; reports?: DeploymentReport[] }): Promise<RouteDecision> {
       record(input.reports);
-      return { deployments: health.order(input.deployments), measuredP50Ms: health.p50(input.model) };
+      return { ...health.order(input.deployments), measuredP50Ms: health.p50(input.model) };
     },
 
     async report(reports: DeploymentReport[]): Promise<void> {

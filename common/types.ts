@@ -49,6 +49,8 @@ export interface DeploymentRef {
   fallback: boolean;
   /** `local`: called as a local activity of the router worker instead of on the pool's task queue. */
   dispatch?: 'local';
+  /** This deployment's own context window, when it differs from the model's (e.g. a server started with a shorter limit). */
+  contextWindow?: number;
 }
 
 /** What the workflow knows of a model (from the registry, resolved when the request is accepted). */
@@ -203,6 +205,8 @@ export interface AttemptRecord {
   retries?: number;
   /** Streaming evaluation stopped the call: why, tokens generated, and what that saved (estimated). */
   stopped_early?: { reason: string; tokens: number; saved_tokens_est: number; saved_ms_est: number };
+  /** The model name the upstream reported for an answer (`model` is the registry name). */
+  upstream_model?: string;
 }
 
 export interface CascadeTrace {
@@ -215,6 +219,8 @@ export interface CascadeTrace {
   degraded?: boolean;
   /** Steps started alongside the one before them, and why. */
   hedges?: { step: number; reason: string }[];
+  /** Registry name of the model whose answer is returned (the response's `model` is what its upstream reported). */
+  registry_model?: string;
   attempts: AttemptRecord[];
 }
 
@@ -222,7 +228,7 @@ export interface CascadeResult {
   requestHash: string;
   content: string;
   finishReason: string;
-  /** The model that actually answered. */
+  /** The model that actually answered, as its upstream reported it (the registry name is in `cascade.registry_model`). */
   model: string;
   usage: Usage;
   logprobs: TokenLogprob[] | null;

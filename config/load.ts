@@ -94,6 +94,7 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
         taskQueue: pool?.task_queue ?? poolTaskQueue(d.pool),
         fallback,
         ...(pool?.dispatch === 'local' && { dispatch: 'local' as const }),
+        ...(d.context_window !== undefined && { contextWindow: d.context_window }),
       };
       refs.push(ref);
       deployments.set(id, {

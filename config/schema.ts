@@ -21,6 +21,8 @@ export const deploymentSchema = z
     upstream_model: z.string().min(1).optional(),
     /** false for endpoints that cannot stream. */
     stream: z.boolean().default(true),
+    /** This endpoint's context window when it differs from the model's (e.g. vLLM started with a shorter --max-model-len). */
+    context_window: z.number().int().positive().optional(),
     /** Extra headers sent to this endpoint (e.g. an organisation id). Not for secrets. */
     headers: z.record(z.string(), z.string()).optional(),
   })
@@ -140,15 +142,19 @@ export const configSchema = z
          * right on one host; set it when workers see the API under another address.
          */
         stream_callback_url: z.string().url().optional(),
+        /** API processes `npm start` runs on the one port: while one restarts, the others answer. */
+        processes: z.number().int().positive().max(16).default(2),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 8080, max_body_bytes: 1_048_576, log_prompts: false, forward_headers: [] }),
+      .default({ host: '127.0.0.1', port: 8080, max_body_bytes: 1_048_576, log_prompts: false, forward_headers: [], processes: 2 }),
     temporal: z
       .object({
         address: z.string().default('127.0.0.1:7233'),
         namespace: z.string().default('default'),
         /** Task queue of the router workers (cascade workflows). */
         task_queue: z.string().min(1).default('cascade-router'),
+        /** Router worker processes `npm start` runs: while one restarts, the others run every workflow. */
+        router_workers: z.number().int().positive().max(16).default(2),
         /** When set, `npm start` runs a Temporal dev server with this persistence file. */
         dev_server: z
           .object({ db_file: z.string().min(1), ui_port: z.number().int().positive().default(8233) })
@@ -156,7 +162,7 @@ export const configSchema = z
           .optional(),
       })
       .strict()
-      .default({ address: '127.0.0.1:7233', namespace: 'default', task_queue: 'cascade-router' }),
+      .default({ address: '127.0.0.1:7233', namespace: 'default', task_queue: 'cascade-router', router_workers: 2 }),
     /** When set, `npm start` also runs the model farm with this config (the embedded default). */
     farm: z
       .object({ config: z.string().min(1) })
@@ -177,10 +183,10 @@ export const configSchema = z
         /** Consecutive failed calls that open a deployment's circuit. */
         failure_threshold: z.number().int().positive().default(3),
         /** How long an open circuit skips the deployment before one probe call is let through. */
-        open_ms: positiveMs.default(15000),
+        open_ms: positiveMs.default(2000),
       })
       .strict()
-      .default({ failure_threshold: 3, open_ms: 15000 }),
+      .default({ failure_threshold: 3, open_ms: 2000 }),
     /** Long-document jobs (POST /v1/documents): limits, chunking and where texts and results are kept. */
     documents: z
       .object({

@@ -23,6 +23,9 @@ export async function startOrAttach(client: Client, taskQueue: string, workflowI
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       // Safety net only: the workflow enforces the deadline itself and ends with a clean error.
       workflowExecutionTimeout: deadlineMs + 30_000,
+      // A workflow task takes milliseconds; when the router worker running it dies, another one
+      // takes it over after this long (Temporal's default, 10 s, stalled such requests for 10 s).
+      workflowTaskTimeout: '5s',
       typedSearchAttributes: [{ key: SearchAttr.Policy, value: input.policy.name }],
       staticSummary: `chat · ${input.policy.name} · ${input.policy.steps.map((s) => s.model).join(' → ')}`,
     });

@@ -3,6 +3,7 @@
  * PORT overrides the configured port). Stateless: run as many as you like behind a balancer.
  */
 import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { createLogger } from '../common/logger.js';
 import { loadConfig } from '../config/load.js';
@@ -17,7 +18,8 @@ async function run(): Promise<void> {
   const server = createServer(createApp({ config, client, logger }));
   server.headersTimeout = 10_000;
   server.requestTimeout = 0; // long cascades are bounded by their own deadline
-  server.listen(port, config.raw.server.host, () => logger.info({ port, host: config.raw.server.host }, 'api ready'));
+  // The bound port, not the asked one: npm start runs its API processes on port 0 behind its front.
+  server.listen(port, config.raw.server.host, () => logger.info({ port: (server.address() as AddressInfo).port, host: config.raw.server.host }, 'api ready'));
   const stop = () => server.close(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

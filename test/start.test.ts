@@ -88,7 +88,8 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
   assert.equal(ready[2], `http://127.0.0.1:${uiPort}`);
   assert.match((await nextLine(/^curl .*/, 1000, 'sample curl'))[0], new RegExp(`http://127\\.0\\.0\\.1:${apiPort}/v1/chat/completions`));
   const names = pids.map((p) => p.name);
-  for (const name of ['temporal', 'farm', 'pool:cpu', 'pool:gpu-a', 'pool:api', 'router', 'api']) assert.ok(names.includes(name), `${name} reported its pid`);
+  for (const name of ['temporal', 'farm', 'pool:cpu', 'pool:gpu-a', 'pool:api', 'router#1', 'router#2', 'api#1', 'api#2'])
+    assert.ok(names.includes(name), `${name} reported its pid`);
 
   const openai = new OpenAI({ baseURL: ready[1], apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
   const first = (await openai.chat.completions.create({ model: 'cascade', messages: [{ role: 'user', content: JANET }] })) as any;

@@ -22,14 +22,19 @@ import {
   accepts,
   cancelledCallCost,
   costOfUsage,
+  deploymentFits,
+  deploymentWindow,
   earlyAbortOptions,
   estimatePromptTokens,
+  firstTokenShareMs,
   fitsAfterContextError,
   hedgeReason,
   MIN_ATTEMPT_MS,
+  modelWindow,
   preferPools,
   savedByEarlyStop,
   stepFeasibility,
+  tokensNeeded,
 } from './policy.js';
 import { extraCallsOf, gatherEvidence, withLogprobsIfNeeded } from './evidence.js';
 import { raceSteps, type Candidate, type StepOutcome } from './hedge.js';
@@ -43,6 +48,10 @@ export interface GenerateCall {
   /** Stable per (request, step, purpose): upstream retries of this call carry the same id. */
   requestId: string;
   remainingMs: number;
+  /** This attempt's share of the model's first-token limit (see firstTokenShareMs). */
+  firstTokenTimeoutMs: number;
+  /** The deployment's circuit is open and this call is its probe: one attempt, no retry ladder. */
+  probe: boolean;
   purpose: 'answer' | 'sample' | 'judge';
   /** Send the deltas to the client: the answer itself (`live`) or an opt-in draft. */
   stream?: StreamKind;
@@ -69,6 +78,8 @@ export interface RouteDecision {
   deployments: DeploymentRef[];
   /** Measured P50 latency of the model, when the router has measured it. */
   measuredP50Ms: number | null;
+  /** Ids of deployments offered as the probe of their open circuit. */
+  probes?: string[];
 }
 
 export interface DeploymentReport {
@@ -116,7 +127,10 @@ export class CascadeFailure extends Error {
   }
 }
 
-type CallResult = { ok: true; output: GenerateOutput; deployment: DeploymentRef } | { ok: false; type: string; message: string };
+type CallResult =
+  | { ok: true; output: GenerateOutput; deployment: DeploymentRef }
+  /** refusedWindow: the largest window of a deployment that refused the prompt as too long (0: none did). */
+  | { ok: false; type: string; message: string; refusedWindow: number };
 export type CallModel = (
   step: number,
   model: ModelInfo,
@@ -151,15 +165,26 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     if (route.deployments.length === 0) {
       const message = `every deployment of ${model.name} is cut off by its circuit breaker`;
       record(noAnswer(step, model.name, null, ErrorType.CircuitOpen, message), message);
-      return { ok: false, type: ErrorType.CircuitOpen, message };
+      return { ok: false, type: ErrorType.CircuitOpen, message, refusedWindow: 0 };
     }
     let last: { type: string; message: string } = { type: ErrorType.AllDeploymentsFailed, message: `no deployment of ${model.name} answered` };
-    for (const deployment of route.deployments) {
+    const calledAt = fx.now();
+    const needed = tokensNeeded(callParams);
+    let refusedWindow = 0;
+    const fits = (d: DeploymentRef) => deploymentFits(deploymentWindow(model, d), needed, refusedWindow);
+    for (const [i, deployment] of route.deployments.entries()) {
+      if (!fits(deployment)) {
+        const window = deploymentWindow(model, deployment);
+        const message = `${deployment.id}'s context window (${window}) cannot take ~${needed} tokens${refusedWindow > window ? ` (a window of ${refusedWindow} refused them)` : ''}`;
+        record(noAnswer(step, model.name, deployment, 'skipped:context_length', message), message);
+        last = { type: ErrorType.ContextLengthExceeded, message };
+        continue;
+      }
       const remainingMs = deadline - fx.now();
       if (remainingMs < MIN_ATTEMPT_MS) {
         const message = `deadline reached before ${model.name} answered`;
         record(noAnswer(step, model.name, deployment, ErrorType.DeadlineExceeded, message), message);
-        return { ok: false, type: ErrorType.DeadlineExceeded, message };
+        return { ok: false, type: ErrorType.DeadlineExceeded, message, refusedWindow };
       }
       await fx.checkpoint?.();
       const outcome = await fx.generate({
@@ -169,6 +194,8 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         params: callParams,
         requestId: `${workflowId}/${step}/${suffix}`,
         remainingMs,
+        firstTokenTimeoutMs: firstTokenShareMs(model.firstTokenTimeoutMs, fx.now() - calledAt, !route.deployments.slice(i + 1).some(fits)),
+        probe: route.probes?.includes(deployment.id) ?? false,
         purpose,
         ...delivery,
       });
@@ -190,6 +217,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
               detail: purpose,
               cost_usd: cost,
               retries: outcome.output.attempt - 1,
+              upstream_model: outcome.output.upstreamModel,
             },
             `${purpose} from ${model.name}`,
           );
@@ -203,13 +231,13 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         `step ${step} · ${model.name} on ${deployment.pool} failed: ${error.type}`,
       );
       last = error;
-      if (REQUEST_ERRORS.includes(error.type)) return { ok: false, ...error };
+      // Too long for this deployment: another one of the model may have a larger window (or be
+      // served with a larger limit); every other request error would fail the same way anywhere.
+      if (error.type === ErrorType.ContextLengthExceeded) refusedWindow = Math.max(refusedWindow, deploymentWindow(model, deployment));
+      else if (REQUEST_ERRORS.includes(error.type)) return { ok: false, ...error, refusedWindow };
     }
-    return {
-      ok: false,
-      type: last.type === ErrorType.NoCapacity || last.type === ErrorType.CircuitOpen ? last.type : ErrorType.AllDeploymentsFailed,
-      message: last.message,
-    };
+    const passedOn: string[] = [ErrorType.NoCapacity, ErrorType.CircuitOpen, ErrorType.ContextLengthExceeded];
+    return { ok: false, type: passedOn.includes(last.type) ? last.type : ErrorType.AllDeploymentsFailed, message: last.message, refusedWindow };
   };
 
   const prerouted = policy.prerouter && fx.preroute ? await fx.preroute(policy.steps, params) : null;
@@ -226,7 +254,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       return { kind: 'skipped', failure: { type: SKIP_ERRORS[reason] ?? ErrorType.AllDeploymentsFailed, message: detail } };
     };
     if (contextFailedWindow > 0 && !fitsAfterContextError(contextFailedWindow, model))
-      return skip('context_length', `${model.name}'s context window (${model.contextWindow}) is no larger than one that already refused the prompt`);
+      return skip('context_length', `${model.name}'s context window (${modelWindow(model)}) is no larger than one that already refused the prompt`);
     const p = prerouted?.[i];
     if (!isLast && p !== undefined && policy.prerouter && p < policy.prerouter.skip_below)
       return skip('prerouter', `pre-router predicts ${p.toFixed(2)} < ${policy.prerouter.skip_below} for ${model.name}`);
@@ -255,7 +283,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     });
     if (!answer.ok) {
       if (answer.type === ErrorType.ContentPolicyViolation) throw new CascadeFailure(answer.type, answer.message, trace);
-      return { kind: 'failed', failure: answer, ...(answer.type === ErrorType.ContextLengthExceeded && { contextWindow: model.contextWindow }) };
+      return { kind: 'failed', failure: answer, ...(answer.refusedWindow > 0 && { contextWindow: answer.refusedWindow }) };
     }
     const output = answer.output;
     const base: AttemptRecord = {
@@ -269,6 +297,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       error: null,
       cost_usd: costOfUsage(model, output.usage),
       retries: output.attempt - 1,
+      upstream_model: output.upstreamModel,
     };
     if (output.stoppedFor) {
       // Streaming evaluation found the answer lost: what was generated is paid for, never returned.
@@ -419,11 +448,13 @@ function noAnswer(
 
 function finish(trace: CascadeTrace, step: number, model: ModelInfo, output: GenerateOutput, requestHash: string): CascadeResult {
   trace.final_step = step;
+  trace.registry_model = model.name;
   return {
     requestHash,
     content: output.content,
     finishReason: output.finishReason,
-    model: model.name,
+    // What actually answered: a fallback deployment may serve another upstream model.
+    model: output.upstreamModel || model.name,
     usage: output.usage,
     logprobs: output.logprobs,
     cascade: trace,

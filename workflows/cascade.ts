@@ -65,7 +65,7 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
             params: call.params,
             requestId: call.requestId,
             forwardHeaders: input.forwardHeaders,
-            firstTokenTimeoutMs: call.model.firstTokenTimeoutMs,
+            firstTokenTimeoutMs: call.firstTokenTimeoutMs,
             streamIdleTimeoutMs: call.model.streamIdleTimeoutMs,
             label: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}`,
             ...(call.stream && input.stream && { stream: { target: input.stream, kind: call.stream, step: call.step } }),
@@ -76,9 +76,10 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
           initialInterval: input.retry.initialIntervalMs,
           backoffCoefficient: input.retry.backoffCoefficient,
           maximumInterval: input.retry.maximumIntervalMs,
-          maximumAttempts: input.retry.maximumAttempts,
+          // A probe of an open circuit asks once: a still-broken deployment costs one attempt, not a ladder.
+          maximumAttempts: call.probe ? 1 : input.retry.maximumAttempts,
         };
-        const summary = `step ${call.step} · ${call.model.name} on ${call.deployment.pool}${call.purpose === 'answer' ? '' : ` (${call.purpose})`}`;
+        const summary = `step ${call.step} · ${call.model.name} on ${call.deployment.pool}${call.purpose === 'answer' ? '' : ` (${call.purpose})`}${call.probe ? ' (probe)' : ''}`;
         const output =
           call.deployment.dispatch === 'local'
             ? // In the router worker itself: no task queue, no pool worker, no extra workflow task.
@@ -124,7 +125,7 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
   try {
     const result = await runCascade(input, workflowId, effects);
     await flushReports();
-    publish(result.cascade, result.model);
+    publish(result.cascade, result.cascade.registry_model ?? null);
     return result;
   } catch (err) {
     if (err instanceof CascadeFailure) {

@@ -35,12 +35,28 @@ export interface FeasibilityInput {
   extraCalls: number;
 }
 
+/** A deployment's context window: its own when configured, else the model's. */
+export function deploymentWindow(model: Pick<ModelInfo, 'contextWindow'>, deployment: Pick<DeploymentRef, 'contextWindow'>): number {
+  return deployment.contextWindow ?? model.contextWindow;
+}
+
+/** The largest window any deployment of the model offers: what decides whether the step can run at all. */
+export function modelWindow(model: Pick<ModelInfo, 'contextWindow' | 'deployments'>): number {
+  return Math.max(...model.deployments.map((d) => deploymentWindow(model, d)));
+}
+
+/** Estimated tokens a call needs in the window: the prompt plus the room asked for the answer. */
+export function tokensNeeded(params: Pick<ChatParams, 'messages' | 'max_tokens'>): number {
+  return estimatePromptTokens(params) + (params.max_tokens ?? 0);
+}
+
 /** Whether a step can run at all before spending anything on it. */
 export function stepFeasibility(f: FeasibilityInput): Feasibility {
   const { model } = f;
   const needed = f.promptTokens + (f.maxTokens ?? 0);
-  if (needed > model.contextWindow) {
-    return { ok: false, reason: 'context_length', detail: `~${needed} tokens exceed ${model.name}'s context window of ${model.contextWindow}` };
+  const window = modelWindow(model);
+  if (needed > window) {
+    return { ok: false, reason: 'context_length', detail: `~${needed} tokens exceed ${model.name}'s context window of ${window}` };
   }
   const latency = f.measuredP50Ms ?? model.p50LatencyMs;
   if (latency > f.remainingMs) {
@@ -68,7 +84,33 @@ export function accepts(confidence: number, threshold: number): boolean {
 
 /** A rejected context-length error on one model also rules out every later model with no larger window. */
 export function fitsAfterContextError(failedWindow: number, candidate: ModelInfo): boolean {
-  return candidate.contextWindow > failedWindow;
+  return modelWindow(candidate) > failedWindow;
+}
+
+/**
+ * Whether a deployment of the same model is still worth asking after others refused the prompt
+ * as too long (`refusedWindow` is the largest window that refused, 0 when none did) and given the
+ * estimated size. Another deployment with an equal window is still tried: a server's real limit
+ * is its own setting (e.g. vLLM's --max-model-len), which the config may not know; only a window
+ * known to be smaller is skipped.
+ */
+export function deploymentFits(window: number, neededTokens: number, refusedWindow: number): boolean {
+  return window >= neededTokens && window >= refusedWindow;
+}
+
+/** The first-token limit of one attempt is never below this, even when failovers spent the budget. */
+export const MIN_FIRST_TOKEN_MS = 500;
+
+/**
+ * The first-token limit of one attempt. The model's `first_token_ms` is a budget for the whole
+ * call, failovers included, so that the caller sees the first token within it: an attempt with
+ * another deployment after it gets half of what is left (its failover the other half), the last
+ * deployment all that is left. Never below MIN_FIRST_TOKEN_MS (or the limit itself, if smaller).
+ */
+export function firstTokenShareMs(limitMs: number, elapsedMs: number, isLastDeployment: boolean): number {
+  const left = limitMs - Math.max(0, elapsedMs);
+  const share = Math.floor(isLastDeployment ? left : left / 2);
+  return Math.max(Math.min(limitMs, MIN_FIRST_TOKEN_MS), share);
 }
 
 export interface AttemptTimeouts {

@@ -1,7 +1,8 @@
 /**
  * The whole Cascade stack as separate processes, the way `npm start` runs it: a Temporal dev
  * server with a persistence file, the model farm, one worker process per pool (times
- * `pools.<name>.workers`), the router worker and the API. Used by scripts/start.ts and by the
+ * `pools.<name>.workers`), `temporal.router_workers` router workers and `server.processes` API
+ * processes, each on a private port behind the API port (scripts/lib/api-front.ts). Used by scripts/start.ts and by the
  * overhead benchmark (which needs the production process layout, not workers inside one process).
  *
  * Environment (from `env`): CASCADE_CONFIG, PORT (API port), CASCADE_UI_PORT (Temporal UI port),
@@ -11,6 +12,7 @@
  * config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB).
  */
 import { dirname, resolve } from 'node:path';
+import { ApiFront } from './api-front.js';
 import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../config/load.js';
 import { loadFarmConfig } from '../../farm/index.js';
 import { startTemporalDevServer, type DevServer } from '../temporal-dev-server.js';
@@ -40,6 +42,7 @@ export class CascadeStack {
   readonly supervisor: Supervisor;
   private readonly env: NodeJS.ProcessEnv;
   private devServer: Promise<DevServer> | null = null;
+  private front: ApiFront | null = null;
   private temporalProcessId: number | null = null;
   private stopping: Promise<void> | null = null;
   private plan: Plan | null = null;
@@ -81,7 +84,10 @@ export class CascadeStack {
     const say = (text: string) => this.opts.print('cascade', text);
     const p = (this.plan = await this.makePlan());
     const { config } = p;
-    this.opts.print.widen(Object.entries(config.raw.pools).map(([pool, c]) => (c.workers > 1 ? `pool:${pool}#${c.workers}` : `pool:${pool}`)));
+    this.opts.print.widen([
+      ...Object.entries(config.raw.pools).map(([pool, c]) => numbered(`pool:${pool}`, c.workers, c.workers)),
+      numbered('router', config.raw.temporal.router_workers, config.raw.temporal.router_workers),
+    ]);
 
     const wanted: WantedPort[] = [{ port: p.apiPort, what: this.env.PORT ? 'the API (PORT)' : 'the API (server.port)' }];
     if (p.temporal) wanted.push({ port: p.temporal.port, what: 'Temporal (temporal.address)' }, { port: p.temporal.uiPort, what: 'the Temporal UI' });
@@ -137,18 +143,33 @@ export class CascadeStack {
     const specs: ChildSpec[] = [];
     for (const [pool, poolConfig] of Object.entries(config.raw.pools)) {
       for (let i = 1; i <= poolConfig.workers; i++) {
-        const name = poolConfig.workers > 1 ? `pool:${pool}#${i}` : `pool:${pool}`;
+        const name = numbered(`pool:${pool}`, i, poolConfig.workers);
         specs.push({ name, args: ['workers/pool.ts', pool], env: childEnv, isReadyLine: (line) => line.includes('"pool worker ready"'), restart: true });
       }
     }
-    specs.push({ name: 'router', args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
-    specs.push({
-      name: 'api',
-      args: ['server/main.ts'],
-      env: { ...childEnv, PORT: String(p.apiPort) },
-      isReadyLine: (line) => line.includes('"api ready"'),
-      restart: true,
-    });
+    const routers = config.raw.temporal.router_workers;
+    for (let i = 1; i <= routers; i++) {
+      const name = numbered('router', i, routers);
+      specs.push({ name, args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
+    }
+    const front = (this.front = new ApiFront(p.host));
+    await front.listen(p.apiPort);
+    const apis = config.raw.server.processes;
+    for (let i = 1; i <= apis; i++) {
+      const name = numbered('api', i, apis);
+      specs.push({
+        name,
+        args: ['server/main.ts'],
+        env: { ...childEnv, PORT: '0' }, // a free port of its own, announced in its ready line
+        isReadyLine: (line) => line.includes('"api ready"'),
+        onLine: (line) => {
+          const port = /"api ready".*"port":(\d+)|"port":(\d+).*"api ready"/.exec(line);
+          if (port) front.up(name, Number(port[1] ?? port[2]));
+        },
+        onExit: () => front.down(name),
+        restart: true,
+      });
+    }
     await Promise.all(specs.map(async (spec) => say(`${spec.name} pid ${await this.supervisor.start(spec)} ready`)));
     await waitForHealth(`${this.apiBase}/healthz`, 15_000);
     this.checkNotStopped();
@@ -157,6 +178,7 @@ export class CascadeStack {
   /** Stops every child (SIGTERM, SIGKILL after a grace period), then the Temporal dev server. Idempotent. */
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
+      await this.front?.close();
       await this.supervisor.stopAll();
       await this.devServer?.then(
         (s) => s.stop(),
@@ -195,6 +217,9 @@ function parsePort(value: string, what: string): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StartupError(`${what}: "${value}" is not a port number`);
   return port;
 }
+
+/** `router`, or `router#2` when there are several. */
+const numbered = (name: string, i: number, of: number) => (of > 1 ? `${name}#${i}` : name);
 
 /** The env var the config reads a farm pool's port from: gpu-a → FARM_GPU_A_PORT. */
 const farmPortVar = (pool: string) => `FARM_${pool.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PORT`;

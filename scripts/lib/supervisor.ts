@@ -3,7 +3,8 @@
  * group (so a terminal's Ctrl-C reaches only `npm start`, which then stops them in order), with its
  * output prefixed by a short name. A child is ready when it prints its ready line; one that dies
  * during start-up fails the start with its last lines of output; one that dies later is reported
- * and, if it is stateless (workers, API), started again after a growing backoff.
+ * and, if it is stateless (workers, API), started again at once — after a growing backoff only
+ * when it keeps dying right after start-up (a crash loop).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -18,8 +19,10 @@ export interface ChildSpec {
   env?: NodeJS.ProcessEnv;
   /** True for the (raw, unformatted) line that says the child is ready. */
   isReadyLine(line: string): boolean;
-  /** Started again after a backoff when it dies after start-up. */
+  /** Started again when it dies after start-up. */
   restart: boolean;
+  /** Called when it exits after start-up, before any restart. */
+  onExit?(): void;
   /** Sees every raw line (e.g. the farm's `farm pool <name> ready <url>`). */
   onLine?(line: string): void;
 }
@@ -31,8 +34,12 @@ export class StartupError extends Error {
 const START_TIMEOUT_MS = 120_000;
 const STOP_GRACE_MS = 5_000;
 const BACKOFF_MS = { first: 1_000, max: 30_000 };
-/** A child that stayed up this long is healthy again: its next crash restarts after the first backoff. */
-const HEALTHY_AFTER_MS = 60_000;
+/**
+ * A child that dies within this long of being ready (or during a restart's start-up) crashed
+ * "quickly". The first quick crash is restarted at once like any other; from the second in a row
+ * on it is a crash loop, and the delay grows from BACKOFF_MS.first to BACKOFF_MS.max.
+ */
+const QUICK_CRASH_MS = 10_000;
 const TAIL_LINES = 15;
 
 interface Running {
@@ -43,7 +50,8 @@ interface Running {
 
 export class Supervisor {
   private readonly running = new Map<string, Running>();
-  private readonly backoff = new Map<string, number>();
+  /** Quick crashes in a row, by child name. */
+  private readonly quickCrashes = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopping = false;
 
@@ -96,6 +104,7 @@ export class Supervisor {
           reject(new StartupError(`${spec.name} ${how} during start-up${describeTail(tail)}`));
           return;
         }
+        spec.onExit?.();
         if (this.stopping) return;
         this.print('cascade', `${spec.name} (pid ${child.pid}) ${how}`);
         if (spec.restart) this.scheduleRestart(spec, Date.now() - entry.readyAt);
@@ -105,10 +114,13 @@ export class Supervisor {
   }
 
   private scheduleRestart(spec: ChildSpec, upMs: number): void {
-    const previous = this.backoff.get(spec.name);
-    const delay = previous === undefined || upMs > HEALTHY_AFTER_MS ? BACKOFF_MS.first : Math.min(previous * 2, BACKOFF_MS.max);
-    this.backoff.set(spec.name, delay);
-    this.print('cascade', `restarting ${spec.name} in ${delay / 1000} s`);
+    const quick = upMs < QUICK_CRASH_MS ? (this.quickCrashes.get(spec.name) ?? 0) + 1 : 0;
+    this.quickCrashes.set(spec.name, quick);
+    const delay = restartDelayMs(quick);
+    this.print(
+      'cascade',
+      delay === 0 ? `restarting ${spec.name}` : `restarting ${spec.name} in ${delay / 1000} s (crash loop: ${quick} quick crashes in a row)`,
+    );
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       if (this.stopping) return;
@@ -137,6 +149,12 @@ export class Supervisor {
     this.stopping = true;
     for (const { child } of this.running.values()) if (isAlive(child)) child.kill('SIGKILL');
   }
+}
+
+/** No delay unless the child keeps dying right after start-up; then 1 s, 2 s, 4 s, ... up to 30 s. */
+export function restartDelayMs(quickCrashesInARow: number): number {
+  if (quickCrashesInARow < 2) return 0;
+  return Math.min(BACKOFF_MS.first * 2 ** (quickCrashesInARow - 2), BACKOFF_MS.max);
 }
 
 const isAlive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;

@@ -50,7 +50,23 @@ describe('circuit breaker shared across requests', () => {
     );
     assert.equal(skipped.body.cascade.attempts.length, 1);
 
-    // cpu recovers; after the open period one request probes it and closes the circuit.
+    // Still broken after the pause: the probe is one attempt, not a retry ladder, then gpu-a answers.
+    await new Promise((r) => setTimeout(r, 3200));
+    const failedProbe = await ask('mixtral');
+    assert.deepEqual(
+      failedProbe.calls.map((c) => [c.pool, c.outcome]),
+      [
+        ['cpu', '503'],
+        ['gpu-a', 'ok'],
+      ],
+    );
+    // The failed probe opened the circuit for another pause.
+    assert.deepEqual(
+      (await ask('mixtral')).calls.map((c) => c.pool),
+      ['gpu-a'],
+    );
+
+    // cpu recovers; after the pause one request probes it and closes the circuit at once.
     await stack.farmReset();
     await new Promise((r) => setTimeout(r, 3200));
     const probe = await ask('mixtral');
@@ -64,6 +80,25 @@ describe('circuit breaker shared across requests', () => {
       ['cpu'],
     );
     assert.equal(after.body.model, MIXTRAL);
+  });
+
+  it('while traffic flows, a recovered deployment gets it back within one pause of recovering', async () => {
+    await stack.farmReset();
+    assert.equal((await setFault({ fault: 'unavailable', pool: 'cpu' })).status, 200);
+    for (let i = 0; i < 3; i++) await ask('mixtral'); // opens cpu's circuit (threshold 3)
+    await stack.farmReset(); // cpu is healthy from here on
+    const recoveredAt = Date.now();
+    const firstPools: string[] = [];
+    // Steady traffic, bounded in count: each request's first call shows where the router sent it.
+    for (let i = 0; i < 60 && firstPools.at(-1) !== 'cpu'; i++) {
+      firstPools.push((await ask('mixtral')).calls[0]!.pool);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const backAfter = Date.now() - recoveredAt;
+    assert.equal(firstPools.at(-1), 'cpu', `cpu never got traffic back: ${firstPools.join(', ')}`);
+    // Open for 3 s in the test config: the probe comes with the first request after the pause.
+    assert.ok(backAfter < 3000 + 2000, `back after ${backAfter} ms (pause 3 s)`);
+    for (let i = 0; i < 3; i++) assert.equal((await ask('mixtral')).calls[0]!.pool, 'cpu', 'the successful probe closed the circuit');
   });
 });
 

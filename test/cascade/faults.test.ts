@@ -21,8 +21,10 @@ const gpt4Answer = rows[0].models[GPT4].response as string;
 let stack: Stack;
 before(async () => {
   stack = await startStack({
-    configure: (raw) => {
+    configure: (raw, farmUrl) => {
       raw.breaker.failure_threshold = 1000;
+      // GPT-4's last resort is a stand-in served under another upstream name (the farm's sim-large).
+      raw.models[GPT4].fallbacks = [{ id: 'gpt-4-standin', pool: 'api', base_url: farmUrl('api'), upstream_model: 'sim-large' }];
     },
   });
 });
@@ -48,10 +50,31 @@ async function chat(fault: string, body: Record<string, unknown> = {}, headers: 
   });
   const ms = Date.now() - started;
   const workflowId = res.headers.get('x-cascade-workflow-id') ?? '';
-  const json = await res.json();
+  const json = body.stream ? await res.text() : await res.json();
   const attempts = (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`)).sort((a, b) => a.t_ms - b.t_ms);
   return { status: res.status, body: json, workflowId, attempts, ms };
 }
+
+/** The JSON events of an SSE body (each event's `data:` line; `id:` lines and [DONE] left out). */
+const sseEvents = (body: string): any[] =>
+  body
+    .split('\n\n')
+    .map((e) =>
+      e
+        .split('\n')
+        .find((l) => l.startsWith('data: '))
+        ?.slice(6),
+    )
+    .filter((d): d is string => !!d && d !== '[DONE]')
+    .map((d) => JSON.parse(d));
+const sseContent = (body: string) =>
+  sseEvents(body)
+    .map((e) => e.choices?.[0]?.delta?.content ?? '')
+    .join('');
+const lastSseChunkWithTrace = (body: string) =>
+  sseEvents(body)
+    .filter((e) => e.cascade)
+    .at(-1).cascade;
 
 const gaps = (attempts: Attempt[]) => attempts.slice(1).map((a, i) => a.t_ms - attempts[i]!.t_ms);
 
@@ -137,16 +160,30 @@ describe('failed over to the next deployment', () => {
     assert.equal(r.attempts.at(-1)!.pool, 'gpu-a');
   });
 
-  it('no-response: the attempt times out well inside the deadline and goes elsewhere', async () => {
-    const r = await chat('no-response;pool=cpu');
-    assert.equal(r.status, 200);
-    assert.equal(r.body.choices[0].message.content, mixtralAnswer);
-    assert.equal(r.body.cascade.attempts[0].error, 'upstream_timeout');
-    assert.equal(r.body.cascade.attempts.at(-1).pool, 'gpu-a');
-    assert.ok(r.ms < 6000, `took ${r.ms} ms (first-token limit 1.5 s, deadline 20 s)`);
-    // The silent deployment is not asked again and again.
-    assert.equal(r.attempts.filter((a) => a.pool === 'cpu').length, 1);
-  });
+  for (const stream of [false, true]) {
+    it(`no-response${stream ? ', streaming' : ''}: the first-token limit is shared with the failover, so the next deployment is asked inside it`, async () => {
+      const r = await chat('no-response;pool=cpu', { stream });
+      assert.equal(r.status, 200);
+      const trace = stream ? lastSseChunkWithTrace(r.body) : r.body.cascade;
+      assert.equal(stream ? sseContent(r.body) : r.body.choices[0].message.content, mixtralAnswer);
+      assert.equal(trace.attempts[0].error, 'upstream_timeout');
+      // 1.5 s is the model's first-token limit; the primary got half of it, gpu-a the rest.
+      assert.match(trace.attempts[0].detail, /no response within 750 ms/);
+      assert.equal(trace.attempts.at(-1).pool, 'gpu-a');
+      // The silent deployment is not asked again and again, and the failover reached the farm
+      // before the whole limit had passed since the first attempt (same clock: the farm's).
+      assert.deepEqual(
+        r.attempts.map((a) => [a.pool, a.outcome]),
+        [
+          ['cpu', 'no-response'],
+          ['gpu-a', 'ok'],
+        ],
+      );
+      const failoverAfter = r.attempts[1]!.t_ms - r.attempts[0]!.t_ms;
+      assert.ok(failoverAfter < 1500, `the failover was asked ${failoverAfter} ms after the first attempt (limit 1.5 s)`);
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms (hang bound)`);
+    });
+  }
 
   for (const [fault, error] of [
     ['stream-cut', 'stream_incomplete'],
@@ -179,16 +216,32 @@ describe('failed over to the next deployment', () => {
 });
 
 describe('errors that concern the request', () => {
-  it('context-length: not retried on the same model; the cascade jumps to a step whose window fits', async () => {
+  it("context-length on one pool: not retried there; the same model's other deployment answers", async () => {
+    const r = await chat('context-length;pool=cpu');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.model, MIXTRAL);
+    assert.equal(r.body.choices[0].message.content, mixtralAnswer);
+    assert.deepEqual(
+      r.attempts.map((a) => [a.pool, a.outcome]),
+      [
+        ['cpu', 'context_length_exceeded'],
+        ['gpu-a', 'ok'],
+      ],
+    );
+    assert.equal(r.body.cascade.attempts[0].error, 'context_length_exceeded');
+  });
+
+  it('context-length on every deployment of a model: the cascade jumps to a step whose window fits', async () => {
     const r = await chat(`context-length;model=${MIXTRAL}`, { model: 'cascade' });
     assert.equal(r.status, 200);
     assert.equal(r.body.model, GPT4);
     assert.equal(r.body.choices[0].message.content, gpt4Answer);
     assert.deepEqual(
-      r.attempts.map((a) => [a.model, a.outcome]),
+      r.attempts.map((a) => [a.model, a.pool, a.outcome]),
       [
-        [MIXTRAL, 'context_length_exceeded'],
-        [GPT4, 'ok'],
+        [MIXTRAL, 'cpu', 'context_length_exceeded'],
+        [MIXTRAL, 'gpu-a', 'context_length_exceeded'],
+        [GPT4, 'api', 'ok'],
       ],
     );
     assert.equal(r.body.cascade.attempts[0].error, 'context_length_exceeded');
@@ -209,6 +262,31 @@ describe('errors that concern the request', () => {
     assert.equal(r.status, 400);
     assert.equal(r.body.error.code, 'context_length_exceeded');
     assert.equal(r.attempts.length, 0);
+  });
+});
+
+describe('the model that answered', () => {
+  it('a fallback deployment serving another upstream model: the response names it, the trace keeps the registry name', async () => {
+    const r = await chat(`unavailable;model=${GPT4}`, { model: 'gpt-4' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(
+      r.attempts.map((a) => [a.model, a.outcome]),
+      [
+        [GPT4, '503'],
+        [GPT4, '503'],
+        [GPT4, '503'],
+        ['sim-large', 'ok'],
+      ],
+    );
+    assert.equal(r.body.model, 'sim-large');
+    assert.equal(r.body.cascade.registry_model, GPT4);
+    assert.deepEqual(
+      r.body.cascade.attempts.map((a: any) => [a.model, a.deployment, a.upstream_model ?? null]),
+      [
+        [GPT4, `${GPT4}@api`, null],
+        [GPT4, 'gpt-4-standin', 'sim-large'],
+      ],
+    );
   });
 });
 

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CascadeInput, GenerateOutput, ModelInfo } from '../../common/types.js';
-import { attemptTimeouts, costUsd, estimatePromptTokens, stepFeasibility } from '../../workflows/policy.js';
+import { attemptTimeouts, costUsd, estimatePromptTokens, firstTokenShareMs, stepFeasibility } from '../../workflows/policy.js';
 import { CascadeFailure, runCascade, type CascadeEffects, type GenerateCall, type GenerateOutcome } from '../../workflows/cascade-core.js';
 import { DeploymentHealth } from '../../activities/breaker.js';
 
@@ -58,6 +58,14 @@ describe('policy math', () => {
     assert.equal(t.scheduleToCloseTimeoutMs, 1500);
     assert.ok(t.startToCloseTimeoutMs <= 1500 && t.scheduleToStartTimeoutMs <= 1500 && t.heartbeatTimeoutMs <= 1500);
   });
+
+  it('shares the first-token limit between an attempt and its failover, with a floor', () => {
+    assert.equal(firstTokenShareMs(10_000, 0, false), 5000, 'an attempt with a failover after it gets half');
+    assert.equal(firstTokenShareMs(10_000, 5100, true), 4900, 'the last deployment gets what is left');
+    assert.equal(firstTokenShareMs(10_000, 5100, false), 2450);
+    assert.equal(firstTokenShareMs(10_000, 12_000, true), 500, 'a spent budget still leaves the floor');
+    assert.equal(firstTokenShareMs(300, 0, false), 300, 'the floor is never above the limit itself');
+  });
 });
 
 describe('circuit breaker', () => {
@@ -67,27 +75,43 @@ describe('circuit breaker', () => {
     const deps = model('m').deployments;
     h.record('m@a', false, 'upstream_error');
     assert.deepEqual(
-      h.order(deps).map((d) => d.id),
+      h.order(deps).deployments.map((d) => d.id),
       ['m@a', 'm@b'],
     );
     h.record('m@a', false, 'upstream_error');
     assert.deepEqual(
-      h.order(deps).map((d) => d.id),
+      h.order(deps).deployments.map((d) => d.id),
       ['m@b'],
     );
     now = 1000;
     assert.deepEqual(
-      h.order(deps).map((d) => d.id),
+      h.order(deps).deployments.map((d) => d.id),
       ['m@a', 'm@b'],
       'half-open: one probe',
     );
     assert.deepEqual(
-      h.order(deps).map((d) => d.id),
+      h.order(deps).deployments.map((d) => d.id),
       ['m@b'],
       'only one probe at a time',
     );
     h.record('m@a', true);
     assert.equal(h.state('m@a'), 'closed');
+  });
+
+  it('names the probe, and a probe that was handed out but never reported expires after one pause', () => {
+    let now = 0;
+    const h = new DeploymentHealth({ failureThreshold: 1, openMs: 1000, now: () => now });
+    const deps = model('m').deployments;
+    h.record('m@b', false, 'upstream_error');
+    now = 1000;
+    assert.deepEqual(h.order(deps), { deployments: deps, probes: ['m@b'] });
+    // m@a answered, so the probe of m@b was never made: after another pause someone else probes.
+    now = 1500;
+    assert.deepEqual(h.order(deps).probes, []);
+    now = 2000;
+    assert.deepEqual(h.order(deps).probes, ['m@b']);
+    h.record('m@b', false, 'upstream_error');
+    assert.equal(h.state('m@b'), 'open', 'a failed probe opens the circuit for another pause');
   });
 
   it('does not blame a deployment for errors that concern the request', () => {
@@ -184,18 +208,84 @@ describe('cascade driver', () => {
     assert.equal(calls.length, 1);
   });
 
-  it('after context_length_exceeded, skips steps whose window is no larger', async () => {
+  it("after context_length_exceeded, tries the model's other deployments, then skips steps whose window is no larger", async () => {
     const i = input();
     i.policy.steps.splice(1, 0, { model: 'same', evaluator: { type: 'x' }, threshold: 0.5 });
     i.models.same = model('same');
-    const { fx, calls } = effects({ fail: { 'small@a': 'context_length_exceeded' }, confidence: {} });
+    const { fx, calls } = effects({ fail: { 'small@a': 'context_length_exceeded', 'small@b': 'context_length_exceeded' }, confidence: {} });
     const r = await runCascade(i, 'wf', fx);
     assert.equal(r.model, 'large');
     assert.deepEqual(
-      calls.map((c) => c.model.name),
-      ['small', 'large'],
+      calls.map((c) => c.deployment.id),
+      ['small@a', 'small@b', 'large@a'],
     );
-    assert.equal(r.cascade.attempts[1]!.error, 'skipped:context_length');
+    assert.equal(r.cascade.attempts[2]!.error, 'skipped:context_length');
+  });
+
+  it('a context_length_exceeded on one deployment is answered by another deployment of the same model', async () => {
+    const { fx, calls } = effects({ fail: { 'small@a': 'context_length_exceeded' }, confidence: { small: 0.9 } });
+    const r = await runCascade(input(), 'wf', fx);
+    assert.equal(r.model, 'small');
+    assert.deepEqual(
+      calls.map((c) => c.deployment.id),
+      ['small@a', 'small@b'],
+    );
+  });
+
+  it('deployments with their own context window: one too small for the prompt is not called, nor one smaller than a window that refused', async () => {
+    const prompt = { messages: [{ role: 'user' as const, content: 'x'.repeat(8000) }] }; // ~2004 tokens
+    const deployments = [
+      { id: 'small@tiny', pool: 'a', taskQueue: 'qa', fallback: false, contextWindow: 1024 },
+      { id: 'small@a', pool: 'a', taskQueue: 'qa', fallback: false, contextWindow: 8192 },
+      { id: 'small@b', pool: 'b', taskQueue: 'qb', fallback: true, contextWindow: 4096 },
+      { id: 'small@c', pool: 'c', taskQueue: 'qc', fallback: true, contextWindow: 16384 },
+    ];
+    const i = input({ params: prompt });
+    i.models.small = model('small', { deployments });
+    const { fx, calls } = effects({ fail: { 'small@a': 'context_length_exceeded' }, confidence: { small: 0.9 } });
+    const r = await runCascade(i, 'wf', fx);
+    assert.equal(r.cascade.registry_model, 'small');
+    assert.deepEqual(
+      calls.map((c) => c.deployment.id),
+      ['small@a', 'small@c'],
+    );
+    assert.deepEqual(
+      r.cascade.attempts.map((a) => [a.deployment, a.error]),
+      [
+        ['small@tiny', 'skipped:context_length'],
+        ['small@a', 'context_length_exceeded'],
+        ['small@b', 'skipped:context_length'],
+        ['small@c', null],
+      ],
+    );
+  });
+
+  it('reports the model that actually answered and keeps the registry name in the trace', async () => {
+    const { fx } = effects({ confidence: { small: 0.9 } });
+    const generate = fx.generate;
+    fx.generate = async (call) => {
+      const out = await generate(call);
+      return out.ok ? { ok: true, output: { ...out.output, upstreamModel: 'vendor/small-v2' } } : out;
+    };
+    const r = await runCascade(input(), 'wf', fx);
+    assert.equal(r.model, 'vendor/small-v2');
+    assert.equal(r.cascade.registry_model, 'small');
+    assert.equal(r.cascade.attempts[0]!.model, 'small');
+    assert.equal(r.cascade.attempts[0]!.upstream_model, 'vendor/small-v2');
+  });
+
+  it('budgets the first-token limit across an attempt and its failover, and marks probes', async () => {
+    const { fx, calls } = effects({ fail: { 'small@a': 'upstream_timeout' }, confidence: { small: 0.9 } });
+    fx.route = async (m) => ({ deployments: m.deployments, measuredP50Ms: null, probes: [`${m.name}@b`] });
+    await runCascade(input(), 'wf', fx);
+    assert.deepEqual(
+      calls.map((c) => [c.deployment.id, c.firstTokenTimeoutMs, c.probe]),
+      [
+        ['small@a', 500, false],
+        ['small@b', 990, true],
+      ],
+      'half of 1000 ms for the first attempt, the rest (after 10 ms spent) for its failover',
+    );
   });
 
   it('self-consistency and judge: the extra samples and the verdict are asked at once, billed, and passed to the evaluator in order', async () => {
