@@ -63,19 +63,33 @@ export function errorBody(err: ApiError) {
 }
 
 export function errorHandler(logger: { error: (o: object, m: string) => void }): ErrorRequestHandler {
-  return (err, _req, res, next) => {
+  return (err, req, res, next) => {
     if (res.headersSent) return next(err);
     let apiError: ApiError;
     if (err instanceof ApiError) apiError = err;
     else if (err?.type === 'entity.too.large')
       apiError = new ApiError(413, `Request body exceeds ${err.limit} bytes`, 'invalid_request_error', 'request_too_large');
     else if (err?.type === 'entity.parse.failed') apiError = ApiError.invalid(`Request body is not valid JSON: ${err.message}`, null, 'invalid_json');
-    else if (err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported')
-      apiError = ApiError.invalid(err.message, null, 'unsupported_encoding');
+    else if (err?.type === 'encoding.unsupported')
+      apiError = new ApiError(415, `${err.message} (supported: gzip, deflate, br, identity)`, 'invalid_request_error', 'unsupported_encoding');
+    else if (err?.type === 'charset.unsupported') apiError = new ApiError(415, err.message, 'invalid_request_error', 'unsupported_encoding');
+    else if (isDecompressionError(err))
+      // body-parser passes zlib's error on (status 400, no type): the body does not match its Content-Encoding.
+      apiError = ApiError.invalid(
+        `Request body is not valid ${req.headers['content-encoding']} data (${err.message}); send it compressed as Content-Encoding says, or drop the header`,
+        null,
+        'invalid_body',
+      );
     else {
       logger.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
       apiError = new ApiError(500, 'Internal server error', 'server_error', 'internal_error');
     }
     res.status(apiError.status).json(errorBody(apiError));
   };
+}
+
+/** zlib's errors carry codes like Z_DATA_ERROR or Z_BUF_ERROR (also brotli's ERR__ERROR_FORMAT_PADDING_1 ...). */
+function isDecompressionError(err: unknown): err is Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === 'string' && (code.startsWith('Z_') || code.startsWith('ERR__ERROR_FORMAT'));
 }

@@ -56,6 +56,17 @@ export function documentsRoutes({ config, client, logger, store = createDocument
   const json = express.json({ limit: limits.max_bytes + 65_536, type: () => true, strict: false });
   const parseBody: RequestHandler = (req, res, next) => {
     if (!req.is('multipart/form-data')) return json(req, res, next);
+    // multer reads the raw stream: a compressed upload would fail as a malformed form.
+    const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (encoding !== 'identity')
+      return next(
+        new ApiError(
+          415,
+          `Content-Encoding ${encoding} is not supported on multipart uploads; send the form uncompressed`,
+          'invalid_request_error',
+          'unsupported_encoding',
+        ),
+      );
     upload(req, res, (err: unknown) => {
       if (err instanceof multer.MulterError) {
         if (err.code === 'LIMIT_FILE_SIZE') return next(tooLarge(limits.max_bytes));
