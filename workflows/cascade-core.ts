@@ -32,6 +32,7 @@ import {
   MIN_ATTEMPT_MS,
   modelWindow,
   preferPools,
+  roundUsd,
   savedByEarlyStop,
   stepFeasibility,
   tokensNeeded,
@@ -150,7 +151,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
   const trace: CascadeTrace = { workflow_id: workflowId, policy: policy.name, final_step: null, escalations: 0, cost_usd: 0, attempts: [] };
   const record = (a: AttemptRecord, note: string) => {
     trace.attempts.push(a);
-    trace.cost_usd += a.cost_usd;
+    trace.cost_usd = roundUsd(trace.cost_usd + a.cost_usd);
     fx.onProgress?.(trace, note);
   };
   const modelOf = (name: string): ModelInfo => {

@@ -23,7 +23,7 @@ import type { DocumentActivities } from '../activities/document.js';
 import type { CascadeInput, CascadeTrace } from '../common/types.js';
 import { SearchAttr } from '../common/names.js';
 import { cascadeWorkflow } from './cascade.js';
-import { costOfUsage } from './policy.js';
+import { costOfUsage, roundUsd } from './policy.js';
 import { REDUCED_TASKS, unitParams } from './document-tasks.js';
 import {
   pauseSignal,
@@ -98,8 +98,8 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       chunks: { done: s.chunksDone, failed: s.phase.kind === 'map' ? s.failed.length : s.chunksFailed, total: s.chunksTotal },
       reduce_steps_done: s.reduceUnitsDone,
       escalations: s.escalations,
-      cost_usd: round(s.costUsd),
-      baseline_cost_usd: round(s.baselineCostUsd),
+      cost_usd: s.costUsd,
+      baseline_cost_usd: s.baselineCostUsd,
       elapsed_ms: now - input.submittedAtMs,
       // Sequential time per chunk already includes the concurrency, so it extrapolates directly.
       eta_ms: finished ? 0 : perChunkMs === null ? null : Math.round((mapLeft + reduceLeft) * perChunkMs),
@@ -142,7 +142,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       { key: SearchAttr.DocumentChunksDone, value: s.chunksDone },
       { key: SearchAttr.DocumentChunksTotal, value: s.chunksTotal },
       { key: SearchAttr.Escalations, value: s.escalations },
-      { key: SearchAttr.CostUsd, value: round(s.costUsd) },
+      { key: SearchAttr.CostUsd, value: s.costUsd },
     ]);
   };
 
@@ -152,8 +152,8 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
   };
 
   const record = (r: UnitResult) => {
-    s.costUsd += r.costUsd;
-    s.baselineCostUsd += r.baselineCostUsd;
+    s.costUsd = roundUsd(s.costUsd + r.costUsd);
+    s.baselineCostUsd = roundUsd(s.baselineCostUsd + r.baselineCostUsd);
     s.escalations += r.escalations;
     if (r.ok) {
       if (s.phase.kind === 'map') s.chunksDone++;
@@ -336,5 +336,3 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     });
   }
 }
-
-const round = (usd: number) => Math.round(usd * 1e8) / 1e8;

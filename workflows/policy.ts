@@ -12,8 +12,14 @@ export function estimatePromptTokens(params: Pick<ChatParams, 'messages'>): numb
   return Math.ceil(chars / 4) + 4 * params.messages.length;
 }
 
+/**
+ * Money in the trace is rounded to 1e-10 $ (far below any token's price) where it is made and
+ * where it is summed, so no float noise (0.00026327999999999996) reaches a response, log or UI.
+ */
+export const roundUsd = (usd: number): number => Math.round(usd * 1e10) / 1e10;
+
 export function costUsd(model: Pick<ModelInfo, 'inputUsdPer1M' | 'outputUsdPer1M'>, inputTokens: number, outputTokens: number): number {
-  return (inputTokens * model.inputUsdPer1M + outputTokens * model.outputUsdPer1M) / 1e6;
+  return roundUsd((inputTokens * model.inputUsdPer1M + outputTokens * model.outputUsdPer1M) / 1e6);
 }
 
 export function costOfUsage(model: Pick<ModelInfo, 'inputUsdPer1M' | 'outputUsdPer1M'>, usage: Usage): number {
