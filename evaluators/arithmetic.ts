@@ -11,6 +11,9 @@ export interface ArithmeticReport {
   wrong: number;
   /** Whether the final answer equals the last computed value (null when either is missing). */
   finalMatchesLastResult: boolean | null;
+  /** The written result of the step that comes last in the text, and the final answer, for the detail. */
+  lastResult: number | null;
+  final: number | null;
 }
 
 // Bounded repetition: an unbounded digit run makes the chain search quadratic on long digit strings.
@@ -119,29 +122,33 @@ export function checkArithmetic(raw: string): ArithmeticReport {
   const answer = raw.slice(0, MAX_CHECKED_CHARS).replace(/\\([*$_])/g, '$1');
   let checked = 0;
   let wrong = 0;
-  let lastResult: number | null = null;
-  const record = (lhs: string, rhs: string) => {
+  // The last result is the one written last: annotations and chains are scanned separately.
+  const last = { at: -1, value: null as number | null };
+  const record = (lhs: string, rhs: string, at: number) => {
     const l = evalExpression(balanced(lhs));
     const r = evalExpression(balanced(rhs));
     if (l === null || r === null) return;
     checked++;
     if (!agrees(l, r, rhs)) wrong++;
-    lastResult = r;
+    if (at >= last.at) Object.assign(last, { at, value: r });
   };
-  for (const m of answer.matchAll(ANNOTATION_RE)) record(m[1]!, m[2]!);
-  const withoutAnnotations = answer.replace(ANNOTATION_RE, ' ');
+  for (const m of answer.matchAll(ANNOTATION_RE)) record(m[1]!, m[2]!, m.index!);
+  // Blanked to the same length, so chain offsets are offsets in the answer.
+  const withoutAnnotations = answer.replace(ANNOTATION_RE, (a) => ' '.repeat(a.length));
   for (const m of chainMatches(withoutAnnotations)) {
     const parts = m.text.split('=');
+    let offset = m.index;
     for (let i = 0; i + 1 < parts.length; i++) {
+      offset += parts[i]!.length + 1;
       // Only a side with an operator is a computation; "x = 5" restates a value.
       if (!new RegExp(OP).test(parts[i]!.replace(/^\s*-/, '')) && !new RegExp(OP).test(parts[i + 1]!.replace(/^\s*-/, ''))) continue;
-      record(parts[i]!, parts[i + 1]!);
+      record(parts[i]!, parts[i + 1]!, offset);
     }
   }
-  const final = extractFinalAnswer(answer);
-  const finalMatchesLastResult =
-    final?.numeric != null && lastResult !== null ? Math.abs(final.numeric - lastResult) < 1e-6 * Math.max(1, Math.abs(lastResult)) + 1e-9 : null;
-  return { checked, wrong, finalMatchesLastResult };
+  const lastResult = last.value;
+  const final = extractFinalAnswer(answer)?.numeric ?? null;
+  const finalMatchesLastResult = final !== null && lastResult !== null ? Math.abs(final - lastResult) < 1e-6 * Math.max(1, Math.abs(lastResult)) + 1e-9 : null;
+  return { checked, wrong, finalMatchesLastResult, lastResult, final };
 }
 
 export function createArithmeticEvaluator(opts: { whenUnchecked: number }): Evaluator {
@@ -150,9 +157,12 @@ export function createArithmeticEvaluator(opts: { whenUnchecked: number }): Eval
     evaluate(input: EvaluationInput): Evaluation {
       const r = checkArithmetic(input.answer);
       if (r.checked === 0) return { confidence: opts.whenUnchecked, reasons: ['arithmetic: nothing to check'] };
-      const reasons = [`arithmetic: ${r.checked - r.wrong}/${r.checked} steps correct`];
+      const reasons = [`arithmetic: ${r.checked - r.wrong} of ${r.checked} shown steps recompute correctly`];
       if (r.wrong > 0) return { confidence: 0, reasons };
-      if (r.finalMatchesLastResult === false) reasons.push('arithmetic: final answer differs from the last result');
+      if (r.finalMatchesLastResult === true) reasons.push(`arithmetic: final answer ${r.final} is the last step's result`);
+      // Not an error by itself (rounding up, a unit change), hence 0.75 rather than 0.
+      if (r.finalMatchesLastResult === false) reasons.push(`arithmetic: final answer ${r.final} is not the last step's result ${r.lastResult}`);
+      if (r.finalMatchesLastResult === null) reasons.push('arithmetic: no final number to compare with the last step');
       return { confidence: r.finalMatchesLastResult === false ? 0.75 : 1, reasons };
     },
   };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { createEvaluator, evaluatorSpecSchema, type EvaluationInput } from '../../evaluators/index.js';
-import { checkArithmetic, evalExpression } from '../../evaluators/arithmetic.js';
+import { checkArithmetic, createArithmeticEvaluator, evalExpression } from '../../evaluators/arithmetic.js';
 import { buildJudgeMessages, parseJudgeVerdict } from '../../evaluators/judge-prompt.js';
 import { extractFinalAnswer } from '../../evaluators/text.js';
 import { ANSWER_FEATURE_NAMES, answerFeatures, PROMPT_FEATURE_NAMES, promptFeatures } from '../../evaluators/features.js';
@@ -103,11 +103,31 @@ describe('evaluators', () => {
     assert.equal(evalExpression('2/2 * 1/2'), 0.5);
     assert.equal(evalExpression('(3+4)*2'), 14);
     assert.equal(evalExpression('80,000 * 150%'), 120000);
-    assert.deepEqual(checkArithmetic('16 - 3 = 13 eggs, then 13 - 4 = 9.\n#### 9'), { checked: 2, wrong: 0, finalMatchesLastResult: true });
+    assert.deepEqual(checkArithmetic('16 - 3 = 13 eggs, then 13 - 4 = 9.\n#### 9'), {
+      checked: 2,
+      wrong: 0,
+      finalMatchesLastResult: true,
+      lastResult: 9,
+      final: 9,
+    });
     assert.equal(checkArithmetic('9 \\* $2 = $<<9*2=18>>18').wrong, 0);
     assert.equal(checkArithmetic('so 12 * 3 = 38 apples').wrong, 1);
     assert.equal(checkArithmetic('10 / 3 = 3.33').wrong, 0);
     assert.equal(checkArithmetic('no maths here').checked, 0);
+  });
+
+  it('arithmetic: the last result is the one written last, and the detail says what was compared', async () => {
+    // gsm8k-test-0's recorded Mixtral answer: the annotation comes last in the text (it was scanned first).
+    const janet = 'she has 16 - 3 = 13 eggs left.\nso she has 13 - 4 = 9 eggs left.\nShe sells them for 9 * $2 = $<<9*2=18>>18.\n#### 18';
+    assert.deepEqual(checkArithmetic(janet), { checked: 3, wrong: 0, finalMatchesLastResult: true, lastResult: 18, final: 18 });
+    const arithmetic = createArithmeticEvaluator({ whenUnchecked: 0.6 });
+    assert.deepEqual(await arithmetic.evaluate({ answer: janet } as EvaluationInput), {
+      confidence: 1,
+      reasons: ['arithmetic: 3 of 3 shown steps recompute correctly', "arithmetic: final answer 18 is the last step's result"],
+    });
+    const roundedUp = await arithmetic.evaluate({ answer: 'It takes 2 + 1/2 = <<2+1/2=2.5>>2.5 bolts, so 3 in total.\n#### 3' } as EvaluationInput);
+    assert.equal(roundedUp.confidence, 0.75);
+    assert.deepEqual(roundedUp.reasons, ['arithmetic: 2 of 2 shown steps recompute correctly', "arithmetic: final answer 3 is not the last step's result 2.5"]);
   });
 
   it('self-consistency ignores the answer itself when the workflow passes it as samples[0]', async () => {
