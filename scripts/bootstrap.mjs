@@ -34,10 +34,9 @@ function ensureNodeModules() {
   const lock = join(root, 'package-lock.json');
   const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs + 1000);
   if (!stale) return;
-  // `npm install` (not `npm ci`): npm 11 writes lock files without other platforms' optional
-  // packages (@swc/core-darwin-*, ...) and `npm ci` then refuses them as out of sync.
-  say('installing npm dependencies (npm install, from package-lock.json) ...');
-  const r = run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error']);
+  // `npm ci`: exactly the lock file's versions (it lists every platform's optional packages).
+  say('installing npm dependencies (npm ci, from package-lock.json) ...');
+  const r = run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
   if (r.status !== 0) throw new Error('npm dependencies could not be installed (see the npm output above)');
 }
 
