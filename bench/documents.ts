@@ -12,13 +12,23 @@
  * Writes bench/documents-results.json (or --out) and prints a Markdown table.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../common/cli.js';
 import { fileURLToPath } from 'node:url';
 import { startStack, type Stack } from '../test/helpers/stack.js';
 import { documentText } from '../test/documents/helpers.js';
 import { chunkText } from '../activities/document-chunking.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench:documents [-- options]
+
+Summarizes documents of each size through the real stack (zero-latency farm).
+  --sizes 10,100,1000      chunks per document
+  --concurrency 16         chunks in flight
+  --chunk-tokens 256       chunk size
+  --history-limit 2000     history events before continue-as-new
+  --output-tokens 40       tokens per synthetic answer
+  --out <file.json>        default bench/documents-results.json`;
+
+const { values } = parseCli(USAGE, {
   options: {
     sizes: { type: 'string', default: '10,100,1000' },
     concurrency: { type: 'string', default: '16' },

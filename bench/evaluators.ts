@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../common/cli.js';
 import { loadDataset } from '../common/dataset.js';
 import { evaluationInputOf } from '../evaluators/dataset-adapter.js';
 import { ensureEncoder } from '../evaluators/encoder/fetch.js';
@@ -16,7 +16,11 @@ import { headMetaSchema, REPO_ROOT } from '../evaluators/head.js';
 import { createEvaluator, loadPrerouter, type EvaluationInput, type EvaluatorSpec } from '../evaluators/index.js';
 import { percentile } from '../evaluators/train/stats.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench:evaluators [-- --data-dir ../shared/data/routellm] [--n 300] [--json] [--out-dir bench/results]
+
+Latency of every evaluator on this machine, one evaluation at a time (p50/p90/p99).`;
+
+const { values } = parseCli(USAGE, {
   options: {
     'data-dir': { type: 'string', default: resolve(REPO_ROOT, '../shared/data/routellm') },
     n: { type: 'string', default: '300' },

@@ -29,7 +29,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../common/cli.js';
 import { Client, Connection } from '@temporalio/client';
 import OpenAI from 'openai';
 import { TEST_FARM_CONFIG } from '../farm/index.js';
@@ -63,7 +63,20 @@ const PATH_LABEL: Record<Path, string> = {
 /** Blocks per phase: the paths alternate so that drift on a shared machine hits all of them. */
 const ROUNDS = 3;
 
-const { values: args } = parseArgs({
+const USAGE = `usage: npm run bench:overhead [-- options]
+
+The latency the durable path adds over calling the same farm pool directly (and over Temporal alone).
+  --c1 300             requests per path at concurrency 1
+  --c32 2000           requests per path at concurrency 32
+  --max-seconds 60     time limit of each phase
+  --warmup 150         warm-up requests
+  --profile 60         requests whose Temporal history is read to show where the time goes
+  --think-ms 0         pause of each caller between requests
+  --db-dir <dir>       where the Temporal persistence file goes (default a temp dir)
+  --json               print one JSON report
+  --verbose            show the stack's output`;
+
+const { values: args } = parseCli(USAGE, {
   options: {
     c1: { type: 'string', default: '300' },
     c32: { type: 'string', default: '2000' },

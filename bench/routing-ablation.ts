@@ -12,7 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../common/cli.js';
 import { loadDataset, loadModelPrices, splitOf, type DatasetRow } from '../common/dataset.js';
 import { evaluationInputOf, goodEnough, quality, viewOf } from '../evaluators/dataset-adapter.js';
 import { loadEncoder } from '../evaluators/encoder/encoder.js';
@@ -26,7 +26,11 @@ import { auroc, foldOf, percentile } from '../evaluators/train/stats.js';
 import { apgr, type SweepPoint } from './lib/metrics.js';
 import { seededRandom } from '../common/random.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: node --import tsx bench/routing-ablation.ts [--data-dir ../shared/data/routellm] [--only gsm8k] [--boot 1000] [--out <file.md>]
+
+What each feature group contributes to the answer model (test AUROC and APGR), with bootstrap intervals.`;
+
+const { values } = parseCli(USAGE, {
   options: {
     'data-dir': { type: 'string', default: resolve(REPO_ROOT, '../shared/data/routellm') },
     only: { type: 'string' },

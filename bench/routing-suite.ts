@@ -9,7 +9,7 @@
 import { readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../common/cli.js';
 import YAML from 'yaml';
 import { loadDataset, loadModelPrices, splitOf } from '../common/dataset.js';
 import { calibrate, type CalibrateOptions } from '../evaluators/calibrate.js';
@@ -18,7 +18,11 @@ import { REPO_ROOT } from '../evaluators/head.js';
 import { costQualitySvg, markdownTable } from './lib/plot.js';
 import { loadPolicyFile, runRoutingBenchmark, type RoutingReport } from './lib/run.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench:routing:suite [-- --data-dir ../shared/data/routellm] [--target 0.95] [--out-dir bench/results/routing] [--only <dataset>]
+
+Calibrates on train once per evaluator for every dataset, replays each policy on test, writes a summary.`;
+
+const { values } = parseCli(USAGE, {
   options: {
     'data-dir': { type: 'string', default: resolve(REPO_ROOT, '../shared/data/routellm') },
     target: { type: 'string', default: '0.98' },

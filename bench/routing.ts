@@ -8,12 +8,21 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
+import { exitWithUsage, parseCli } from '../common/cli.js';
 import { loadPolicyFile, runRoutingBenchmark } from './lib/run.js';
 import { costQualitySvg, markdownTable } from './lib/plot.js';
 import { runLive } from './lib/live.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench:routing -- --data <file.jsonl> --policy <policy.yaml> [options]
+
+Replays a split through the cascade with the recorded answers and the real evaluators.
+  --split test                 split to replay
+  --json                       print one JSON report
+  --out-dir <dir>              default bench/results/routing
+  --decisions <file.jsonl>     also write every prompt's decision
+  --live N                     instead: send N prompts through the real stack and compare with the replay`;
+
+const { values } = parseCli(USAGE, {
   options: {
     data: { type: 'string' },
     policy: { type: 'string' },
@@ -24,17 +33,11 @@ const { values } = parseArgs({
     live: { type: 'string' },
   },
 });
-if (!values.data || !values.policy) {
-  console.error('usage: npm run bench:routing -- --data <file.jsonl> --policy <policy.yaml> [--split test] [--json] [--live N]');
-  process.exit(2);
-}
+if (!values.data || !values.policy) exitWithUsage(USAGE, 'bench:routing: --data and --policy are required');
 const policy = await loadPolicyFile(values.policy);
 if (values.live !== undefined) {
   const n = Number(values.live);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error('bench:routing: --live takes a number of prompts (>= 1)');
-    process.exit(2);
-  }
+  if (!Number.isInteger(n) || n < 1) exitWithUsage(USAGE, 'bench:routing: --live takes a number of prompts (>= 1)');
   const live = await runLive({ data: values.data, policy, split: values.split, n });
   const { agreement } = live;
   if (values.json) console.log(JSON.stringify({ live: agreement, seconds: live.seconds }));

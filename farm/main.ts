@@ -2,33 +2,23 @@
  * CLI: `npm run farm [-- --config <path>] [--random-ports]`.
  * Prints `farm pool <name> ready <baseUrl>` per pool, then `farm ready`, on stdout; logs go to stderr.
  */
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { parseCli } from '../common/cli.js';
 import { DEFAULT_FARM_CONFIG, loadFarmConfig, startFarm } from './index.js';
 
-const USAGE = 'usage: npm run farm [-- --config <farm.yaml>] [--random-ports]\n';
+const USAGE = `usage: npm run farm [-- --config <farm.yaml>] [--random-ports]
 
-function cliOptions() {
-  try {
-    return parseArgs({
-      options: {
-        config: { type: 'string', default: DEFAULT_FARM_CONFIG },
-        'random-ports': { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-    }).values;
-  } catch (err) {
-    process.stderr.write(`farm: ${(err as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-}
+Local OpenAI-compatible model pools replaying recorded answers, with faults on demand (docs/farm.md).
+  --config <farm.yaml>   default config/farm.yaml
+  --random-ports         every pool on a free port (printed as "farm pool <name> ready <url>")`;
 
 async function run(): Promise<void> {
-  const values = cliOptions();
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const { values } = parseCli(USAGE, {
+    options: {
+      config: { type: 'string', default: DEFAULT_FARM_CONFIG },
+      'random-ports': { type: 'boolean', default: false },
+    },
+  });
   const logger = pino({ name: 'farm', level: process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
   let farm;
   try {

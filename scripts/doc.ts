@@ -1,25 +1,22 @@
 /**
- * Command-line client of document jobs:
- *
- *   npm run doc -- report.md --task summarize                    start a job, watch it, print the result
- *   npm run doc -- data.txt --task extract --schema schema.json
- *   npm run doc -- notes.txt --task classify --labels bug,feature,question
- *   npm run doc -- paper.md --task qa --question "Who wrote it?" --question "When?"
- *   npm run doc -- --watch doc-…                                 watch a job again (after Ctrl-C, or from elsewhere)
- *   npm run doc -- --cancel doc-…
- *
- * Options: --api (default $CASCADE_API_URL or http://127.0.0.1:8080/v1), --model (cascade,
- * cascade:<policy> or a model), --instructions, --json (print the whole result document).
- * The API key comes from $CASCADE_API_KEY. Ctrl-C stops watching; the job goes on.
+ * Command-line client of document jobs: start one from a file and watch its progress, watch one
+ * again, or cancel it (USAGE below, `npm run doc -- --help`).
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
+import { exitWithUsage, parseCli } from '../common/cli.js';
 
-const HELP = readFileSync(new URL(import.meta.url), 'utf8')
-  .match(/\/\*\*([\s\S]*?)\*\//)![1]!
-  .replace(/^ \* ?/gm, '')
-  .trim();
+const USAGE = `usage:
+  npm run doc -- report.md --task summarize                    start a job, watch it, print the result
+  npm run doc -- data.txt --task extract --schema schema.json
+  npm run doc -- notes.txt --task classify --labels bug,feature,question
+  npm run doc -- paper.md --task qa --question "Who wrote it?" --question "When?"
+  npm run doc -- --watch doc-…                                 watch a job again (after Ctrl-C, or from elsewhere)
+  npm run doc -- --cancel doc-…
+
+Options: --api (default $CASCADE_API_URL or http://127.0.0.1:8080/v1), --model (cascade,
+cascade:<policy> or a model), --instructions, --json (print the whole result document).
+The API key comes from $CASCADE_API_KEY. Ctrl-C stops watching; the job goes on.`;
 
 interface Job {
   id: string;
@@ -35,7 +32,7 @@ interface Job {
   error?: { message: string; code?: string };
 }
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = parseCli(USAGE, {
   allowPositionals: true,
   options: {
     task: { type: 'string', default: 'summarize' },
@@ -48,7 +45,6 @@ const { values, positionals } = parseArgs({
     watch: { type: 'string' },
     cancel: { type: 'string' },
     json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
@@ -133,10 +129,7 @@ function printResult(job: Job): void {
 }
 
 async function main(): Promise<number> {
-  if (values.help || (!values.watch && !values.cancel && positionals.length !== 1)) {
-    process.stdout.write(`${HELP}\n`);
-    return values.help ? 0 : 2;
-  }
+  if (!values.watch && !values.cancel && positionals.length !== 1) exitWithUsage(USAGE, 'doc: give one file, --watch <id> or --cancel <id>');
   if (values.cancel) {
     const res = await call('DELETE', `/documents/${values.cancel}`);
     process.stderr.write(`job ${values.cancel}: ${res.status}\n`);

@@ -10,15 +10,33 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { calibrate, type CalibrationResult } from '../calibrate.js';
 import { REPO_ROOT } from '../head.js';
 import type { EvaluatorSpec } from '../spec.js';
 import { train } from '../train/train.js';
+import { exitWithUsage, parseCli } from '../../common/cli.js';
 import { loadPolicyFile, runRoutingBenchmark } from '../../bench/lib/run.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run calibrate -- --data <file.jsonl> (--target <share> | --max-cost <usd>) [options]
+
+Chooses ladder, evaluators, thresholds and pre-router use on one split and writes the policy file.
+  --data <file.jsonl>        RouteLLM-style dataset
+  --target <share>           quality to reach, as a share of the best single model (e.g. 0.95)
+  --confidence 0.95          with --target: confidence of the promised lower bound
+  --max-cost <usd>           or: the best quality within this cost per request
+  --train                    train the heads on the split first (npm run train)
+  --split train              split to calibrate on
+  --out <policy.yaml>        default evaluators/policies/<name>.calibrated.yaml
+  --max-steps 3              longest ladder to consider
+  --evaluators a,b,...       evaluator types allowed (answer-model, arithmetic, validators, ...)
+  --no-prerouter             no pre-router skip
+  --ladder m1,m2             fixed ladder of models
+  --name <prefix>            name of the policy (default: the dataset's)
+  --manifest <file>          heads manifest to use
+  --no-replay                skip the replay of the written policy`;
+
+const { values } = parseCli(USAGE, {
   options: {
     data: { type: 'string' },
     split: { type: 'string', default: 'train' },
@@ -36,12 +54,8 @@ const { values } = parseArgs({
     'no-replay': { type: 'boolean', default: false },
   },
 });
-if (!values.data || (values.target === undefined) === (values['max-cost'] === undefined)) {
-  console.error(
-    'usage: npm run calibrate -- --data <file.jsonl> [--split train] (--target <share, e.g. 0.99> [--confidence 0.95] | --max-cost <usd per request>) [--train] [--out <policy.yaml>]',
-  );
-  process.exit(2);
-}
+if (!values.data) exitWithUsage(USAGE, 'calibrate: --data is required');
+if ((values.target === undefined) === (values['max-cost'] === undefined)) exitWithUsage(USAGE, 'calibrate: give one of --target and --max-cost');
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
 const name =

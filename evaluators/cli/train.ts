@@ -3,10 +3,23 @@
  *                  [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding]
  *                  [--answer-label correct|not-worse]
  */
-import { parseArgs } from 'node:util';
+import { exitWithUsage, parseCli } from '../../common/cli.js';
 import { train } from '../train/train.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run train -- --data <file.jsonl> [--data <file2.jsonl> ...] [options]
+
+Trains the answer-confidence heads and the pre-router on one split of each dataset.
+  --data <file.jsonl>          RouteLLM-style dataset (repeatable)
+  --name <prefix>              name of the written heads (one --data only)
+  --out-dir <dir>              where the heads go (default evaluators/models)
+  --split train                split to train on
+  --no-encoder                 cheap features only (no MiniLM embedding)
+  --max-tokens 32              tokens of the answer the encoder reads
+  --prerouter-encoder          the pre-router also reads the prompt embedding
+  --answer-prompt-embedding    the answer head also reads the prompt embedding
+  --answer-label correct|not-worse   what the answer head learns to predict`;
+
+const { values } = parseCli(USAGE, {
   options: {
     data: { type: 'string', multiple: true },
     name: { type: 'string' },
@@ -19,20 +32,9 @@ const { values } = parseArgs({
     'answer-label': { type: 'string', default: 'correct' },
   },
 });
-if (!values.data?.length) {
-  console.error(
-    'usage: npm run train -- --data <file.jsonl> [--name <prefix>] [--out-dir <dir>] [--split train] [--no-encoder] [--max-tokens 32] [--prerouter-encoder] [--answer-prompt-embedding] [--answer-label correct|not-worse]',
-  );
-  process.exit(2);
-}
-if (values['answer-label'] !== 'not-worse' && values['answer-label'] !== 'correct') {
-  console.error('--answer-label is not-worse or correct');
-  process.exit(2);
-}
-if (values.name && values.data.length > 1) {
-  console.error('--name applies to one --data file');
-  process.exit(2);
-}
+if (!values.data?.length) exitWithUsage(USAGE, 'train: --data is required');
+if (values['answer-label'] !== 'not-worse' && values['answer-label'] !== 'correct') exitWithUsage(USAGE, 'train: --answer-label is not-worse or correct');
+if (values.name && values.data.length > 1) exitWithUsage(USAGE, 'train: --name applies to one --data file');
 for (const data of values.data) {
   await train({
     data,
