@@ -17,6 +17,7 @@ import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../confi
 import { loadFarmConfig } from '../../farm/index.js';
 import { startTemporalDevServer, type DevServer } from '../temporal-dev-server.js';
 import type { Printer } from './log-lines.js';
+import { describeOvercommit, overcommittedPools } from './pool-capacity.js';
 import { portsInUse, type WantedPort } from './ports.js';
 import { ensureSearchAttributes } from './search-attributes.js';
 import { StartupError, Supervisor, type ChildSpec } from './supervisor.js';
@@ -137,6 +138,7 @@ export class CascadeStack {
         restart: false, // the workers' config holds its ports
       });
       say(`farm pid ${pid} ready`);
+      await this.warnOvercommittedPools(p.farm.configPath, { ...this.env, ...childEnv });
     }
     this.checkNotStopped();
 
@@ -185,6 +187,15 @@ export class CascadeStack {
         () => {},
       );
     })());
+  }
+
+  /** A pool worker that takes more calls than its farm pool serves makes the demo slow: say so. */
+  private async warnOvercommittedPools(farmConfigPath: string, env: NodeJS.ProcessEnv): Promise<void> {
+    const farmConfig = await loadFarmConfig(farmConfigPath, env);
+    const serving = Object.entries(farmConfig.pools).map(([name, pool]) => ({ name, concurrency: pool.concurrency, baseUrl: this.farmUrls.get(name) ?? '' }));
+    // Loaded again with the farm's ports, as the workers will load it.
+    const config = loadConfig(this.config.file, env);
+    for (const o of overcommittedPools(config, serving)) this.opts.print('cascade', describeOvercommit(o));
   }
 
   private checkNotStopped(): void {
