@@ -37,6 +37,8 @@ export function createPoolActivities({
 }: PoolActivityDeps) {
   const endpoints = new Map<string, UpstreamEndpoint & { pool: string }>();
   const slots = new Map(limitConcurrency ? pools.map((p) => [p, new PoolSlots(config.raw.pools[p]?.concurrency ?? 1)]) : []);
+  /** Deployment → the unset key variable, warned about at its first call (not for deployments never called). */
+  const missingKeys = new Map<string, string>();
   for (const [id, d] of config.deployments) {
     if (!pools.includes(d.ref.pool)) continue;
     endpoints.set(id, {
@@ -48,8 +50,7 @@ export function createPoolActivities({
       stream: d.stream,
       headers: d.headers,
     });
-    if (d.apiKeyEnv && !env[d.apiKeyEnv])
-      logger.warn({ deployment: id, env: d.apiKeyEnv }, 'API key environment variable is not set; calls will be sent without a key');
+    if (d.apiKeyEnv && !env[d.apiKeyEnv]) missingKeys.set(id, d.apiKeyEnv);
   }
 
   return {
@@ -96,6 +97,9 @@ export function createPoolActivities({
       const model = config.models.get(input.model);
       const workflowId = ctx.info.workflowExecution?.workflowId ?? '';
       const log = logger.child({ workflow_id: workflowId, deployment: input.deploymentId, attempt });
+      const missingKey = missingKeys.get(input.deploymentId);
+      if (missingKey && missingKeys.delete(input.deploymentId))
+        log.warn({ env: missingKey }, 'API key environment variable is not set; calls to this deployment are sent without a key');
       const sink: StreamSink | null = input.stream
         ? openStreamSink(input.stream.target, {
             workflowId,

@@ -35,7 +35,10 @@ async function main(): Promise<number> {
     if (stack.stopped) return;
     exitCode = code;
     say(reason);
-    void stack.stop().then(finished);
+    void stack.stop().then(() => {
+      say('Cascade stopped: every process it started has exited');
+      finished();
+    });
   };
   process.on('SIGINT', () => shutdown('stopping (SIGINT) ...', 0));
   process.on('SIGTERM', () => shutdown('stopping (SIGTERM) ...', 0));

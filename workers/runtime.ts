@@ -7,12 +7,15 @@ import type { Logger } from 'pino';
 
 let installed = false;
 
+/** SDK warnings about what is intended here: a pool worker serves activities only. */
+const EXPECTED = new Set(['No workflows registered, not polling for workflow tasks']);
+
 export function installRuntime(logger?: Logger, level: LogLevel = 'WARN'): void {
   if (installed) return;
   installed = true;
   Runtime.install({
     logger: new DefaultLogger(level, (entry) => {
-      if (!logger) return;
+      if (!logger || EXPECTED.has(entry.message)) return;
       const meta = { ...entry.meta, sdk: true };
       if (entry.level === 'ERROR') logger.error(meta, entry.message);
       else logger.warn(meta, entry.message);
