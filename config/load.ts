@@ -5,15 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { DeploymentRef, ModelInfo, PolicySpec, RetrySettings } from '../common/types.js';
 import { interpolate } from '../common/interpolate.js';
 import { poolTaskQueue } from '../common/names.js';
+import { REPO_ROOT } from '../common/paths.js';
 import { configSchema, policySchema, type DeploymentConfig, type RawConfig } from './schema.js';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export { REPO_ROOT };
 export const DEFAULT_CONFIG_PATH = resolve(REPO_ROOT, 'config', 'cascade.yaml');
 
 export class ConfigError extends Error {

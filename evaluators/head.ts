@@ -5,9 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, isAbsolute, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { REPO_ROOT } from '../common/paths.js';
 import { z } from 'zod';
 import { loadEncoder, type Encoder } from './encoder/encoder.js';
 import { DEFAULT_ENCODER_DIR, encoderPresent } from './encoder/fetch.js';
@@ -15,7 +15,7 @@ import { answerFeatures, FEATURE_VERSION, promptFeatures } from './features.js';
 import { lastUserMessage } from './text.js';
 import type { EvaluationInput } from './types.js';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export { REPO_ROOT };
 
 const layerSchema = z.object({ inputs: z.number(), outputs: z.number(), weights: z.array(z.number()), bias: z.array(z.number()) });
 export const headMetaSchema = z.object({

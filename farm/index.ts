@@ -4,8 +4,9 @@
  */
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { REPO_ROOT } from '../common/paths.js';
 import { AttemptLog } from './attempt-log.js';
 import { createBackends } from './backends/index.js';
 import { contextWindowOf, FarmConfigError, type FarmConfig } from './config.js';
@@ -20,9 +21,9 @@ export { SIMULATED_PREFIX } from './backends/synthetic.js';
 export type { Attempt, AttemptOutcome } from './attempt-log.js';
 
 /** config/farm.yaml: the default layout (cpu, gpu-a, api on 9101-9103) that `npm run farm` starts. */
-export const DEFAULT_FARM_CONFIG = fileURLToPath(new URL('../config/farm.yaml', import.meta.url));
+export const DEFAULT_FARM_CONFIG = join(REPO_ROOT, 'config', 'farm.yaml');
 /** config/farm.test.yaml: the same layout with zero latency and short fault timings, for tests. */
-export const TEST_FARM_CONFIG = fileURLToPath(new URL('../config/farm.test.yaml', import.meta.url));
+export const TEST_FARM_CONFIG = join(REPO_ROOT, 'config', 'farm.test.yaml');
 
 export interface RunningPool {
   name: string;

@@ -116,16 +116,21 @@ function ensureLocalModel() {
 
 function main() {
   const [command, ...args] = process.argv.slice(2);
-  const entry = { start: 'scripts/start.ts', test: 'scripts/test.ts' }[command ?? ''];
-  if (!entry) {
+  if (command !== 'start' && command !== 'test') {
     say('usage: node scripts/bootstrap.mjs start|test [args...]');
     process.exit(2);
   }
   ensureNodeModules();
   const temporalCli = ensureTemporalCli();
   ensureEncoder();
-  if (command === 'start') ensureLocalModel();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, entry), ...args], {
+  // npm start runs compiled JavaScript (scripts/build.mjs); tests import the TypeScript itself.
+  let entry = ['--import', 'tsx', join(root, 'scripts/test.ts')];
+  if (command === 'start') {
+    ensureLocalModel();
+    if (run(process.execPath, [join(root, 'scripts/build.mjs')]).status !== 0) throw new Error('the build failed (see above)');
+    entry = [join(root, '.build/scripts/start.js')];
+  }
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: root,
     stdio: 'inherit',
     env: { ...process.env, TEMPORAL_CLI: temporalCli },

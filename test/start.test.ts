@@ -1,13 +1,14 @@
 /**
- * `npm start` as a user runs it (scripts/start.ts, every port random, a temporary Temporal
- * history): it gets ready, answers a real request, survives kill -9 of a pool worker in the middle
- * of a request (the request still succeeds and the worker comes back), and SIGINT stops every
- * process it started.
+ * `npm start` as a user runs it (compiled by scripts/build.mjs, then .build/scripts/start.js, as
+ * bootstrap.mjs does; every port random, a temporary Temporal history): it gets ready with every
+ * child running compiled JavaScript, answers a real request, survives kill -9 of a pool worker in
+ * the middle of a request (the request still succeeds and the worker comes back), and SIGINT
+ * stops every process it started.
  */
 import { after, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -57,7 +58,8 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
   // The farm's local model, without the 98 MB download npm start makes on first run.
   const gguf = join(dir, 'tiny.gguf');
   await writeTinyGguf(gguf, { chatTemplate: 'chatml' });
-  start = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'start.ts')], {
+  assert.equal(spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit' }).status, 0, 'the build');
+  start = spawn(process.execPath, [join(REPO_ROOT, '.build', 'scripts', 'start.js')], {
     cwd: REPO_ROOT,
     env: {
       ...env,
@@ -94,6 +96,11 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
   const names = pids.map((p) => p.name);
   for (const name of ['temporal', 'farm', 'pool:cpu', 'pool:gpu-a', 'pool:api', 'router#1', 'router#2', 'api#1', 'api#2'])
     assert.ok(names.includes(name), `${name} reported its pid`);
+  // Plain JavaScript from .build/, no tsx loader (and no esbuild helper) in any child.
+  for (const { name, pid } of pids.filter((p) => p.name !== 'temporal')) {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    assert.ok(argv[1]!.startsWith(join(REPO_ROOT, '.build')) && !argv.includes('tsx'), `${name}: ${argv.join(' ')}`);
+  }
 
   const openai = new OpenAI({ baseURL: ready[1], apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
   const first = (await openai.chat.completions.create({ model: 'cascade', messages: [{ role: 'user', content: JANET }] })) as any;

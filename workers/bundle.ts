@@ -1,16 +1,22 @@
 /**
  * The workflow bundle (webpack over workflows/index.ts). Built once per process and reused by
- * every router worker it starts; workflow code may import only deterministic modules.
+ * every router worker it starts; workflow code may import only deterministic modules. Under
+ * `npm start` it was built before any worker started (scripts/build.mjs), and the router only
+ * loads it: webpack never runs, nor stays in memory, in a router process.
  */
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { PREBUILT_WORKFLOW_BUNDLE, REPO_ROOT, RUNNING_COMPILED } from '../common/paths.js';
 import type { Logger } from 'pino';
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
+let bundle: Promise<WorkflowBundleOption> | null = null;
 
-export function workflowBundle(logger?: Logger): Promise<WorkflowBundleWithSourceMap> {
+export function workflowBundle(logger?: Logger): Promise<WorkflowBundleOption> {
+  if (RUNNING_COMPILED && existsSync(PREBUILT_WORKFLOW_BUNDLE)) return Promise.resolve({ codePath: PREBUILT_WORKFLOW_BUNDLE });
   bundle ??= bundleWorkflowCode({
-    workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+    // The TypeScript source, also when this runs compiled: webpack bundles it as before.
+    workflowsPath: join(REPO_ROOT, 'workflows', 'index.ts'),
     logger: logger
       ? {
           log: () => {},

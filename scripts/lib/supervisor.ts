@@ -1,6 +1,6 @@
 /**
- * The child processes of `npm start`: each is `node --import tsx <script>` in its own process
- * group (so a terminal's Ctrl-C reaches only `npm start`, which then stops them in order), with its
+ * The child processes of `npm start`: each is `node --import tsx <script>.ts` in its own process
+ * group (`node .build/<script>.js` when npm start itself runs compiled, see scripts/build.mjs) (so a terminal's Ctrl-C reaches only `npm start`, which then stops them in order), with its
  * output prefixed by a short name. A child is ready when it prints its ready line; one that dies
  * during start-up fails the start with its last lines of output; one that dies later is reported
  * and, if it is stateless (workers, API), started again at once — after a growing backoff only
@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../config/load.js';
+import { BUILD_DIR, RUNNING_COMPILED } from '../../common/paths.js';
 import { eachLine, formatLogLine, type Printer } from './log-lines.js';
 
 export interface ChildSpec {
@@ -64,7 +65,7 @@ export class Supervisor {
 
   /** Starts the child and resolves with its pid when it printed its ready line. */
   start(spec: ChildSpec): Promise<number> {
-    const child = spawn(process.execPath, [...cpuProfileFlags(spec.name), '--import', 'tsx', ...spec.args], {
+    const child = spawn(process.execPath, [...cpuProfileFlags(spec.name), ...nodeArgs(spec.args)], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...spec.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -169,6 +170,11 @@ function stopChild(child: ChildProcess): Promise<void> {
     });
     child.kill('SIGTERM');
   });
+}
+
+/** Children run as their parent does: compiled JavaScript in .build/ (npm start) or TypeScript through tsx. */
+function nodeArgs([script, ...rest]: string[]): string[] {
+  return RUNNING_COMPILED ? [join(BUILD_DIR, script!.replace(/\.ts$/, '.js')), ...rest] : ['--import', 'tsx', script!, ...rest];
 }
 
 function describeTail(tail: string[]): string {
