@@ -12,7 +12,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../common/cli.js';
 import { REPO_ROOT } from '../config/load.js';
 import type { Attempt } from '../farm/index.js';
 import { runLoad } from './lib/overhead-load.js';
@@ -39,7 +39,7 @@ const PRESETS = [SPEED, 'cascade:quality', 'cascade:cost'];
 /** Used when the config has no presets yet: the calibrated GSM8K policy stands in. */
 const STAND_IN = 'cascade:gsm8k-calibrated';
 
-const HELP = `npm run bench:latency -- [options]
+const USAGE = `usage: npm run bench:latency -- [options]
 
   --n N                 prompts per policy and concurrency (default 200; a fifth MT-Bench, the rest GSM8K, test split)
   --concurrency 1,8     concurrencies to run (default 1,8)
@@ -55,11 +55,9 @@ const HELP = `npm run bench:latency -- [options]
   --out FILE            JSON results (default bench/results/latency.json)
   --plot FILE           SVG plot (default docs/images/latency.svg)
   --records FILE        also write every request (timings, model, trace) as JSON lines
-  --verbose             the stack's own log lines
-  --help
-`;
+  --verbose             the stack's own log lines`;
 
-const { values: args } = parseArgs({
+const { values: args } = parseCli(USAGE, {
   options: {
     n: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '1,8' },
@@ -73,7 +71,6 @@ const { values: args } = parseArgs({
     plot: { type: 'string', default: join(REPO_ROOT, 'docs', 'images', 'latency.svg') },
     records: { type: 'string' },
     verbose: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
   },
 });
 
@@ -87,10 +84,6 @@ function positive(name: string, value: string, integer = false): number {
 }
 
 async function main(): Promise<void> {
-  if (args.help) {
-    process.stdout.write(HELP);
-    return;
-  }
   const n = positive('n', args.n, true);
   const scale = positive('time-scale', args['time-scale']);
   const seed = positive('seed', args.seed, true);
