@@ -11,7 +11,7 @@
  *   npm run bench:dispatch [-- --c1 60 --c32 400 --rounds 2]
  */
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../common/cli.js';
 import { startStack, type Stack } from '../test/helpers/stack.js';
 import { startTemporalDevServer } from '../scripts/temporal-dev-server.js';
 import { percentile } from './lib/latency-model.js';
@@ -19,18 +19,13 @@ import { percentile } from './lib/latency-model.js';
 const PROMPT =
   "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
 
-const { values: args } = parseArgs({
+const { values: args } = parseCli('usage: npm run bench:dispatch [-- --c1 60 --c32 400 --rounds 2]', {
   options: {
     c1: { type: 'string', default: '60' },
     c32: { type: 'string', default: '400' },
     rounds: { type: 'string', default: '2' },
-    help: { type: 'boolean' },
   },
 });
-if (args.help) {
-  console.log('usage: npm run bench:dispatch [-- --c1 60 --c32 400 --rounds 2]');
-  process.exit(0);
-}
 
 interface Timing {
   startMs: number;
