@@ -9,7 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../../common/cli.js';
 import { REPO_ROOT } from '../../config/load.js';
 import { createPrinter } from '../lib/log-lines.js';
 import { portsInUse } from '../lib/ports.js';
@@ -24,7 +24,11 @@ import {
   type TemporalServer,
 } from './temporal-server.js';
 
-const { values: args } = parseArgs({
+const USAGE = `usage: npm run cluster:postgres [-- --port 7233 --pg-port 55432 --data-dir .data/cluster --shards 4 --namespace default]
+
+A self-hosted Temporal with PostgreSQL persistence on loopback; Ctrl-C stops both.`;
+
+const { values: args } = parseCli(USAGE, {
   options: {
     port: { type: 'string', default: '7233' },
     'pg-port': { type: 'string', default: '55432' },
