@@ -135,6 +135,7 @@ async function main(): Promise<void> {
   });
   const env: NodeJS.ProcessEnv = {
     PORT: String(await freePort()),
+    CASCADE_CODEC_PORT: String(await freePort()),
     CASCADE_FARM_RANDOM_PORTS: '1',
     ...(external
       ? { TEMPORAL_ADDRESS: external, CASCADE_TEMPORAL_EXTERNAL: '1' }

@@ -163,6 +163,21 @@ export const configSchema = z
       })
       .strict()
       .default({ address: '127.0.0.1:7233', namespace: 'default', task_queue: 'cascade-router', router_workers: 2 }),
+    /** Payload encryption of everything Cascade writes to Temporal (docs/operations.md). */
+    encryption: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Key file, relative to this file; generated on first start when missing. */
+        key_file: z.string().min(1).default('../.data/encryption-keys'),
+        /** Environment variable that, when set, holds the keys instead of the file. */
+        keys_env: z.string().min(1).default('CASCADE_ENCRYPTION_KEYS'),
+        /** Port (on 127.0.0.1) of the codec endpoint the Temporal UI decodes payloads with; 0 = none. */
+        codec_port: z.number().int().min(0).max(65535).default(8234),
+        /** Browser origins allowed to call the codec endpoint (default: any page on 127.0.0.1 or localhost). */
+        codec_allow_origins: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .default({ enabled: true, key_file: '../.data/encryption-keys', keys_env: 'CASCADE_ENCRYPTION_KEYS', codec_port: 8234, codec_allow_origins: [] }),
     /** When set, `npm start` also runs the model farm with this config (the embedded default). */
     farm: z
       .object({ config: z.string().min(1) })

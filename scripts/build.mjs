@@ -40,6 +40,8 @@ try {
   const quiet = () => {};
   const { code } = await bundleWorkflowCode({
     workflowsPath: join(root, 'workflows', 'index.ts'),
+    // As workers/bundle.ts: failures raised in workflows carry their message in encrypted attributes.
+    failureConverterPath: join(root, 'common', 'failure-converter.ts'),
     logger: { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: say('warning'), error: say('error') },
   });
   writeFileSync(join(staging, 'workflow-bundle.js'), code);

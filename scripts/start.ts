@@ -3,7 +3,7 @@
  * farm, pool workers, router worker, API), then the ready line and a curl that works. Ctrl-C or
  * SIGTERM stops every process it started and exits 0; a failed start-up stops them and exits 1.
  *
- * Environment: CASCADE_CONFIG, PORT, CASCADE_UI_PORT, CASCADE_FARM_RANDOM_PORTS=1, and whatever
+ * Environment: CASCADE_CONFIG, PORT, CASCADE_UI_PORT, CASCADE_CODEC_PORT, CASCADE_FARM_RANDOM_PORTS=1, and whatever
  * `${VAR}` the config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB, ...).
  */
 import { createPrinter } from './lib/log-lines.js';
@@ -48,6 +48,10 @@ async function main(): Promise<number> {
     await stack.start();
     const ui = stack.uiUrl;
     say(`Cascade ready: ${stack.apiBase}/v1 (${ui ? `Temporal UI: ${ui}` : `Temporal: ${stack.config.raw.temporal.address}`})`);
+    if (stack.codecUrl)
+      say(
+        `Temporal UI decrypts payloads through the codec endpoint ${stack.codecUrl} (CLI: temporal --codec-endpoint ${stack.codecUrl} workflow show -w <id>)`,
+      );
     say('Try it:');
     process.stdout.write(`${sampleCurl(`${stack.apiBase}/v1`, stack.config.raw.server.api_keys_env, process.env)}\n`);
   } catch (err) {

@@ -50,13 +50,17 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startTemporalDevServer(opts: { port?: number; uiPort?: number | null; dbFile?: string; logLevel?: string } = {}): Promise<DevServer> {
+export async function startTemporalDevServer(
+  opts: { port?: number; uiPort?: number | null; dbFile?: string; logLevel?: string; uiCodecEndpoint?: string } = {},
+): Promise<DevServer> {
   const port = opts.port ?? (await freePort());
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', opts.logLevel ?? 'error', '--namespace', 'default'];
   for (const flag of SEARCH_ATTRIBUTE_FLAGS) args.push('--search-attribute', flag);
   for (const [key, value] of Object.entries(SINGLE_HOST_DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${value}`);
   if (opts.uiPort === null || opts.uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort));
+  // The UI decrypts payloads in the browser through Cascade's codec endpoint (server/codec.ts).
+  if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   if (opts.dbFile) {
     mkdirSync(dirname(opts.dbFile), { recursive: true });
     // Write-ahead log, synced at checkpoints: a committed write survives kill -9 of the server

@@ -1,14 +1,31 @@
 /**
  * The API process: `tsx server/main.ts` (config from CASCADE_CONFIG or config/cascade.yaml;
  * PORT overrides the configured port). Stateless: run as many as you like behind a balancer.
+ * With encryption on, it also serves the Temporal UI's codec endpoint on 127.0.0.1.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
 import { createLogger } from '../common/logger.js';
-import { loadConfig } from '../config/load.js';
-import { connectClient } from '../workers/connection.js';
+import { loadConfig, type CascadeConfig } from '../config/load.js';
+import { connectClient, encryptionCodec } from '../workers/connection.js';
 import { createApp } from './app.js';
+import { createCodecApp } from './codec.js';
+
+/**
+ * CASCADE_CODEC_PORT overrides `encryption.codec_port`. A second API process on the same host
+ * finds the port taken: it warns and serves the API anyway.
+ */
+function serveCodecEndpoint(config: CascadeConfig, logger: Logger): void {
+  const { codec_allow_origins: allowOrigins } = config.raw.encryption;
+  const port = process.env.CASCADE_CODEC_PORT ? Number(process.env.CASCADE_CODEC_PORT) : config.raw.encryption.codec_port;
+  const codec = encryptionCodec(config);
+  if (!codec || port === 0) return;
+  const server = createServer(createCodecApp({ codec, allowOrigins, logger }));
+  server.on('error', (err) => logger.warn({ err: err.message, port }, 'codec endpoint not started'));
+  server.listen(port, '127.0.0.1', () => logger.info({ url: `http://127.0.0.1:${port}` }, 'codec endpoint ready'));
+}
 
 async function run(): Promise<void> {
   const config = loadConfig();
@@ -18,6 +35,7 @@ async function run(): Promise<void> {
   const server = createServer(createApp({ config, client, logger }));
   server.headersTimeout = 10_000;
   server.requestTimeout = 0; // long cascades are bounded by their own deadline
+  serveCodecEndpoint(config, logger);
   // The bound port, not the asked one: npm start runs its API processes on port 0 behind its front.
   server.listen(port, config.raw.server.host, () => logger.info({ port: (server.address() as AddressInfo).port, host: config.raw.server.host }, 'api ready'));
   const stop = () => server.close(() => process.exit(0));

@@ -53,7 +53,7 @@ after(() => {
 });
 
 it('npm start runs the stack, survives a killed pool worker and stops everything on SIGINT', { timeout: 180_000 }, async () => {
-  const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+  const [apiPort, temporalPort, uiPort, codecPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const { CASCADE_API_KEYS: _keys, OPENAI_API_KEY: _openai, ...env } = process.env;
   // The farm's local model, without the 98 MB download npm start makes on first run.
   const gguf = join(dir, 'tiny.gguf');
@@ -66,6 +66,7 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
       PORT: String(apiPort),
       TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
       CASCADE_UI_PORT: String(uiPort),
+      CASCADE_CODEC_PORT: String(codecPort),
       CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
       CASCADE_FARM_RANDOM_PORTS: '1',
       CASCADE_LOCAL_GGUF: gguf,
@@ -93,6 +94,18 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
   // missing key for a deployment not called yet, no pool taking more calls than its farm pool serves.
   for (const noise of [/No workflows registered/, /API key environment variable is not set/, /warning: pool/])
     assert.equal(lines.filter((l) => noise.test(l)).length, 0, `${noise}:\n${lines.join('\n')}`);
+  // The Temporal UI is pointed at the API's codec endpoint, which answers the UI's page.
+  assert.ok(
+    lines.some((l) => l.includes(`codec endpoint http://127.0.0.1:${codecPort}`)),
+    'codec endpoint printed',
+  );
+  const codec = await fetch(`http://127.0.0.1:${codecPort}/decode`, {
+    method: 'POST',
+    headers: { origin: `http://127.0.0.1:${uiPort}` },
+    body: '{"payloads": []}',
+  });
+  assert.equal(codec.status, 200);
+  assert.equal(codec.headers.get('access-control-allow-origin'), `http://127.0.0.1:${uiPort}`);
   const names = pids.map((p) => p.name);
   for (const name of ['temporal', 'farm', 'pool:cpu', 'pool:gpu-a', 'pool:api', 'router#1', 'router#2', 'api#1', 'api#2'])
     assert.ok(names.includes(name), `${name} reported its pid`);

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PREBUILT_WORKFLOW_BUNDLE, REPO_ROOT, RUNNING_COMPILED } from '../common/paths.js';
 import type { Logger } from 'pino';
+import { FAILURE_CONVERTER_SOURCE } from './connection.js';
 
 let bundle: Promise<WorkflowBundleOption> | null = null;
 
@@ -17,6 +18,8 @@ export function workflowBundle(logger?: Logger): Promise<WorkflowBundleOption> {
   bundle ??= bundleWorkflowCode({
     // The TypeScript source, also when this runs compiled: webpack bundles it as before.
     workflowsPath: join(REPO_ROOT, 'workflows', 'index.ts'),
+    // Failures raised in workflows carry their message in encrypted attributes, as everywhere else.
+    failureConverterPath: FAILURE_CONVERTER_SOURCE,
     logger: logger
       ? {
           log: () => {},

@@ -10,7 +10,7 @@ import { createPoolActivities } from '../activities/pool.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { loadConfig, type CascadeConfig } from '../config/load.js';
 import { poolTaskQueue } from '../common/names.js';
-import { connectWorker } from './connection.js';
+import { connectWorker, dataConverter } from './connection.js';
 import { installRuntime } from './runtime.js';
 
 export async function createPoolWorker(opts: { config: CascadeConfig; pool: string; connection: NativeConnection; logger: Logger }): Promise<Worker> {
@@ -22,6 +22,7 @@ export async function createPoolWorker(opts: { config: CascadeConfig; pool: stri
     namespace: config.raw.temporal.namespace,
     taskQueue: poolConfig.task_queue ?? poolTaskQueue(pool),
     activities: createPoolActivities({ config, pools: [pool], logger }),
+    dataConverter: dataConverter(config),
     maxConcurrentActivityTaskExecutions: poolConfig.concurrency,
   });
 }

@@ -13,7 +13,7 @@ import { createPoolActivities } from '../activities/pool.js';
 import { DeploymentHealth } from '../activities/breaker.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { loadConfig, REPO_ROOT, type CascadeConfig } from '../config/load.js';
-import { connectWorker } from './connection.js';
+import { connectWorker, dataConverter } from './connection.js';
 import { installRuntime } from './runtime.js';
 import { workflowBundle } from './bundle.js';
 
@@ -29,6 +29,7 @@ export async function createRouterWorker(opts: { config: CascadeConfig; connecti
     namespace: config.raw.temporal.namespace,
     taskQueue: config.raw.temporal.task_queue,
     workflowBundle: await workflowBundle(logger),
+    dataConverter: dataConverter(config),
     activities: {
       ...createRouterActivities({ health, logger, modelsDir: REPO_ROOT }),
       ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),

@@ -6,6 +6,7 @@
  * overhead benchmark (which needs the production process layout, not workers inside one process).
  *
  * Environment (from `env`): CASCADE_CONFIG, PORT (API port), CASCADE_UI_PORT (Temporal UI port),
+ * CASCADE_CODEC_PORT (the UI's codec endpoint),
  * CASCADE_FARM_RANDOM_PORTS=1 (farm pools on free ports; the children get FARM_<POOL>_PORT, which
  * the config reads), CASCADE_TEMPORAL_EXTERNAL=1 (Temporal is a server or cluster already running at
  * temporal.address: start no dev server even when the config names one), and whatever `${VAR}` the
@@ -16,6 +17,8 @@ import { ApiFront } from './api-front.js';
 import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../config/load.js';
 import { loadFarmConfig } from '../../farm/index.js';
 import { startTemporalDevServer, type DevServer } from '../temporal-dev-server.js';
+import { loadKeyring } from '../../common/encryption-keys.js';
+import { keyFilePath } from '../../workers/connection.js';
 import type { Printer } from './log-lines.js';
 import { describeOvercommit, overcommittedPools } from './pool-capacity.js';
 import { portsInUse, type WantedPort } from './ports.js';
@@ -36,6 +39,8 @@ interface Plan {
   apiPort: number;
   host: string;
   temporal: { port: number; uiPort: number; dbFile: string } | null;
+  /** The Temporal UI's codec endpoint (served by the API process), when payloads are encrypted. */
+  codecPort: number | null;
   farm: { configPath: string; randomPorts: boolean } | null;
 }
 
@@ -69,6 +74,10 @@ export class CascadeStack {
     return this.plan?.temporal ? `http://127.0.0.1:${this.plan.temporal.uiPort}` : null;
   }
 
+  get codecUrl(): string | null {
+    return this.plan?.codecPort ? `http://127.0.0.1:${this.plan.codecPort}` : null;
+  }
+
   /** Pid of every process the stack runs, by name (the Temporal dev server as `temporal`). */
   pids(): Map<string, number> {
     const pids = this.supervisor.pids();
@@ -91,6 +100,7 @@ export class CascadeStack {
     ]);
 
     const wanted: WantedPort[] = [{ port: p.apiPort, what: this.env.PORT ? 'the API (PORT)' : 'the API (server.port)' }];
+    if (p.codecPort) wanted.push({ port: p.codecPort, what: 'the codec endpoint (CASCADE_CODEC_PORT or encryption.codec_port)' });
     if (p.temporal) wanted.push({ port: p.temporal.port, what: 'Temporal (temporal.address)' }, { port: p.temporal.uiPort, what: 'the Temporal UI' });
     if (p.farm && !p.farm.randomPorts) {
       const farmConfig = await loadFarmConfig(p.farm.configPath, this.env);
@@ -99,12 +109,22 @@ export class CascadeStack {
     const busy = await portsInUse(wanted, p.host);
     if (busy.length)
       throw new StartupError(
-        `cannot start:\n  ${busy.join('\n  ')}\nStop what uses the port or choose another one (PORT, CASCADE_UI_PORT, TEMPORAL_ADDRESS, CASCADE_FARM_RANDOM_PORTS=1, or the config).`,
+        `cannot start:\n  ${busy.join('\n  ')}\nStop what uses the port or choose another one (PORT, CASCADE_UI_PORT, CASCADE_CODEC_PORT, TEMPORAL_ADDRESS, CASCADE_FARM_RANDOM_PORTS=1, or the config).`,
       );
 
+    if (config.raw.encryption.enabled) {
+      // Before any child starts, so that all of them read the one key created here.
+      const keys = loadKeyring({ file: keyFilePath(config), envVar: config.raw.encryption.keys_env, env: this.env });
+      say(`payloads in Temporal are encrypted with key ${keys.keyring.current} (${keys.created ? 'new key written to ' : 'from '}${keys.source})`);
+    }
     if (p.temporal) {
       say(`starting the Temporal dev server on 127.0.0.1:${p.temporal.port} (UI :${p.temporal.uiPort}, history in ${p.temporal.dbFile}) ...`);
-      this.devServer = startTemporalDevServer({ port: p.temporal.port, uiPort: p.temporal.uiPort, dbFile: p.temporal.dbFile });
+      this.devServer = startTemporalDevServer({
+        port: p.temporal.port,
+        uiPort: p.temporal.uiPort,
+        dbFile: p.temporal.dbFile,
+        uiCodecEndpoint: this.codecUrl ?? undefined,
+      });
       const server = await this.devServer.catch((err: Error) => {
         throw new StartupError(err.message);
       });
@@ -162,7 +182,8 @@ export class CascadeStack {
       specs.push({
         name,
         args: ['server/main.ts'],
-        env: { ...childEnv, PORT: '0' }, // a free port of its own, announced in its ready line
+        // A free port of its own, announced in its ready line; the first one also serves the UI's codec endpoint.
+        env: { ...childEnv, PORT: '0', CASCADE_CODEC_PORT: String(i === 1 ? (p.codecPort ?? 0) : 0) },
         isReadyLine: (line) => line.includes('"api ready"'),
         onLine: (line) => {
           const port = /"api ready".*"port":(\d+)|"port":(\d+).*"api ready"/.exec(line);
@@ -219,7 +240,9 @@ export class CascadeStack {
     }
     const farmConfigPath = this.opts.farmConfigPath ?? config.farmConfigPath;
     const farm = farmConfigPath ? { configPath: farmConfigPath, randomPorts: env.CASCADE_FARM_RANDOM_PORTS === '1' } : null;
-    return { config, apiPort, host: config.raw.server.host, temporal, farm };
+    const { enabled, codec_port } = config.raw.encryption;
+    const codecPort = env.CASCADE_CODEC_PORT ? parsePort(env.CASCADE_CODEC_PORT, 'CASCADE_CODEC_PORT') : codec_port;
+    return { config, apiPort, host: config.raw.server.host, temporal, codecPort: enabled && codecPort > 0 ? codecPort : null, farm };
   }
 }
 

@@ -186,7 +186,8 @@ describe('document tasks', () => {
     assert.equal(done.status, 'completed');
     assert.equal(done.chunks.total, 1);
     const chunk = await stack.client.workflow.getHandle(`${pdf.body.id}-chunk-1`).fetchHistory();
-    const input = JSON.stringify(chunk.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.map((p) => Buffer.from(p.data!).toString()));
+    const payloads = await stack.codec!.decode(chunk.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads ?? []);
+    const input = JSON.stringify(payloads.map((p) => Buffer.from(p.data!).toString()));
     assert.match(input, /Quarterly report\.\\+nRevenue rose 12 percent in the north\./);
 
     const broken = await upload('broken.pdf', 'application/pdf', '%PDF-1.4 this is not a PDF');

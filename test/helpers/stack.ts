@@ -25,6 +25,8 @@ import { createApp } from '../../server/app.js';
 import { freePort } from '../../scripts/temporal-dev-server.js';
 import { releaseTestTemporal, testTemporalAddress } from './temporal.js';
 import { installRuntime } from '../../workers/runtime.js';
+import { dataConverter, encryptionCodec } from '../../workers/connection.js';
+import type { EncryptionCodec } from '../../common/codec.js';
 
 export const MIXTRAL = 'mistralai/Mixtral-8x7B-Instruct-v0.1';
 export const GPT4 = 'gpt-4-1106-preview';
@@ -51,7 +53,10 @@ export interface Stack {
   openai: OpenAI;
   config: CascadeConfig;
   configFile: string;
+  /** A client with the stack's payload codec (raw histories it fetches are still encrypted). */
   client: Client;
+  /** The payload codec the stack's processes use (null when a test turned encryption off). */
+  codec: EncryptionCodec | null;
   farm: RunningFarm;
   farmUrl(pool: string): string;
   farmLog(filter?: { request_id?: string; pool?: string; model?: string }): Promise<Attempt[]>;
@@ -157,6 +162,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   raw.temporal.address = temporalAddress;
   const dir = mkdtempSync(join(tmpdir(), 'cascade-test-'));
   raw.documents = { store_dir: join(dir, 'documents'), webhook_allow_hosts: ['127.0.0.1'] };
+  // Encrypted as by default, with this stack's own key (child processes read the same file).
+  raw.encryption = { key_file: join(dir, 'encryption-keys'), codec_port: 0 };
   opts.configure?.(raw, farmUrl);
   configSchema.parse(raw); // fail early with zod's message if a test wrote a bad config
   const configFile = join(dir, 'cascade.yaml');
@@ -196,7 +203,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const running = workers.map((w) => w.run());
 
   const clientConnection = await Connection.connect({ address: temporalAddress });
-  const client = new Client({ connection: clientConnection, namespace: 'default' });
+  const client = new Client({ connection: clientConnection, namespace: 'default', dataConverter: dataConverter(config) });
   let server: Server | null = null;
   if (opts.apiProcess) {
     apiPort = await freePort();
@@ -214,6 +221,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     config,
     configFile,
     client,
+    codec: encryptionCodec(config),
     farm,
     farmUrl,
     async farmLog(filter = {}) {
