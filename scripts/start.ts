@@ -52,6 +52,7 @@ async function main(): Promise<number> {
       say(
         `Temporal UI decrypts payloads through the codec endpoint ${stack.codecUrl} (CLI: temporal --codec-endpoint ${stack.codecUrl} workflow show -w <id>)`,
       );
+    say(`Prometheus metrics, one endpoint per process: ${[...stack.metricsUrls].map(([name, url]) => `${name} ${url}`).join(', ')}`);
     say('Try it:');
     process.stdout.write(`${sampleCurl(`${stack.apiBase}/v1`, stack.config.raw.server.api_keys_env, process.env)}\n`);
   } catch (err) {

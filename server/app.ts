@@ -13,16 +13,22 @@ import { healthRoute } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
 import { StreamHub } from './stream-hub.js';
 import { STREAM_PATH } from '../common/stream.js';
+import type { Registry } from 'prom-client';
+import { createRegistry } from '../common/metrics.js';
+import { ApiMetrics, metricsRoute } from './metrics.js';
 
 export interface AppDeps {
   config: CascadeConfig;
   client: Client;
   logger: Logger;
   env?: NodeJS.ProcessEnv;
+  /** The process's metrics registry (GET /metrics); a fresh one when absent. */
+  metrics?: Registry;
 }
 
-export function createApp({ config, client, logger, env = process.env }: AppDeps): Express {
+export function createApp({ config, client, logger, env = process.env, metrics = createRegistry('api', { processMetrics: false }) }: AppDeps): Express {
   const app = express();
+  const apiMetrics = new ApiMetrics(metrics, config, client);
   app.disable('x-powered-by');
   app.set('etag', false);
   const keysEnv = config.raw.server.api_keys_env;
@@ -37,6 +43,8 @@ export function createApp({ config, client, logger, env = process.env }: AppDeps
   // Live answers from the model-call workers (authenticated per request by a token, not an API key).
   const hub = new StreamHub(logger);
   app.post(`${STREAM_PATH}/:workflowId`, hub.ingest());
+  // Outside /v1: scraped without an API key (the API listens on loopback unless configured otherwise).
+  app.get('/metrics', metricsRoute(metrics));
   const v1 = express.Router();
   v1.use(requireApiKey(keys));
   // Before the JSON parser below: documents have their own, larger limit and multipart uploads.
@@ -44,7 +52,7 @@ export function createApp({ config, client, logger, env = process.env }: AppDeps
   // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
-  v1.post('/chat/completions', chatCompletionsRoute({ config, client, logger, hub }));
+  v1.post('/chat/completions', apiMetrics.middleware(), chatCompletionsRoute({ config, client, logger, hub }));
   app.use('/v1', v1);
   app.use(notFound);
   app.use(errorHandler(logger));

@@ -12,6 +12,7 @@ import { loadConfig, type CascadeConfig } from '../config/load.js';
 import { connectClient, encryptionCodec } from '../workers/connection.js';
 import { createApp } from './app.js';
 import { createCodecApp } from './codec.js';
+import { createRegistry } from '../common/metrics.js';
 
 /**
  * CASCADE_CODEC_PORT overrides `encryption.codec_port`. A second API process on the same host
@@ -32,7 +33,7 @@ async function run(): Promise<void> {
   const logger = createLogger('api');
   const client = await connectClient(config);
   const port = process.env.PORT ? Number(process.env.PORT) : config.raw.server.port;
-  const server = createServer(createApp({ config, client, logger }));
+  const server = createServer(createApp({ config, client, logger, metrics: createRegistry('api') }));
   server.headersTimeout = 10_000;
   server.requestTimeout = 0; // long cascades are bounded by their own deadline
   serveCodecEndpoint(config, logger);

@@ -12,9 +12,19 @@ import { loadConfig, type CascadeConfig } from '../config/load.js';
 import { poolTaskQueue } from '../common/names.js';
 import { connectWorker, dataConverter } from './connection.js';
 import { installRuntime } from './runtime.js';
+import { poolMetricsInterceptor } from './metrics.js';
+import { createRegistry, metricsPort, serveMetrics } from '../common/metrics.js';
+import type { Registry } from 'prom-client';
 
-export async function createPoolWorker(opts: { config: CascadeConfig; pool: string; connection: NativeConnection; logger: Logger }): Promise<Worker> {
-  const { config, pool, connection, logger } = opts;
+export async function createPoolWorker(opts: {
+  config: CascadeConfig;
+  pool: string;
+  connection: NativeConnection;
+  logger: Logger;
+  /** Where the worker's metrics go (workers/metrics.ts); none when absent. */
+  metrics?: Registry;
+}): Promise<Worker> {
+  const { config, pool, connection, logger, metrics } = opts;
   const poolConfig = config.raw.pools[pool];
   if (!poolConfig) throw new Error(`unknown pool "${pool}" (pools: ${Object.keys(config.raw.pools).join(', ')})`);
   return Worker.create({
@@ -23,6 +33,7 @@ export async function createPoolWorker(opts: { config: CascadeConfig; pool: stri
     taskQueue: poolConfig.task_queue ?? poolTaskQueue(pool),
     activities: createPoolActivities({ config, pools: [pool], logger }),
     dataConverter: dataConverter(config),
+    interceptors: { activity: metrics ? [poolMetricsInterceptor(metrics, pool)] : [] },
     maxConcurrentActivityTaskExecutions: poolConfig.concurrency,
   });
 }
@@ -33,8 +44,9 @@ async function run(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(`pool-worker:${pool}`);
   installRuntime(logger);
-  const worker = await createPoolWorker({ config, pool, connection: await connectWorker(config), logger });
-  logger.info({ pool, pid: process.pid }, 'pool worker ready');
+  const metrics = createRegistry(`pool:${pool}`);
+  const worker = await createPoolWorker({ config, pool, connection: await connectWorker(config), logger, metrics });
+  logger.info({ pool, pid: process.pid, metrics: await serveMetrics(metrics, metricsPort(), logger) }, 'pool worker ready');
   // The SDK's runtime drains the worker on SIGINT/SIGTERM.
   await worker.run();
 }

@@ -16,15 +16,24 @@ import { loadConfig, REPO_ROOT, type CascadeConfig } from '../config/load.js';
 import { connectWorker, dataConverter } from './connection.js';
 import { installRuntime } from './runtime.js';
 import { workflowBundle } from './bundle.js';
+import { registerRouterMetrics } from './metrics.js';
+import { createRegistry, metricsPort, serveMetrics } from '../common/metrics.js';
+import type { Registry } from 'prom-client';
 
-export async function createRouterWorker(opts: { config: CascadeConfig; connection: NativeConnection; logger: Logger }): Promise<Worker> {
-  const { config, connection, logger } = opts;
+export async function createRouterWorker(opts: {
+  config: CascadeConfig;
+  connection: NativeConnection;
+  logger: Logger;
+  /** Where the worker's metrics go (workers/metrics.ts); none when absent. */
+  metrics?: Registry;
+}): Promise<Worker> {
+  const { config, connection, logger, metrics } = opts;
   const health = new DeploymentHealth({ failureThreshold: config.raw.breaker.failure_threshold, openMs: config.raw.breaker.open_ms });
   // Pools with `dispatch: local` are called from here, as local activities of the cascade.
   const localPools = Object.entries(config.raw.pools)
     .filter(([, p]) => p.dispatch === 'local')
     .map(([name]) => name);
-  return Worker.create({
+  const worker = await Worker.create({
     connection,
     namespace: config.raw.temporal.namespace,
     taskQueue: config.raw.temporal.task_queue,
@@ -42,14 +51,20 @@ export async function createRouterWorker(opts: { config: CascadeConfig; connecti
     // the SDK's 10 s default would stall every in-flight request for that long.
     stickyQueueScheduleToStartTimeout: '2s',
   });
+  if (metrics) registerRouterMetrics(metrics, health, () => worker.getStatus().numCachedWorkflows);
+  return worker;
 }
 
 async function run(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('router-worker');
   installRuntime(logger);
-  const worker = await createRouterWorker({ config, connection: await connectWorker(config), logger });
-  logger.info({ task_queue: config.raw.temporal.task_queue, pid: process.pid }, 'router worker ready');
+  const metrics = createRegistry('router');
+  const worker = await createRouterWorker({ config, connection: await connectWorker(config), logger, metrics });
+  logger.info(
+    { task_queue: config.raw.temporal.task_queue, pid: process.pid, metrics: await serveMetrics(metrics, metricsPort(), logger) },
+    'router worker ready',
+  );
   // The SDK's runtime drains the worker on SIGINT/SIGTERM.
   await worker.run();
 }

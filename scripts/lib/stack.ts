@@ -54,6 +54,8 @@ export class CascadeStack {
   private plan: Plan | null = null;
   /** Farm pool name → base URL (`http://127.0.0.1:<port>/v1`), once the farm is up. */
   readonly farmUrls = new Map<string, string>();
+  /** Child name → its Prometheus scrape URL (the workers report theirs when ready; the API's is on its port). */
+  readonly metricsUrls = new Map<string, string>();
 
   constructor(private readonly opts: CascadeStackOptions) {
     this.env = { ...process.env, ...opts.env };
@@ -174,6 +176,12 @@ export class CascadeStack {
       const name = numbered('router', i, routers);
       specs.push({ name, args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
     }
+    // A worker (also a restarted one) reports where it serves /metrics in its ready line.
+    for (const spec of specs)
+      spec.onLine = (line) => {
+        const m = /"metrics":"(http[^"]+)"/.exec(line);
+        if (m) this.metricsUrls.set(spec.name, m[1]!);
+      };
     const front = (this.front = new ApiFront(p.host));
     await front.listen(p.apiPort);
     const apis = config.raw.server.processes;
@@ -188,6 +196,8 @@ export class CascadeStack {
         onLine: (line) => {
           const port = /"api ready".*"port":(\d+)|"port":(\d+).*"api ready"/.exec(line);
           if (port) front.up(name, Number(port[1] ?? port[2]));
+          // Each API process is scraped on its own port (the front would pick one at random).
+          if (port) this.metricsUrls.set(name, `http://${p.host}:${port[1] ?? port[2]}/metrics`);
         },
         onExit: () => front.down(name),
         restart: true,

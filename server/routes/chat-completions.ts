@@ -90,6 +90,7 @@ export function chatCompletionsRoute({ config, client, logger, hub }: ChatRouteD
         res.setHeader('x-cascade-cost-usd', result.cascade.cost_usd.toFixed(8));
         res.json(renderCompletion(result, workflowId, body.logprobs === true));
       }
+      res.locals.cascadeResult = result; // for the metrics (server/metrics.ts)
       logger.info(
         {
           request_id: requestId,

@@ -63,6 +63,8 @@ export interface Stack {
   farmReset(): Promise<void>;
   /** Child processes by name: `pool:<name>`, `router`, `api`. */
   child(name: string): ChildProcess;
+  /** The /metrics URL a child process reported when it became ready (`pool:<name>`, `router`). */
+  metricsUrl(name: string): string;
   /** (Re)starts a child process: `pool:<name>`, `router` or `api`. */
   startChild(name: string): Promise<ChildProcess>;
   close(): Promise<void>;
@@ -173,6 +175,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const workerConnection = await NativeConnection.connect({ address: temporalAddress });
   const workers: Worker[] = [];
   const children = new Map<string, ChildProcess>();
+  const metricsUrls = new Map<string, string>();
   let apiPort = 0;
   const startChild = async (name: string): Promise<ChildProcess> => {
     const [kind, pool] = name.split(':');
@@ -186,6 +189,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
+        const metrics = /"metrics":"(http[^"]+)"/.exec(out);
+        if (metrics) metricsUrls.set(name, metrics[1]!);
         if (/"msg":"(pool worker|router worker|api) ready"/.test(out)) resolve();
       });
       child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
@@ -234,6 +239,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await fetch(`${farmBase}/farm/faults`, { method: 'DELETE' });
     },
     child: (name) => children.get(name)!,
+    metricsUrl: (name) => metricsUrls.get(name) ?? `${name} reported no metrics URL`,
     startChild,
     async close() {
       if (server) {

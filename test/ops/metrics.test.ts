@@ -1,0 +1,124 @@
+/**
+ * Prometheus metrics, scraped over HTTP from the API and from worker processes after known
+ * requests: counts must match what was sent and what the farm's attempt log saw.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { GPT4, MIXTRAL, startStack, type Stack } from '../helpers/stack.js';
+
+const janet = JSON.parse(readFileSync(new URL('../../../shared/data/routellm/gsm8k.jsonl', import.meta.url), 'utf8').split('\n')[0]!).prompt as string;
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+async function scrape(url: string): Promise<Sample[]> {
+  const res = await fetch(url);
+  assert.equal(res.status, 200, url);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+  return (await res.text())
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((line) => {
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+      assert.ok(m, `not an exposition line: ${line}`);
+      const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
+      return { name: m[1]!, labels, value: Number(m[3]) };
+    });
+}
+
+/** Sum of a series over the samples whose labels include `where`. */
+const sum = (samples: Sample[], name: string, where: Record<string, string> = {}) =>
+  samples.filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+
+const post = (stack: Stack, body: object, headers: Record<string, string> = {}) =>
+  fetch(`${stack.apiUrl}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+let stack: Stack;
+before(async () => {
+  stack = await startStack({ routerProcess: true, poolProcesses: ['cpu', 'gpu-a', 'api'] });
+});
+after(async () => {
+  await stack?.close();
+});
+
+describe('metrics', () => {
+  it('counts requests, escalations, failovers, retries, cost and latency as the requests and the farm saw them', async () => {
+    const ask = { model: 'cascade', messages: [{ role: 'user', content: janet }] };
+    const results: any[] = [];
+    const accepted = await post(stack, ask); // step 1 answers on cpu
+    results.push(await accepted.json());
+    const escalated = await post(stack, { ...ask, response_format: { type: 'json_object' } }); // rejected, GPT-4 answers
+    results.push(await escalated.json());
+    // cpu fails every attempt of three calls: retried, failed over to gpu-a, and its circuit opens.
+    const failing = await Promise.all([1, 2, 3].map(() => post(stack, ask, { 'x-farm-fault': 'unavailable;pool=cpu' })));
+    for (const r of failing) results.push(await r.json());
+    const streamed = await post(stack, { ...ask, stream: true });
+    assert.equal(streamed.status, 200);
+    await streamed.text();
+    const missing = await post(stack, { ...ask, model: 'no-such-model' });
+    assert.equal(missing.status, 404);
+
+    assert.deepEqual(
+      results.map((r) => [r.model, r.cascade.final_step]),
+      [
+        [MIXTRAL, 1],
+        [GPT4, 2],
+        [MIXTRAL, 1],
+        [MIXTRAL, 1],
+        [MIXTRAL, 1],
+      ],
+    );
+    const failoverAttempts = (await stack.farmLog({ pool: 'cpu' })).filter((a) => a.fault === 'unavailable');
+
+    const api = await scrape(stack.apiUrl.replace(/\/v1$/, '/metrics'));
+    assert.equal(sum(api, 'cascade_requests_total', { policy: 'default', final_step: '1', model: MIXTRAL, status: '200' }), 5);
+    assert.equal(sum(api, 'cascade_requests_total', { policy: 'default', final_step: '2', model: GPT4, status: '200' }), 1);
+    assert.equal(sum(api, 'cascade_requests_total', { status: '404', code: 'model_not_found' }), 1);
+    assert.equal(sum(api, 'cascade_escalations_total', { policy: 'default' }), 1);
+    // Three failed calls on cpu, each retried on cpu until its attempts ran out, then gpu-a.
+    assert.equal(sum(api, 'cascade_failovers_total', { model: MIXTRAL, from_pool: 'cpu' }), failing.length);
+    assert.ok(failoverAttempts.length > failing.length);
+    assert.equal(sum(api, 'cascade_retries_total', { pool: 'cpu' }), failoverAttempts.length - failing.length);
+    // Cost: every billed call, equal to the traces' totals; the top-model counterfactual is GPT-4's price of each answer.
+    const cost = results.reduce((a, r) => a + r.cascade.cost_usd, 0);
+    assert.ok(Math.abs(sum(api, 'cascade_cost_usd_total', { policy: 'default' }) - cost) < 1e-6 + cost * 0.01);
+    const streamedCost = sum(api, 'cascade_cost_usd_total') - cost;
+    assert.ok(streamedCost > 0, 'the streamed request is billed too');
+    const top = results.reduce((a, r) => a + ((r.usage.prompt_tokens + r.usage.completion_tokens) * 24.7) / 1e6, 0);
+    const topTotal = sum(api, 'cascade_top_model_cost_usd_total', { policy: 'default' });
+    assert.ok(topTotal > top, 'includes the streamed request');
+    assert.ok(Math.abs(sum(api, 'cascade_saved_usd', { policy: 'default' }) - (topTotal - cost - streamedCost)) < 1e-6);
+    // Latency: one observation per request; a stream's first byte comes before its last.
+    assert.equal(sum(api, 'cascade_request_seconds_count', { stream: 'false' }), 6);
+    assert.equal(sum(api, 'cascade_request_seconds_count', { stream: 'true' }), 1);
+    assert.ok(sum(api, 'cascade_ttft_seconds_sum', { stream: 'true' }) <= sum(api, 'cascade_request_seconds_sum', { stream: 'true' }));
+    // The evaluator scored step 1 of every answered request; it rejected one of them.
+    assert.equal(sum(api, 'cascade_evaluator_confidence_count', { step: '1', model: MIXTRAL }), 6);
+    assert.equal(sum(api, 'cascade_step_seconds_count', { step: '1', outcome: 'rejected' }), 1);
+    assert.equal(sum(api, 'cascade_step_seconds_count', { step: '1', outcome: 'error' }), failing.length);
+    assert.equal(sum(api, 'cascade_requests_in_flight'), 0);
+    assert.ok(api.some((s) => s.name === 'cascade_workflows_running'));
+
+    // The cpu pool worker saw exactly the attempts the farm logged for it.
+    const cpuLog = await stack.farmLog({ pool: 'cpu' });
+    const cpu = await scrape(stack.metricsUrl('pool:cpu'));
+    assert.ok(cpu.every((s) => s.labels.process === 'pool:cpu'));
+    assert.equal(sum(cpu, 'cascade_pool_schedule_to_start_seconds_count', { pool: 'cpu' }), cpuLog.length);
+    assert.equal(sum(cpu, 'cascade_pool_calls_total', { pool: 'cpu', outcome: 'ok' }), cpuLog.filter((a) => a.fault === null).length);
+    assert.equal(sum(cpu, 'cascade_pool_retries_total', { pool: 'cpu' }), failoverAttempts.length - failing.length);
+    assert.equal(sum(cpu, 'cascade_pool_calls_in_flight', { pool: 'cpu' }), 0);
+    assert.ok(sum(cpu, 'process_cpu_seconds_total') > 0, 'process metrics too');
+
+    // The router opened cpu's circuit after the third failed call (2 open, 1 half-open once the pause is over).
+    const router = await scrape(stack.metricsUrl('router'));
+    assert.ok(
+      [1, 2].includes(sum(router, 'cascade_breaker_state', { deployment: `${MIXTRAL}@cpu` })),
+      JSON.stringify(router.filter((s) => s.name === 'cascade_breaker_state')),
+    );
+    assert.equal(sum(router, 'cascade_breaker_state', { deployment: `${MIXTRAL}@gpu-a` }), 0);
+  });
+});
