@@ -12,6 +12,8 @@ export const SearchAttr = {
   CostUsd: defineSearchAttributeKey('CascadeCostUsd', SearchAttributeType.DOUBLE),
   FinalModel: defineSearchAttributeKey('CascadeFinalModel', SearchAttributeType.KEYWORD),
   Policy: defineSearchAttributeKey('CascadePolicy', SearchAttributeType.KEYWORD),
+  /** Which API key asked (`key_<sha256 prefix>`, never the key), when keys are configured. */
+  KeyId: defineSearchAttributeKey('CascadeKeyId', SearchAttributeType.KEYWORD),
   /** Document jobs: the task, and chunks done / total. */
   DocumentTask: defineSearchAttributeKey('CascadeDocumentTask', SearchAttributeType.KEYWORD),
   // A Double although it counts: the dev server's SQLite visibility allows at most 3 Int attributes.
@@ -26,6 +28,7 @@ export const SEARCH_ATTRIBUTE_FLAGS: string[] = [
   'CascadeCostUsd=Double',
   'CascadeFinalModel=Keyword',
   'CascadePolicy=Keyword',
+  'CascadeKeyId=Keyword',
   'CascadeDocumentTask=Keyword',
   'CascadeDocumentChunksDone=Double',
   'CascadeDocumentChunksTotal=Int',

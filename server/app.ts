@@ -16,6 +16,8 @@ import { STREAM_PATH } from '../common/stream.js';
 import type { Registry } from 'prom-client';
 import { createRegistry } from '../common/metrics.js';
 import { ApiMetrics, metricsRoute } from './metrics.js';
+import { Ledger } from './ledger.js';
+import { usageRoutes } from './routes/usage.js';
 
 export interface AppDeps {
   config: CascadeConfig;
@@ -52,6 +54,7 @@ export function createApp({ config, client, logger, env = process.env, metrics =
   // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
+  v1.use(usageRoutes(new Ledger(client, config)));
   v1.post('/chat/completions', apiMetrics.middleware(), chatCompletionsRoute({ config, client, logger, hub }));
   app.use('/v1', v1);
   app.use(notFound);

@@ -10,13 +10,17 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export function requireApiKey(keys: string[]): RequestHandler {
   const digests = keys.map(digest);
-  return (req, _res, next) => {
+  return (req, res, next) => {
     if (digests.length === 0) return next();
     const header = req.get('authorization') ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) return next(new ApiError(401, 'Missing API key: send "Authorization: Bearer <key>"', 'authentication_error', 'missing_api_key'));
     const d = digest(match[1]!.trim());
     if (!digests.some((k) => timingSafeEqual(k, d))) return next(new ApiError(401, 'Incorrect API key provided', 'authentication_error', 'invalid_api_key'));
+    res.locals.keyId = keyIdOf(d);
     next();
   };
 }
+
+/** How usage and traces name a key: a prefix of its SHA-256, never the key itself. */
+export const keyIdOf = (sha256: Buffer) => `key_${sha256.toString('hex').slice(0, 12)}`;

@@ -12,7 +12,15 @@ import { ApiError, fromWorkflowError } from './errors.js';
 
 export type ChatHandle = WorkflowHandle<typeof cascadeWorkflow>;
 
-export async function startOrAttach(client: Client, taskQueue: string, workflowId: string, input: CascadeInput, deadlineMs: number): Promise<ChatHandle> {
+/** `keyId` (the caller's hashed API key) lets the usage ledger (server/ledger.ts) total per key. */
+export async function startOrAttach(
+  client: Client,
+  taskQueue: string,
+  workflowId: string,
+  input: CascadeInput,
+  deadlineMs: number,
+  keyId?: string,
+): Promise<ChatHandle> {
   try {
     return await client.workflow.start<typeof cascadeWorkflow>('cascadeWorkflow', {
       taskQueue,
@@ -26,7 +34,7 @@ export async function startOrAttach(client: Client, taskQueue: string, workflowI
       // A workflow task takes milliseconds; when the router worker running it dies, another one
       // takes it over after this long (Temporal's default, 10 s, stalled such requests for 10 s).
       workflowTaskTimeout: '5s',
-      typedSearchAttributes: [{ key: SearchAttr.Policy, value: input.policy.name }],
+      typedSearchAttributes: [{ key: SearchAttr.Policy, value: input.policy.name }, ...(keyId ? [{ key: SearchAttr.KeyId, value: keyId }] : [])],
       staticSummary: `chat · ${input.policy.name} · ${input.policy.steps.map((s) => s.model).join(' → ')}`,
     });
   } catch (err) {

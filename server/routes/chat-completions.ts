@@ -78,7 +78,7 @@ export function chatCompletionsRoute({ config, client, logger, hub }: ChatRouteD
           drafts: body.cascade?.stream_drafts === true,
         });
       } else {
-        const handle = await startOrAttach(client, taskQueue, workflowId, input, deadlineMs);
+        const handle = await startOrAttach(client, taskQueue, workflowId, input, deadlineMs, res.locals.keyId as string | undefined);
         // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
         const onClose = () => {
           if (!res.writableFinished && !idempotencyKey) handle.cancel().catch(() => {});

@@ -55,7 +55,14 @@ export async function respondStreaming(o: StreamRequest): Promise<CascadeResult>
     if (session && session.requestHash !== input.requestHash) throw keyReused();
     const live = session ? followSession(session, out, o.drafts) : null;
     const streamInput: CascadeInput = session ? { ...input, stream: { url: callbackUrl(req, o.config), token: session.token, drafts: o.drafts } } : input;
-    const handle = await startOrAttach(o.client, o.config.raw.temporal.task_queue, workflowId, streamInput, o.deadlineMs);
+    const handle = await startOrAttach(
+      o.client,
+      o.config.raw.temporal.task_queue,
+      workflowId,
+      streamInput,
+      o.deadlineMs,
+      res.locals.keyId as string | undefined,
+    );
     const onClose = () => {
       // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
       if (!res.writableFinished && !o.idempotencyKey) handle.cancel().catch(() => {});
