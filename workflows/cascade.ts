@@ -175,7 +175,7 @@ function showProgress(trace: CascadeTrace, note: string): void {
         : a.accepted
           ? 'accepted'
           : (a.detail ?? '');
-    return `- step ${a.step} · ${where}: ${what} ($${a.cost_usd.toFixed(6)})`;
+    return `- step ${a.step} · ${where}: ${what} (\\$${a.cost_usd.toFixed(6)})`;
   });
   setCurrentDetails([`**${note}**`, ...lines].join('\n'));
 }

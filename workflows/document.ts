@@ -110,7 +110,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     const p = progress();
     setCurrentDetails(
       `**${p.status} · ${p.phase}** — chunks ${p.chunks.done}/${p.chunks.total}` +
-        `${p.chunks.failed ? ` (${p.chunks.failed} failed)` : ''} · escalations ${p.escalations} · $${p.cost_usd.toFixed(6)} (all on ${strongest.name}: $${p.baseline_cost_usd.toFixed(6)}) · run ${p.runs}`,
+        `${p.chunks.failed ? ` (${p.chunks.failed} failed)` : ''} · escalations ${p.escalations} · \\$${p.cost_usd.toFixed(6)} (all on ${strongest.name}: \\$${p.baseline_cost_usd.toFixed(6)}) · run ${p.runs}`,
     );
   };
 

@@ -104,6 +104,12 @@ describe('encrypted history', () => {
     assert.ok(decoded.text.includes(MARK), 'the codec endpoint decodes the history for the CLI');
   });
 
+  it("the workflow's current details (the UI's markdown, decrypted) escape $ so amounts are not read as math", async () => {
+    const metadata = (await stack.client.workflow.getHandle(workflowId).query('__temporal_workflow_metadata')) as { currentDetails?: string };
+    assert.match(metadata.currentDetails ?? '', /^- step 1 · .*: confidence \d\.\d\d → accepted \(\\\$0\.\d{6}\)$/m);
+    assert.doesNotMatch(metadata.currentDetails ?? '', /[^\\]\$/);
+  });
+
   it('the codec endpoint answers the Temporal UI page (CORS) and no other origin; bad bodies are OpenAI-shaped errors', async () => {
     const preflight = await fetch(`${codecUrl}/decode`, {
       method: 'OPTIONS',
