@@ -110,14 +110,16 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
   const scrapeLine = lines.find((l) => l.includes('Prometheus metrics, one endpoint per process'));
   assert.ok(scrapeLine, 'metrics line printed');
   const scrapeUrls = Object.fromEntries([...scrapeLine.matchAll(/(\S+) (http:\/\/\S+\/metrics)/g)].map((m) => [m[1]!, m[2]!]));
-  assert.deepEqual(Object.keys(scrapeUrls).sort(), ['api', 'pool:api', 'pool:cpu', 'pool:gpu-a', 'router']);
-  assert.equal(scrapeUrls.api, `http://127.0.0.1:${apiPort}/metrics`);
+  // One URL per process, the API processes each on its own port (not the front's).
+  assert.deepEqual(Object.keys(scrapeUrls).sort(), ['api#1', 'api#2', 'pool:api', 'pool:cpu', 'pool:gpu-a', 'router#1', 'router#2']);
+  assert.notEqual(scrapeUrls['api#1'], `http://127.0.0.1:${apiPort}/metrics`);
   for (const [name, series] of [
-    ['api', 'cascade_requests_in_flight'],
-    ['router', 'cascade_router_cached_workflows'],
+    ['api#1', 'cascade_requests_in_flight'],
+    ['api#2', 'cascade_requests_in_flight'],
+    ['router#1', 'cascade_router_cached_workflows'],
     ['pool:cpu', 'process_cpu_seconds_total'],
   ])
-    assert.match(await (await fetch(scrapeUrls[name!]!)).text(), new RegExp(`^${series}\\{[^}]*process="${name}"`, 'm'));
+    assert.match(await (await fetch(scrapeUrls[name!]!)).text(), new RegExp(`^${series}\\{[^}]*process="${name!.split('#')[0]}"`, 'm'));
   const names = pids.map((p) => p.name);
   for (const name of ['temporal', 'farm', 'pool:cpu', 'pool:gpu-a', 'pool:api', 'router#1', 'router#2', 'api#1', 'api#2'])
     assert.ok(names.includes(name), `${name} reported its pid`);
