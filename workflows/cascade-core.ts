@@ -169,7 +169,9 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       return { ok: false, type: ErrorType.CircuitOpen, message, refusedWindow: 0 };
     }
     let last: { type: string; message: string } = { type: ErrorType.AllDeploymentsFailed, message: `no deployment of ${model.name} answered` };
-    const calledAt = fx.now();
+    // Set after the first checkpoint: time the workflow spent before the first attempt (a router
+    // worker that died and was replaced, with local dispatch) is not the caller's first-token wait.
+    let calledAt: number | null = null;
     const needed = tokensNeeded(callParams);
     let refusedWindow = 0;
     const fits = (d: DeploymentRef) => deploymentFits(deploymentWindow(model, d), needed, refusedWindow);
@@ -188,6 +190,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         return { ok: false, type: ErrorType.DeadlineExceeded, message, refusedWindow };
       }
       await fx.checkpoint?.();
+      calledAt ??= fx.now();
       const outcome = await fx.generate({
         step,
         model,
