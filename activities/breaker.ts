@@ -67,7 +67,7 @@ export class DeploymentHealth {
       probes.push(d.id);
       return true;
     });
-    return { deployments: usable, probes };
+    return { deployments: fasterFirst(usable, (id) => this.p50(id)), probes };
   }
 
   record(id: string, ok: boolean, errorType?: string): void {
@@ -83,16 +83,19 @@ export class DeploymentHealth {
     if (c.openedAt !== null || c.consecutiveFailures >= this.options.failureThreshold) c.openedAt = this.now();
   }
 
-  recordLatency(model: string, ms: number): void {
-    let window = this.latencies.get(model);
-    if (!window) this.latencies.set(model, (window = []));
-    window.push(ms);
-    if (window.length > 64) window.shift();
+  /** One answer's latency, per model and per deployment (`key`: a model name or a deployment id). */
+  recordLatency(keys: string[], ms: number): void {
+    for (const key of keys) {
+      let window = this.latencies.get(key);
+      if (!window) this.latencies.set(key, (window = []));
+      window.push(ms);
+      if (window.length > 64) window.shift();
+    }
   }
 
-  /** Median of the last answers' latencies, once there are enough to trust. */
-  p50(model: string): number | null {
-    const window = this.latencies.get(model);
+  /** Median of the last answers' latencies of a model or a deployment, once there are enough to trust. */
+  p50(key: string): number | null {
+    const window = this.latencies.get(key);
     if (!window || window.length < 5) return null;
     const sorted = [...window].sort((a, b) => a - b);
     return sorted[Math.floor(sorted.length / 2)]!;
@@ -103,4 +106,30 @@ export class DeploymentHealth {
       [...this.circuits.keys()].map((id) => [id, { state: this.state(id), consecutive_failures: this.circuit(id).consecutiveFailures }]),
     );
   }
+}
+
+/** A deployment counts as faster only when its measured median beats the other's by this factor… */
+export const FASTER_BY = 1.5;
+/** …and by this much: a few milliseconds are noise, not a reason to leave the configured order. */
+export const FASTER_BY_MS = 100;
+
+/**
+ * Latency-aware order: among equivalent deployments (primaries among primaries, fallbacks among
+ * fallbacks), one whose measured median latency is FASTER_BY times and FASTER_BY_MS lower moves ahead;
+ * without enough measurements, or within that margin, the configured order stands. Pure.
+ */
+export function fasterFirst(deployments: DeploymentRef[], p50: (id: string) => number | null): DeploymentRef[] {
+  const out = [...deployments];
+  // Insertion sort: stable, and the lists are a handful of deployments long.
+  for (let i = 1; i < out.length; i++) {
+    for (let j = i; j > 0; j--) {
+      const [before, after] = [out[j - 1]!, out[j]!];
+      const a = p50(before.id);
+      const b = p50(after.id);
+      if (before.fallback !== after.fallback || a === null || b === null || b * FASTER_BY > a || a - b < FASTER_BY_MS) break;
+      out[j - 1] = after;
+      out[j] = before;
+    }
+  }
+  return out;
 }

@@ -37,7 +37,7 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
   const record = (reports: DeploymentReport[] = []) => {
     for (const report of reports) {
       health.record(report.deploymentId, report.ok, report.errorType);
-      if (report.ok && report.latencyMs != null) health.recordLatency(report.model, report.latencyMs);
+      if (report.ok && report.latencyMs != null) health.recordLatency([report.model, report.deploymentId], report.latencyMs);
     }
   };
 
