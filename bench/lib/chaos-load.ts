@@ -4,6 +4,7 @@
  * with its default retries, and what each caller finally saw.
  */
 import OpenAI from 'openai';
+import { percentile as latencyPercentile } from './latency-model.js';
 
 export interface ChaosRequest {
   index: number;
@@ -94,7 +95,5 @@ export async function runCallers(openai: OpenAI, requests: ChaosRequest[], concu
 }
 
 export function percentile(values: number[], p: number): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return values.length === 0 ? null : latencyPercentile(values, p);
 }

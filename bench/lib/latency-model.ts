@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { loadFarmConfig } from '../../farm/index.js';
 import { REPO_ROOT } from '../../config/load.js';
+import { percentile as quantile } from '../../evaluators/train/stats.js';
 
 export interface CallLatency {
   ttftMs: number;
@@ -44,10 +45,14 @@ export interface LatencyStats {
   ttft_p99_ms: number;
 }
 
-/** Nearest-rank percentile of a non-empty list. */
+/** Percentile (0-100) of an unsorted list, with the project's one interpolating percentile. */
 export function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
+  return values.length
+    ? quantile(
+        [...values].sort((a, b) => a - b),
+        p / 100,
+      )
+    : 0;
 }
 
 export function latencyStats(samples: { latency: number; ttft: number }[]): LatencyStats | null {

@@ -137,13 +137,13 @@ describe('latency decisions (workflows/policy.ts)', () => {
 });
 
 describe('offline latency model (bench/lib/latency-model.ts)', () => {
-  it('first token plus tokens at the pool rate, the preferred pool first, and nearest-rank percentiles', async () => {
+  it('first token plus tokens at the pool rate, the preferred pool first, and interpolated percentiles', async () => {
     const { latencyFromTimings, latencyStats } = await import('../../bench/lib/latency-model.js');
     const model = latencyFromTimings({ m: { ttft_ms: 900, tokens_per_s: 15 }, 'fast/m': { ttft_ms: 150, tokens_per_s: 60 } });
     assert.deepEqual(model('m', 31), { ttftMs: 900, totalMs: 900 + 2000 });
     assert.deepEqual(model('m', 61, 'fast'), { ttftMs: 150, totalMs: 150 + 1000 });
     assert.equal(model('other', 10), null);
     const stats = latencyStats(Array.from({ length: 100 }, (_, i) => ({ latency: i + 1, ttft: 1 })));
-    assert.deepEqual(stats, { latency_p50_ms: 50, latency_p99_ms: 99, ttft_p50_ms: 1, ttft_p99_ms: 1 });
+    assert.deepEqual(stats, { latency_p50_ms: 50.5, latency_p99_ms: 99.01, ttft_p50_ms: 1, ttft_p99_ms: 1 });
   });
 });
