@@ -15,6 +15,7 @@ import { parseCli } from '../common/cli.js';
 import { startStack, type Stack } from '../test/helpers/stack.js';
 import { startTemporalDevServer } from '../scripts/temporal-dev-server.js';
 import { percentile } from './lib/latency-model.js';
+import { sseEvents } from '../common/sse-events.js';
 
 const PROMPT =
   "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?";
@@ -43,8 +44,9 @@ async function once(stack: Stack, stream: boolean): Promise<Timing> {
   });
   let first = 0;
   if (stream) {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      if (!first && Buffer.from(chunk).toString().includes('"content":"') && !Buffer.from(chunk).toString().includes('"content":""')) first = Date.now();
+    for await (const { data } of sseEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+      if (!first && data !== '[DONE]' && (JSON.parse(data) as { choices?: { delta?: { content?: string } }[] }).choices?.[0]?.delta?.content)
+        first = Date.now();
     }
   } else await res.arrayBuffer();
   const end = Date.now();

@@ -5,6 +5,7 @@
  * between the socket and the clock buffers or reorders chunks.
  */
 import type { CascadeTrace } from '../../common/types.js';
+import { sseEvents } from '../../common/sse-events.js';
 
 export interface StreamTiming {
   /** Epoch ms the request was sent (same clock as the farm's attempt log). */
@@ -47,32 +48,22 @@ export async function streamChat(apiUrl: string, model: string, prompt: string, 
       out.error = `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`;
       return out;
     }
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(bytes, { stream: true });
-      let sep: number;
-      while ((sep = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, sep);
-        buffer = buffer.slice(sep + 2);
-        const data = /^data: (.*)$/m.exec(event)?.[1];
-        if (data === undefined) continue;
-        if (data === '[DONE]') {
-          out.done = true;
-          continue;
-        }
-        const chunk = JSON.parse(data) as Chunk;
-        if (chunk.error) out.error = chunk.error.message;
-        const choice = chunk.choices?.[0];
-        const text = choice?.delta?.content;
-        if (text && !chunk.cascade?.draft) {
-          out.ttftMs ??= performance.now() - t0;
-          out.content += text;
-        }
-        if (choice?.finish_reason) {
-          out.model = chunk.model ?? null;
-          out.trace = chunk.cascade ?? null;
-        }
+    for await (const { data } of sseEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+      if (data === '[DONE]') {
+        out.done = true;
+        continue;
+      }
+      const chunk = JSON.parse(data) as Chunk;
+      if (chunk.error) out.error = chunk.error.message;
+      const choice = chunk.choices?.[0];
+      const text = choice?.delta?.content;
+      if (text && !chunk.cascade?.draft) {
+        out.ttftMs ??= performance.now() - t0;
+        out.content += text;
+      }
+      if (choice?.finish_reason) {
+        out.model = chunk.model ?? null;
+        out.trace = chunk.cascade ?? null;
       }
     }
     if (!out.done && !out.error) out.error = 'the stream ended without [DONE]';

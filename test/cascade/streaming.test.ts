@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadFarmConfig } from '../../farm/index.js';
 import { REPO_ROOT } from '../../config/load.js';
+import { sseEvents } from '../../common/sse-events.js';
 import type { Attempt } from '../../farm/index.js';
 import { GPT4, MIXTRAL, startStack, type Stack } from '../helpers/stack.js';
 
@@ -96,29 +97,18 @@ for (const dispatch of ['task-queue', 'local'] as const) {
       read.events.push({ id: null, data: await res.json(), at: Date.now() });
       return read;
     }
-    const decoder = new TextDecoder();
-    let buffer = '';
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let sep: number;
-        while ((sep = buffer.indexOf('\n\n')) >= 0) {
-          const raw = buffer.slice(0, sep);
-          buffer = buffer.slice(sep + 2);
-          const id = /^id: (.*)$/m.exec(raw)?.[1] ?? null;
-          const data = /^data: (.*)$/m.exec(raw)?.[1];
-          if (data === undefined) continue;
-          if (data === '[DONE]') {
-            read.done = true;
-            continue;
-          }
-          const parsed = JSON.parse(data);
-          read.events.push({ id, data: parsed, at: Date.now() });
-          if (!parsed.cascade?.draft) read.text += parsed.choices?.[0]?.delta?.content ?? '';
-          if (read.text.length >= stopAfterChars) {
-            ac.abort();
-            return read;
-          }
+      for await (const { id, data } of sseEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+        if (data === '[DONE]') {
+          read.done = true;
+          continue;
+        }
+        const parsed = JSON.parse(data);
+        read.events.push({ id, data: parsed, at: Date.now() });
+        if (!parsed.cascade?.draft) read.text += parsed.choices?.[0]?.delta?.content ?? '';
+        if (read.text.length >= stopAfterChars) {
+          ac.abort();
+          return read;
         }
       }
     } catch (err) {
