@@ -2,145 +2,32 @@
  * The cascade itself, written once against a small set of effects so that the Temporal workflow
  * (effects = activities) and the offline routing benchmark (effects = recorded answers) run the
  * same decisions. Deterministic: no I/O, no clocks or randomness except through `effects`.
+ * The effects are declared in cascade-effects.ts, one model call (with failover) is call-model.ts.
  */
-import type {
-  AttemptRecord,
-  CascadeInput,
-  CascadeResult,
-  CascadeTrace,
-  ChatParams,
-  DeploymentRef,
-  EarlyAbortOptions,
-  EvaluatorSpec,
-  GenerateOutput,
-  ModelInfo,
-  PolicyStep,
-} from '../common/types.js';
+import type { AttemptRecord, CascadeInput, CascadeResult, CascadeTrace, ModelInfo } from '../common/types.js';
 import type { StreamKind } from '../common/stream.js';
-import { ErrorType, REQUEST_ERRORS } from '../common/errors.js';
+import { ErrorType } from '../common/errors.js';
 import {
   accepts,
   cancelledCallCost,
   costOfUsage,
-  deploymentFits,
-  deploymentWindow,
   earlyAbortOptions,
   estimatePromptTokens,
-  firstTokenShareMs,
   fitsAfterContextError,
   hedgeReason,
-  MIN_ATTEMPT_MS,
   modelWindow,
   preferPools,
   roundUsd,
   savedByEarlyStop,
   stepFeasibility,
-  tokensNeeded,
 } from './policy.js';
 import { extraCallsOf, gatherEvidence, withLogprobsIfNeeded } from './evidence.js';
 import { raceSteps, type Candidate, type StepOutcome } from './hedge.js';
+import { CascadeFailure, type CascadeEffects } from './cascade-effects.js';
+import { makeCallModel } from './call-model.js';
+import { finish, noAnswer, SKIP_ERRORS } from './trace.js';
 
-export interface GenerateCall {
-  /** 1-based ladder step. */
-  step: number;
-  model: ModelInfo;
-  deployment: DeploymentRef;
-  params: ChatParams;
-  /** Stable per (request, step, purpose): upstream retries of this call carry the same id. */
-  requestId: string;
-  remainingMs: number;
-  /** This attempt's share of the model's first-token limit (see firstTokenShareMs). */
-  firstTokenTimeoutMs: number;
-  /** The deployment's circuit is open and this call is its probe: one attempt, no retry ladder. */
-  probe: boolean;
-  purpose: 'answer' | 'sample' | 'judge';
-  /** Send the deltas to the client: the answer itself (`live`) or an opt-in draft. */
-  stream?: StreamKind;
-  /** Stop the call once the step's evaluator is sure to reject the answer (evaluators/prefix.ts). */
-  earlyAbort?: { evaluator: EvaluatorSpec; threshold: number; options: EarlyAbortOptions };
-}
-
-export type GenerateOutcome =
-  { ok: true; output: GenerateOutput } | { ok: false; error: { type: string; message: string; retries: number; latencyMs: number | null } };
-
-export interface EvaluateCall {
-  step: number;
-  spec: EvaluatorSpec;
-  threshold: number;
-  params: ChatParams;
-  answer: GenerateOutput;
-  model: string;
-  samples?: string[];
-  judgeVerdict?: string;
-}
-
-export interface RouteDecision {
-  /** Deployments to try, in order (healthy first; open circuits left out). */
-  deployments: DeploymentRef[];
-  /** Measured P50 latency of the model, when the router has measured it. */
-  measuredP50Ms: number | null;
-  /** Ids of deployments offered as the probe of their open circuit. */
-  probes?: string[];
-}
-
-export interface DeploymentReport {
-  deploymentId: string;
-  model: string;
-  ok: boolean;
-  errorType?: string;
-  latencyMs?: number | null;
-}
-
-export interface CascadeEffects {
-  now(): number;
-  route(model: ModelInfo): Promise<RouteDecision>;
-  generate(call: GenerateCall): Promise<GenerateOutcome>;
-  evaluate(call: EvaluateCall): Promise<{ confidence: number; reasons: string[] }>;
-  /** Outcome of a call, for circuit breakers and latency estimates. */
-  report(report: DeploymentReport): Promise<void>;
-  /** Prompt-only prediction per ladder step of P(step's answer is good enough). Optional. */
-  preroute?(policySteps: PolicyStep[], params: ChatParams): Promise<number[] | null>;
-  /** Called after every recorded attempt; the workflow mirrors it into the Temporal UI. */
-  onProgress?(trace: CascadeTrace, note: string): void;
-  /**
-   * Runs `fn` so that it can be cancelled (a hedged step that lost). Without it, hedged steps run
-   * to their end and the loser is simply ignored.
-   */
-  cancellable?<T>(fn: () => Promise<T>): { promise: Promise<T>; cancel(): void };
-  /** A durable timer (tail-latency hedges wait on it). Without it, `hedge.after_ms` is not used. */
-  sleep?(ms: number): Promise<void>;
-  /**
-   * Called before every model call: makes the results of earlier calls durable first, where the
-   * effects hold them back (local-activity dispatch records them only when the workflow task ends).
-   */
-  checkpoint?(): Promise<void>;
-}
-
-/** Thrown when no answer can be returned; carries the trace for the caller. */
-export class CascadeFailure extends Error {
-  constructor(
-    readonly type: string,
-    message: string,
-    readonly trace: CascadeTrace,
-  ) {
-    super(message);
-    this.name = 'CascadeFailure';
-  }
-}
-
-type CallResult =
-  | { ok: true; output: GenerateOutput; deployment: DeploymentRef }
-  /** refusedWindow: the largest window of a deployment that refused the prompt as too long (0: none did). */
-  | { ok: false; type: string; message: string; refusedWindow: number };
-export type CallModel = (
-  step: number,
-  model: ModelInfo,
-  params: ChatParams,
-  purpose: GenerateCall['purpose'],
-  suffix: string,
-  route?: RouteDecision,
-  delivery?: Pick<GenerateCall, 'stream' | 'earlyAbort'>,
-) => Promise<CallResult>;
+export * from './cascade-effects.js';
 
 export async function runCascade(input: CascadeInput, workflowId: string, fx: CascadeEffects): Promise<CascadeResult> {
   const { policy, params } = input;
@@ -160,89 +47,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     return m;
   };
 
-  /** Calls one model, failing over across its deployments; bills only completed calls. */
-  const callModel: CallModel = async (step, model, callParams, purpose, suffix, knownRoute, delivery) => {
-    const route = knownRoute ?? (await fx.route(model));
-    if (route.deployments.length === 0) {
-      const message = `every deployment of ${model.name} is cut off by its circuit breaker`;
-      record(noAnswer(step, model.name, null, ErrorType.CircuitOpen, message), message);
-      return { ok: false, type: ErrorType.CircuitOpen, message, refusedWindow: 0 };
-    }
-    let last: { type: string; message: string } = { type: ErrorType.AllDeploymentsFailed, message: `no deployment of ${model.name} answered` };
-    // Set after the first checkpoint: time the workflow spent before the first attempt (a router
-    // worker that died and was replaced, with local dispatch) is not the caller's first-token wait.
-    let calledAt: number | null = null;
-    const needed = tokensNeeded(callParams);
-    let refusedWindow = 0;
-    const fits = (d: DeploymentRef) => deploymentFits(deploymentWindow(model, d), needed, refusedWindow);
-    for (const [i, deployment] of route.deployments.entries()) {
-      if (!fits(deployment)) {
-        const window = deploymentWindow(model, deployment);
-        const message = `${deployment.id}'s context window (${window}) cannot take ~${needed} tokens${refusedWindow > window ? ` (a window of ${refusedWindow} refused them)` : ''}`;
-        record(noAnswer(step, model.name, deployment, 'skipped:context_length', message), message);
-        last = { type: ErrorType.ContextLengthExceeded, message };
-        continue;
-      }
-      const remainingMs = deadline - fx.now();
-      if (remainingMs < MIN_ATTEMPT_MS) {
-        const message = `deadline reached before ${model.name} answered`;
-        record(noAnswer(step, model.name, deployment, ErrorType.DeadlineExceeded, message), message);
-        return { ok: false, type: ErrorType.DeadlineExceeded, message, refusedWindow };
-      }
-      await fx.checkpoint?.();
-      calledAt ??= fx.now();
-      const outcome = await fx.generate({
-        step,
-        model,
-        deployment,
-        params: callParams,
-        requestId: `${workflowId}/${step}/${suffix}`,
-        remainingMs,
-        firstTokenTimeoutMs: firstTokenShareMs(model.firstTokenTimeoutMs, fx.now() - calledAt, !route.deployments.slice(i + 1).some(fits)),
-        probe: route.probes?.includes(deployment.id) ?? false,
-        purpose,
-        ...delivery,
-      });
-      if (outcome.ok) {
-        const cost = costOfUsage(model, outcome.output.usage);
-        await fx.report({ deploymentId: deployment.id, model: model.name, ok: true, latencyMs: outcome.output.latencyMs });
-        if (purpose !== 'answer') {
-          // Samples and judge verdicts are billed to the request but are not answers in the trace.
-          record(
-            {
-              step,
-              model: model.name,
-              pool: deployment.pool,
-              deployment: deployment.id,
-              latency_ms: outcome.output.latencyMs,
-              confidence: null,
-              accepted: false,
-              error: null,
-              detail: purpose,
-              cost_usd: cost,
-              retries: outcome.output.attempt - 1,
-              upstream_model: outcome.output.upstreamModel,
-            },
-            `${purpose} from ${model.name}`,
-          );
-        }
-        return { ok: true, output: outcome.output, deployment };
-      }
-      const { error } = outcome;
-      await fx.report({ deploymentId: deployment.id, model: model.name, ok: false, errorType: error.type, latencyMs: error.latencyMs });
-      record(
-        noAnswer(step, model.name, deployment, error.type, error.message, { latency_ms: error.latencyMs, retries: error.retries }),
-        `step ${step} · ${model.name} on ${deployment.pool} failed: ${error.type}`,
-      );
-      last = error;
-      // Too long for this deployment: another one of the model may have a larger window (or be
-      // served with a larger limit); every other request error would fail the same way anywhere.
-      if (error.type === ErrorType.ContextLengthExceeded) refusedWindow = Math.max(refusedWindow, deploymentWindow(model, deployment));
-      else if (REQUEST_ERRORS.includes(error.type)) return { ok: false, ...error, refusedWindow };
-    }
-    const passedOn: string[] = [ErrorType.NoCapacity, ErrorType.CircuitOpen, ErrorType.ContextLengthExceeded];
-    return { ok: false, type: passedOn.includes(last.type) ? last.type : ErrorType.AllDeploymentsFailed, message: last.message, refusedWindow };
-  };
+  const callModel = makeCallModel({ fx, workflowId, deadline, record });
 
   const prerouted = policy.prerouter && fx.preroute ? await fx.preroute(policy.steps, params) : null;
   let contextFailedWindow = 0;
@@ -419,48 +224,4 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     return finish(trace, fallback.step, fallback.model, fallback.output, input.requestHash);
   }
   throw new CascadeFailure(failure.type, failure.message, trace);
-}
-
-const SKIP_ERRORS: Record<string, string> = {
-  context_length: ErrorType.ContextLengthExceeded,
-  deadline: ErrorType.DeadlineExceeded,
-  budget: ErrorType.BudgetExceeded,
-};
-
-/** The trace record of an attempt that gave no answer: nothing is billed for it. */
-function noAnswer(
-  step: number,
-  model: string,
-  deployment: DeploymentRef | null,
-  error: string,
-  detail: string,
-  measured: Pick<AttemptRecord, 'latency_ms' | 'retries'> = { latency_ms: null },
-): AttemptRecord {
-  return {
-    step,
-    model,
-    pool: deployment?.pool ?? null,
-    deployment: deployment?.id ?? null,
-    confidence: null,
-    accepted: false,
-    error,
-    detail,
-    cost_usd: 0,
-    ...measured,
-  };
-}
-
-function finish(trace: CascadeTrace, step: number, model: ModelInfo, output: GenerateOutput, requestHash: string): CascadeResult {
-  trace.final_step = step;
-  trace.registry_model = model.name;
-  return {
-    requestHash,
-    content: output.content,
-    finishReason: output.finishReason,
-    // What actually answered: a fallback deployment may serve another upstream model.
-    model: output.upstreamModel || model.name,
-    usage: output.usage,
-    logprobs: output.logprobs,
-    cascade: trace,
-  };
 }

@@ -1,0 +1,108 @@
+/**
+ * What the cascade asks of the world (workflows/cascade-core.ts): the Temporal workflow implements
+ * it with activities, the offline routing bench with recorded answers.
+ */
+import type { CascadeTrace, ChatParams, DeploymentRef, EarlyAbortOptions, EvaluatorSpec, GenerateOutput, ModelInfo, PolicyStep } from '../common/types.js';
+import type { StreamKind } from '../common/stream.js';
+
+export interface GenerateCall {
+  /** 1-based ladder step. */
+  step: number;
+  model: ModelInfo;
+  deployment: DeploymentRef;
+  params: ChatParams;
+  /** Stable per (request, step, purpose): upstream retries of this call carry the same id. */
+  requestId: string;
+  remainingMs: number;
+  /** This attempt's share of the model's first-token limit (see firstTokenShareMs). */
+  firstTokenTimeoutMs: number;
+  /** The deployment's circuit is open and this call is its probe: one attempt, no retry ladder. */
+  probe: boolean;
+  purpose: 'answer' | 'sample' | 'judge';
+  /** Send the deltas to the client: the answer itself (`live`) or an opt-in draft. */
+  stream?: StreamKind;
+  /** Stop the call once the step's evaluator is sure to reject the answer (evaluators/prefix.ts). */
+  earlyAbort?: { evaluator: EvaluatorSpec; threshold: number; options: EarlyAbortOptions };
+}
+
+export type GenerateOutcome =
+  { ok: true; output: GenerateOutput } | { ok: false; error: { type: string; message: string; retries: number; latencyMs: number | null } };
+
+export interface EvaluateCall {
+  step: number;
+  spec: EvaluatorSpec;
+  threshold: number;
+  params: ChatParams;
+  answer: GenerateOutput;
+  model: string;
+  samples?: string[];
+  judgeVerdict?: string;
+}
+
+export interface RouteDecision {
+  /** Deployments to try, in order (healthy first; open circuits left out). */
+  deployments: DeploymentRef[];
+  /** Measured P50 latency of the model, when the router has measured it. */
+  measuredP50Ms: number | null;
+  /** Ids of deployments offered as the probe of their open circuit. */
+  probes?: string[];
+}
+
+export interface DeploymentReport {
+  deploymentId: string;
+  model: string;
+  ok: boolean;
+  errorType?: string;
+  latencyMs?: number | null;
+}
+
+export interface CascadeEffects {
+  now(): number;
+  route(model: ModelInfo): Promise<RouteDecision>;
+  generate(call: GenerateCall): Promise<GenerateOutcome>;
+  evaluate(call: EvaluateCall): Promise<{ confidence: number; reasons: string[] }>;
+  /** Outcome of a call, for circuit breakers and latency estimates. */
+  report(report: DeploymentReport): Promise<void>;
+  /** Prompt-only prediction per ladder step of P(step's answer is good enough). Optional. */
+  preroute?(policySteps: PolicyStep[], params: ChatParams): Promise<number[] | null>;
+  /** Called after every recorded attempt; the workflow mirrors it into the Temporal UI. */
+  onProgress?(trace: CascadeTrace, note: string): void;
+  /**
+   * Runs `fn` so that it can be cancelled (a hedged step that lost). Without it, hedged steps run
+   * to their end and the loser is simply ignored.
+   */
+  cancellable?<T>(fn: () => Promise<T>): { promise: Promise<T>; cancel(): void };
+  /** A durable timer (tail-latency hedges wait on it). Without it, `hedge.after_ms` is not used. */
+  sleep?(ms: number): Promise<void>;
+  /**
+   * Called before every model call: makes the results of earlier calls durable first, where the
+   * effects hold them back (local-activity dispatch records them only when the workflow task ends).
+   */
+  checkpoint?(): Promise<void>;
+}
+
+/** Thrown when no answer can be returned; carries the trace for the caller. */
+export class CascadeFailure extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly trace: CascadeTrace,
+  ) {
+    super(message);
+    this.name = 'CascadeFailure';
+  }
+}
+
+type CallResult =
+  | { ok: true; output: GenerateOutput; deployment: DeploymentRef }
+  /** refusedWindow: the largest window of a deployment that refused the prompt as too long (0: none did). */
+  | { ok: false; type: string; message: string; refusedWindow: number };
+export type CallModel = (
+  step: number,
+  model: ModelInfo,
+  params: ChatParams,
+  purpose: GenerateCall['purpose'],
+  suffix: string,
+  route?: RouteDecision,
+  delivery?: Pick<GenerateCall, 'stream' | 'earlyAbort'>,
+) => Promise<CallResult>;
