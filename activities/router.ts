@@ -4,6 +4,8 @@
  * each costs well under a millisecond of scheduling.
  */
 import type { Logger } from 'pino';
+import type { Sinks } from '@temporalio/workflow';
+import type { InjectedSinks } from '@temporalio/worker';
 import type { ChatMessage, DeploymentRef, EvaluatorSpec, PolicyStep, PrerouterSpec } from '../common/types.js';
 import type { Evaluation } from '../evaluators/types.js';
 import { evaluationInputFromCall } from '../evaluators/from-call.js';
@@ -33,28 +35,12 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
     return e;
   };
 
-  /** Outcomes of model calls; the workflow sends them with its next local activity. */
-  const record = (reports: DeploymentReport[] = []) => {
-    for (const report of reports) {
-      health.record(report.deploymentId, report.ok, report.errorType);
-      if (report.ok && report.latencyMs != null) health.recordLatency([report.model, report.deploymentId], report.latencyMs);
-    }
-  };
-
   return {
-    async route(input: { model: string; deployments: DeploymentRef[]; reports?: DeploymentReport[] }): Promise<RouteDecision> {
-      record(input.reports);
+    async route(input: { model: string; deployments: DeploymentRef[] }): Promise<RouteDecision> {
       return { ...health.order(input.deployments), measuredP50Ms: health.p50(input.model) };
     },
 
-    async report(reports: DeploymentReport[]): Promise<void> {
-      record(reports);
-    },
-
-    async evaluate(call: EvaluateCall & { reports?: DeploymentReport[] }): Promise<Evaluation> {
-      // Recorded before evaluating: a retried evaluation records a success twice, which only adds
-      // one latency sample; a lost report would leave a half-open circuit waiting for its probe.
-      record(call.reports);
+    async evaluate(call: EvaluateCall): Promise<Evaluation> {
       const evaluator = await evaluatorFor(call.spec);
       const result = await evaluator.evaluate(evaluationInputFromCall(call));
       return { confidence: Math.min(1, Math.max(0, result.confidence)), reasons: result.reasons };
@@ -80,3 +66,19 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
 }
 
 export type RouterActivities = ReturnType<typeof createRouterActivities>;
+
+/** Outcomes of model calls, sent by workflows through a sink (workflows/cascade.ts). */
+export function recordReport(health: DeploymentHealth, report: DeploymentReport): void {
+  health.record(report.deploymentId, report.ok, report.errorType);
+  if (report.ok && report.latencyMs != null) health.recordLatency([report.model, report.deploymentId], report.latencyMs);
+}
+
+/** What workflows send to the router worker without a round trip (workflow sinks). */
+export interface RouterSinks extends Sinks {
+  health: { record(report: DeploymentReport): void };
+}
+
+/** The router worker's implementation of RouterSinks: not called again when a workflow replays. */
+export function createRouterSinks(health: DeploymentHealth): InjectedSinks<RouterSinks> {
+  return { health: { record: { fn: (_info, report) => recordReport(health, report), callDuringReplay: false } } };
+}

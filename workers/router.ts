@@ -6,7 +6,7 @@
  */
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { pathToFileURL } from 'node:url';
-import { createRouterActivities } from '../activities/router.js';
+import { createRouterActivities, createRouterSinks } from '../activities/router.js';
 import { createDocumentActivities } from '../activities/document.js';
 import { createDocumentStore } from '../activities/document-store.js';
 import { createPoolActivities } from '../activities/pool.js';
@@ -44,6 +44,7 @@ export async function createRouterWorker(opts: {
       ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),
       ...(localPools.length > 0 && createPoolActivities({ config, pools: localPools, limitConcurrency: true, logger })),
     },
+    sinks: createRouterSinks(health),
     maxConcurrentWorkflowTaskExecutions: 64,
     maxConcurrentLocalActivityExecutions: 64,
     maxCachedWorkflows: 1000,

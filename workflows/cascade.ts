@@ -9,17 +9,18 @@ import {
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
+  proxySinks,
   sleep,
   setCurrentDetails,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { PoolActivities } from '../activities/pool.js';
-import type { RouterActivities } from '../activities/router.js';
+import type { RouterActivities, RouterSinks } from '../activities/router.js';
 import type { CascadeInput, CascadeResult, CascadeTrace, GenerateInput } from '../common/types.js';
 import { ErrorType } from '../common/errors.js';
 import { SearchAttr } from '../common/names.js';
-import { CascadeFailure, runCascade, type CascadeEffects, type DeploymentReport, type GenerateOutcome } from './cascade-core.js';
+import { CascadeFailure, runCascade, type CascadeEffects, type GenerateOutcome } from './cascade-core.js';
 import { attemptTimeouts } from './policy.js';
 
 const pool = proxyActivities<PoolActivities>({ startToCloseTimeout: '60s' });
@@ -29,29 +30,27 @@ const router = proxyLocalActivities<RouterActivities>({
   startToCloseTimeout: '10s',
   retry: { maximumAttempts: 3, initialInterval: '50ms' },
 });
+/**
+ * Call outcomes for the router worker's circuit breakers and latency figures: a sink, so they cost
+ * no local-activity round trip and no history event. They are advisory, in-memory state of the
+ * worker running the workflow; a replay does not send them again.
+ */
+const { health } = proxySinks<RouterSinks>();
 
 export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResult> {
   const { workflowId } = workflowInfo();
-  // A completed call's report rides along with the next local activity (its evaluation, the next
-  // route, or one flush at the end): one local-activity round trip less per evaluated answer.
-  // Failures are reported at once, so other requests' circuit breakers learn without delay.
-  const pendingReports: DeploymentReport[] = [];
-  const takeReports = () => pendingReports.splice(0, pendingReports.length);
   // A local-dispatch call's result is only in history once the workflow task that ran it ends.
   // Before the next model call starts, end it (a 1 ms timer): a router worker that dies later
   // then never makes a finished call again; only the call in flight is repeated.
   let unrecordedLocalCall = false;
   const effects: CascadeEffects = {
     now: () => Date.now(),
-    route: (model) => router.route({ model: model.name, deployments: model.deployments, reports: takeReports() }),
-    report: async (report) => {
-      if (report.ok) pendingReports.push(report);
-      else await router.report([...takeReports(), report]);
-    },
+    route: (model) => router.route({ model: model.name, deployments: model.deployments }),
+    report: async (report) => health.record(report),
     evaluate: (call) =>
       router.evaluate.executeWithOptions(
         { startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` },
-        [{ ...call, reports: takeReports() }],
+        [call],
       ),
     preroute: (steps, params) => router.preroute({ policy: input.policy.name, prerouter: input.policy.prerouter!, steps, messages: params.messages }),
     generate: async (call): Promise<GenerateOutcome> => {
@@ -119,17 +118,12 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
     },
   };
 
-  const flushReports = async () => {
-    if (pendingReports.length > 0) await router.report(takeReports());
-  };
   try {
     const result = await runCascade(input, workflowId, effects);
-    await flushReports();
     publish(result.cascade, result.cascade.registry_model ?? null);
     return result;
   } catch (err) {
     if (err instanceof CascadeFailure) {
-      await flushReports();
       publish(err.trace, null);
       throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true, details: [err.trace] });
     }
