@@ -155,6 +155,12 @@ export const configSchema = z
         task_queue: z.string().min(1).default('cascade-router'),
         /** Router worker processes `npm start` runs: while one restarts, the others run every workflow. */
         router_workers: z.number().int().positive().max(16).default(2),
+        /**
+         * Each API process also runs a router worker and starts its chat workflows eagerly on it:
+         * the first workflow task comes back with the start response instead of through a poll
+         * (README "Dispatch modes"). The router worker processes still run everything else.
+         */
+        embedded_router: z.boolean().default(true),
         /** When set, `npm start` runs a Temporal dev server with this persistence file. */
         dev_server: z
           .object({ db_file: z.string().min(1), ui_port: z.number().int().positive().default(8233) })
@@ -162,7 +168,7 @@ export const configSchema = z
           .optional(),
       })
       .strict()
-      .default({ address: '127.0.0.1:7233', namespace: 'default', task_queue: 'cascade-router', router_workers: 2 }),
+      .default({ address: '127.0.0.1:7233', namespace: 'default', task_queue: 'cascade-router', router_workers: 2, embedded_router: true }),
     /** Payload encryption of everything Cascade writes to Temporal (docs/operations.md). */
     encryption: z
       .object({

@@ -18,6 +18,7 @@ import { createRegistry } from '../common/metrics.js';
 import { ApiMetrics, metricsRoute } from './metrics.js';
 import { Ledger } from './ledger.js';
 import { usageRoutes } from './routes/usage.js';
+import { chatStarter } from './chat-workflow.js';
 
 export interface AppDeps {
   config: CascadeConfig;
@@ -26,9 +27,18 @@ export interface AppDeps {
   env?: NodeJS.ProcessEnv;
   /** The process's metrics registry (GET /metrics); a fresh one when absent. */
   metrics?: Registry;
+  /** A router worker shares `client`'s connection in this process: start workflows eagerly on it. */
+  eagerStart?: boolean;
 }
 
-export function createApp({ config, client, logger, env = process.env, metrics = createRegistry('api', { processMetrics: false }) }: AppDeps): Express {
+export function createApp({
+  config,
+  client,
+  logger,
+  env = process.env,
+  metrics = createRegistry('api', { processMetrics: false }),
+  eagerStart = false,
+}: AppDeps): Express {
   const app = express();
   const apiMetrics = new ApiMetrics(metrics, config, client);
   app.disable('x-powered-by');
@@ -55,7 +65,7 @@ export function createApp({ config, client, logger, env = process.env, metrics =
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
   v1.use(usageRoutes(new Ledger(client, config)));
-  v1.post('/chat/completions', apiMetrics.middleware(), chatCompletionsRoute({ config, client, logger, hub }));
+  v1.post('/chat/completions', apiMetrics.middleware(), chatCompletionsRoute({ config, starter: chatStarter(client, config, eagerStart), logger, hub }));
   app.use('/v1', v1);
   app.use(notFound);
   app.use(errorHandler(logger));

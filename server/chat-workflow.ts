@@ -8,14 +8,30 @@ import { SearchAttr } from '../common/names.js';
 import { ErrorType } from '../common/errors.js';
 import type { CascadeInput, CascadeResult, CascadeTrace } from '../common/types.js';
 import type { cascadeWorkflow } from '../workflows/index.js';
+import type { CascadeConfig } from '../config/load.js';
 import { ApiError, fromWorkflowError } from './errors.js';
 
 export type ChatHandle = WorkflowHandle<typeof cascadeWorkflow>;
 
+/** Where chat workflows start: the API's client, the router task queue, and how. */
+export interface ChatStarter {
+  client: Client;
+  taskQueue: string;
+  /**
+   * A router worker runs in this process on the client's connection (`temporal.embedded_router`):
+   * the start response carries the workflow's first task to it (eager start), saving the
+   * server's dispatch of that task to a polling worker.
+   */
+  eager: boolean;
+}
+
+export function chatStarter(client: Client, config: CascadeConfig, eager = false): ChatStarter {
+  return { client, taskQueue: config.raw.temporal.task_queue, eager };
+}
+
 /** `keyId` (the caller's hashed API key) lets the usage ledger (server/ledger.ts) total per key. */
 export async function startOrAttach(
-  client: Client,
-  taskQueue: string,
+  { client, taskQueue, eager }: ChatStarter,
   workflowId: string,
   input: CascadeInput,
   deadlineMs: number,
@@ -24,6 +40,9 @@ export async function startOrAttach(
   try {
     return await client.workflow.start<typeof cascadeWorkflow>('cascadeWorkflow', {
       taskQueue,
+      // The server hands the first workflow task back in the start response when it can; it
+      // falls back to the task queue by itself (e.g. no free slot in the local worker).
+      requestEagerStart: eager,
       workflowId,
       args: [input],
       // A request still running with the same key is joined, a finished one is not run again.

@@ -9,7 +9,12 @@ import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { createLogger } from '../common/logger.js';
 import { loadConfig, type CascadeConfig } from '../config/load.js';
-import { connectClient, encryptionCodec } from '../workers/connection.js';
+import { Client } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import type { Registry } from 'prom-client';
+import { connectClient, connectWorker, dataConverter, encryptionCodec } from '../workers/connection.js';
+import { createRouterWorker } from '../workers/router.js';
+import { installRuntime } from '../workers/runtime.js';
 import { createApp } from './app.js';
 import { createCodecApp } from './codec.js';
 import { createRegistry } from '../common/metrics.js';
@@ -28,20 +33,42 @@ function serveCodecEndpoint(config: CascadeConfig, logger: Logger): void {
   server.listen(port, '127.0.0.1', () => logger.info({ url: `http://127.0.0.1:${port}` }, 'codec endpoint ready'));
 }
 
+/**
+ * With `temporal.embedded_router`, a router worker runs in this process on the client's own
+ * connection (eager start needs both on one NativeConnection). Its metrics join the API's.
+ */
+async function connect(config: CascadeConfig, logger: Logger, metrics: Registry): Promise<{ client: Client; worker: Worker | null }> {
+  if (!config.raw.temporal.embedded_router) return { client: await connectClient(config), worker: null };
+  installRuntime(logger); // before the first native connection
+  const connection = await connectWorker(config);
+  const client = new Client({ connection, namespace: config.raw.temporal.namespace, dataConverter: dataConverter(config) });
+  const worker = await createRouterWorker({ config, connection, logger, metrics });
+  return { client, worker };
+}
+
 async function run(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('api');
-  const client = await connectClient(config);
+  const metrics = createRegistry('api');
+  const { client, worker } = await connect(config, logger, metrics);
   const port = process.env.PORT ? Number(process.env.PORT) : config.raw.server.port;
-  const server = createServer(createApp({ config, client, logger, metrics: createRegistry('api') }));
+  const server = createServer(createApp({ config, client, logger, metrics, eagerStart: worker !== null }));
   server.headersTimeout = 10_000;
   server.requestTimeout = 0; // long cascades are bounded by their own deadline
   serveCodecEndpoint(config, logger);
   // The bound port, not the asked one: npm start runs its API processes on port 0 behind its front.
   server.listen(port, config.raw.server.host, () => logger.info({ port: (server.address() as AddressInfo).port, host: config.raw.server.host }, 'api ready'));
-  const stop = () => server.close(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  if (!worker) {
+    const stop = () => server.close(() => process.exit(0));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return;
+  }
+  // The SDK's runtime drains the worker on SIGINT/SIGTERM; the HTTP server stops with it. A worker
+  // that fails takes the process down, to be restarted whole: an API without its router would
+  // still start workflows, but never eagerly.
+  await worker.run();
+  server.close(() => process.exit(0));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -6,26 +6,24 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { CascadeInput, CascadeResult, CascadeTrace, ChatMessage, ChatParams } from '../../common/types.js';
 import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config/load.js';
 import { ApiError } from '../errors.js';
 import { chatCompletionRequestSchema, type ChatCompletionRequest } from './chat-completions.schema.js';
 import { idempotencyKeyOf, idempotentWorkflowId, keyReused, sha256 } from '../idempotency.js';
-import { awaitResult, startOrAttach } from '../chat-workflow.js';
+import { awaitResult, startOrAttach, type ChatStarter } from '../chat-workflow.js';
 import type { StreamHub } from '../stream-hub.js';
 import { respondStreaming } from './chat-stream.js';
 
 export interface ChatRouteDeps {
   config: CascadeConfig;
-  client: Client;
+  starter: ChatStarter;
   logger: Logger;
   hub: StreamHub;
 }
 
-export function chatCompletionsRoute({ config, client, logger, hub }: ChatRouteDeps): RequestHandler {
-  const taskQueue = config.raw.temporal.task_queue;
+export function chatCompletionsRoute({ config, starter, logger, hub }: ChatRouteDeps): RequestHandler {
   const forwarded = config.raw.server.forward_headers.map((h) => h.toLowerCase());
 
   return async (req, res, next) => {
@@ -67,7 +65,7 @@ export function chatCompletionsRoute({ config, client, logger, hub }: ChatRouteD
           req,
           res,
           config,
-          client,
+          starter,
           hub,
           workflowId,
           input,
@@ -78,7 +76,7 @@ export function chatCompletionsRoute({ config, client, logger, hub }: ChatRouteD
           drafts: body.cascade?.stream_drafts === true,
         });
       } else {
-        const handle = await startOrAttach(client, taskQueue, workflowId, input, deadlineMs, res.locals.keyId as string | undefined);
+        const handle = await startOrAttach(starter, workflowId, input, deadlineMs, res.locals.keyId as string | undefined);
         // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
         const onClose = () => {
           if (!res.writableFinished && !idempotencyKey) handle.cancel().catch(() => {});

@@ -15,20 +15,19 @@
  * session if this process still has it, else from the durable result: no new model call.
  */
 import type { Request, Response } from 'express';
-import type { Client } from '@temporalio/client';
 import type { CascadeConfig } from '../../config/load.js';
 import type { CascadeInput, CascadeResult } from '../../common/types.js';
 import type { StreamHub, StreamSession, DraftEvent } from '../stream-hub.js';
 import { CompletionStream } from '../sse.js';
 import { ApiError, errorBody } from '../errors.js';
-import { awaitResult, startOrAttach } from '../chat-workflow.js';
+import { awaitResult, startOrAttach, type ChatStarter } from '../chat-workflow.js';
 import { keyReused } from '../idempotency.js';
 
 export interface StreamRequest {
   req: Request;
   res: Response;
   config: CascadeConfig;
-  client: Client;
+  starter: ChatStarter;
   hub: StreamHub;
   workflowId: string;
   input: CascadeInput;
@@ -55,14 +54,7 @@ export async function respondStreaming(o: StreamRequest): Promise<CascadeResult>
     if (session && session.requestHash !== input.requestHash) throw keyReused();
     const live = session ? followSession(session, out, o.drafts) : null;
     const streamInput: CascadeInput = session ? { ...input, stream: { url: callbackUrl(req, o.config), token: session.token, drafts: o.drafts } } : input;
-    const handle = await startOrAttach(
-      o.client,
-      o.config.raw.temporal.task_queue,
-      workflowId,
-      streamInput,
-      o.deadlineMs,
-      res.locals.keyId as string | undefined,
-    );
+    const handle = await startOrAttach(o.starter, workflowId, streamInput, o.deadlineMs, res.locals.keyId as string | undefined);
     const onClose = () => {
       // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
       if (!res.writableFinished && !o.idempotencyKey) handle.cancel().catch(() => {});

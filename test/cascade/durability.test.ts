@@ -1,8 +1,10 @@
 /**
- * Chaos: kill -9 of a pool worker, the router worker and the API mid-request, in every dispatch
- * mode the config offers (`task-queue`: pool workers; `local`: the router worker calls the
- * endpoints itself). Every process here is a real child process; the farm's attempt log shows
- * which model calls were really made.
+ * Chaos: kill -9 of a pool worker, the process running the workflow and the API mid-request, in
+ * every layout the config offers: dispatch `task-queue` (pool workers) or `local` (the process
+ * running the workflow calls the endpoints itself), and the router worker embedded in the API
+ * process (`temporal.embedded_router`, workflows started eagerly there) or only in router
+ * processes. Every process here is a real child process; the farm's attempt log shows which model
+ * calls were really made.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,8 +43,18 @@ function post(stack: Stack, body: Record<string, unknown>, headers: Record<strin
 const callsFor = async (stack: Stack, workflowId: string) =>
   (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`)).sort((a, b) => a.t_ms - b.t_ms);
 
-for (const dispatch of ['task-queue', 'local'] as const) {
-  describe(`kill -9 mid-request (dispatch: ${dispatch})`, () => {
+const LAYOUTS = [
+  { dispatch: 'task-queue', embedded: true },
+  { dispatch: 'local', embedded: true },
+  { dispatch: 'task-queue', embedded: false },
+  { dispatch: 'local', embedded: false },
+] as const;
+
+for (const { dispatch, embedded } of LAYOUTS) {
+  // The process whose router worker runs the request's workflow: the API that started it eagerly,
+  // or a router process.
+  const runner = embedded ? 'api' : 'router';
+  describe(`kill -9 mid-request (dispatch: ${dispatch}, router ${embedded ? 'embedded in the API' : 'in router processes'})`, () => {
     let stack: Stack;
     before(async () => {
       stack = await startStack({
@@ -52,6 +64,7 @@ for (const dispatch of ['task-queue', 'local'] as const) {
         configure: (raw) => {
           raw.policies.default.deadline_ms = 60_000;
           raw.breaker.failure_threshold = 1000;
+          raw.temporal.embedded_router = embedded;
           // The calls killed mid-flight are made slow with a 1.2 s first token: the first-token
           // budget (shared between an attempt and its failover) must leave room for it.
           for (const model of [MIXTRAL, GPT4]) raw.models[model].timeouts.first_token_ms = 5000;
@@ -89,17 +102,23 @@ for (const dispatch of ['task-queue', 'local'] as const) {
       },
     );
 
-    it('the router worker dies after a model call completed: the new router resumes without calling that model again', async () => {
+    it(`the ${runner} process running the workflow dies after a model call completed: the workflow resumes elsewhere without calling that model again`, async () => {
       // JSON is asked, so Mixtral's prose answer is rejected and GPT-4 (slow here) is called next.
-      const pending = post(
-        stack,
-        { model: 'cascade', response_format: { type: 'json_object' } },
-        { 'x-farm-fault': 'slow-first-token;pool=api', 'x-farm-fault-delay-ms': '1200' },
-      );
+      const key = `runner-${dispatch}-${embedded}-${Date.now()}`;
+      const ask = () =>
+        post(
+          stack,
+          { model: 'cascade', response_format: { type: 'json_object' } },
+          { 'idempotency-key': key, 'x-farm-fault': 'slow-first-token;pool=api', 'x-farm-fault-delay-ms': '1200' },
+        );
+      const pending = ask();
       await waitForPending(stack, (a) => a.model === GPT4);
-      process.kill(stack.child('router').pid!, 'SIGKILL');
-      await stack.startChild('router');
-      const res = await pending;
+      process.kill(stack.child(runner).pid!, 'SIGKILL');
+      // The API held the caller's connection too: the caller sees it drop and retries with its
+      // Idempotency-Key once an API process is back.
+      if (runner === 'api') await assert.rejects(pending);
+      await stack.startChild(runner);
+      const res = runner === 'api' ? await ask() : await pending;
       assert.equal(res.status, 200);
       const body = (await res.json()) as any;
       assert.equal(body.model, GPT4, JSON.stringify(body.cascade));
@@ -110,7 +129,7 @@ for (const dispatch of ['task-queue', 'local'] as const) {
         dispatch === 'local'
           ? [
               [MIXTRAL, 'ok'], // finished before the crash: recorded, never asked again
-              [GPT4, 'client-closed'], // in flight in the router that died
+              [GPT4, 'client-closed'], // in flight in the process that died
               [GPT4, 'ok'],
             ]
           : [
@@ -129,6 +148,9 @@ for (const dispatch of ['task-queue', 'local'] as const) {
       process.kill(stack.child('api').pid!, 'SIGKILL');
       await assert.rejects(first); // the caller sees its connection drop
       await stack.startChild('api');
+      // With local dispatch in the API's own router worker, the call in flight died with it and is
+      // made again once; in every other layout it ran elsewhere and finished.
+      const expected = dispatch === 'local' && embedded ? ['client-closed', 'ok'] : ['ok'];
 
       const retried = await post(stack, { model: 'cascade' }, { 'idempotency-key': key });
       assert.equal(retried.status, 200);
@@ -137,7 +159,11 @@ for (const dispatch of ['task-queue', 'local'] as const) {
       assert.equal(body.choices[0].message.content, rows[0].models[MIXTRAL].response);
       const again = (await (await post(stack, { model: 'cascade' }, { 'idempotency-key': key })).json()) as any;
       assert.equal(again.choices[0].message.content, body.choices[0].message.content);
-      assert.equal((await callsFor(stack, workflowId)).length, 1, 'one model call for the key, however often it is asked');
+      assert.deepEqual(
+        (await callsFor(stack, workflowId)).map((a) => a.outcome),
+        expected,
+        'no new model call for the key, however often it is asked',
+      );
 
       const conflict = await post(stack, { model: 'cascade', temperature: 0.5 }, { 'idempotency-key': key });
       assert.equal(conflict.status, 409);

@@ -188,6 +188,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     await new Promise<void>((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
+        // TEST_CHILD_LOGS=1 shows what the child processes log (they log JSON to stdout).
+        if (process.env.TEST_CHILD_LOGS) process.stderr.write(d.toString().replace(/^/gm, `[${name}] `));
         out += d.toString();
         const metrics = /"metrics":"(http[^"]+)"/.exec(out);
         if (metrics) metricsUrls.set(name, metrics[1]!);
@@ -214,7 +216,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     apiPort = await freePort();
     await startChild('api');
   } else {
-    server = createServer(createApp({ config, client, logger: quiet }));
+    // As server/main.ts does with `temporal.embedded_router`: the API's client shares the router
+    // worker's connection (in this process) and starts workflows eagerly on it.
+    const embedded = config.raw.temporal.embedded_router && !opts.routerProcess;
+    const apiClient = embedded ? new Client({ connection: workerConnection, namespace: 'default', dataConverter: dataConverter(config) }) : client;
+    server = createServer(createApp({ config, client: apiClient, logger: quiet, eagerStart: embedded }));
     apiPort = await listen(server);
   }
   const apiUrl = `http://127.0.0.1:${apiPort}/v1`;
