@@ -6,7 +6,7 @@
  * pause can be short: a deployment that recovered gets traffic again within about one pause. In memory per router worker process:
  * each router instance learns on its own, so nothing depends on processes sharing a host.
  */
-import type { DeploymentRef } from '../common/types.js';
+import type { DeploymentRef, RouteDecision } from '../common/types.js';
 import { countsAgainstDeployment } from '../common/errors.js';
 
 interface Circuit {
@@ -132,4 +132,13 @@ export function fasterFirst(deployments: DeploymentRef[], p50: (id: string) => n
     }
   }
   return out;
+}
+
+/**
+ * Where a model's call goes now: healthy deployments (faster first among equivalents), probes of
+ * half-open circuits, and the model's measured P50. The `route` local activity, and the API
+ * process with an embedded router before it starts a workflow (CascadeInput.firstRoute).
+ */
+export function routeFor(health: DeploymentHealth, model: string, deployments: DeploymentRef[]): RouteDecision {
+  return { ...health.order(deployments), measuredP50Ms: health.p50(model) };
 }

@@ -11,8 +11,9 @@ import type { Evaluation } from '../evaluators/types.js';
 import { evaluationInputFromCall } from '../evaluators/from-call.js';
 import { createEvaluator, loadPrerouter, type Prerouter } from '../evaluators/index.js';
 import type { EvaluatorSpec as ParsedEvaluatorSpec } from '../evaluators/spec.js';
-import type { DeploymentReport, EvaluateCall, RouteDecision } from '../workflows/cascade-core.js';
-import { DeploymentHealth } from './breaker.js';
+import type { DeploymentReport, EvaluateCall } from '../workflows/cascade-core.js';
+import type { RouteDecision } from '../common/types.js';
+import { DeploymentHealth, routeFor } from './breaker.js';
 
 export interface RouterActivityDeps {
   health: DeploymentHealth;
@@ -37,7 +38,7 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
 
   return {
     async route(input: { model: string; deployments: DeploymentRef[] }): Promise<RouteDecision> {
-      return { ...health.order(input.deployments), measuredP50Ms: health.p50(input.model) };
+      return routeFor(health, input.model, input.deployments);
     },
 
     async evaluate(call: EvaluateCall): Promise<Evaluation> {

@@ -153,6 +153,21 @@ export interface CascadeInput {
   maxCostUsd?: number;
   /** `stream: true` requests: where calls send their deltas (common/stream.ts). */
   stream?: StreamTarget;
+  /**
+   * The first step's routing decision, made by the process that started the workflow when it
+   * holds routing state (an API process with an embedded router): the workflow's first model
+   * call then needs no `route` local activity.
+   */
+  firstRoute?: { model: string; route: RouteDecision };
+}
+
+export interface RouteDecision {
+  /** Deployments to try, in order (healthy first; open circuits left out). */
+  deployments: DeploymentRef[];
+  /** Measured P50 latency of the model, when the router has measured it. */
+  measuredP50Ms: number | null;
+  /** Ids of deployments offered as the probe of their open circuit. */
+  probes?: string[];
 }
 
 /** Input of the `generate` activity (served on every pool's task queue). */

@@ -19,6 +19,7 @@ import { ApiMetrics, metricsRoute } from './metrics.js';
 import { Ledger } from './ledger.js';
 import { usageRoutes } from './routes/usage.js';
 import { chatStarter } from './chat-workflow.js';
+import { routeFor, type DeploymentHealth } from '../activities/breaker.js';
 
 export interface AppDeps {
   config: CascadeConfig;
@@ -27,8 +28,11 @@ export interface AppDeps {
   env?: NodeJS.ProcessEnv;
   /** The process's metrics registry (GET /metrics); a fresh one when absent. */
   metrics?: Registry;
-  /** A router worker shares `client`'s connection in this process: start workflows eagerly on it. */
-  eagerStart?: boolean;
+  /**
+   * A router worker shares `client`'s connection in this process (`temporal.embedded_router`):
+   * workflows start eagerly on it, with the first step routed by its routing state.
+   */
+  embeddedRouter?: { health: DeploymentHealth };
 }
 
 export function createApp({
@@ -37,7 +41,7 @@ export function createApp({
   logger,
   env = process.env,
   metrics = createRegistry('api', { processMetrics: false }),
-  eagerStart = false,
+  embeddedRouter,
 }: AppDeps): Express {
   const app = express();
   const apiMetrics = new ApiMetrics(metrics, config, client);
@@ -65,7 +69,16 @@ export function createApp({
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
   v1.use(usageRoutes(new Ledger(client, config)));
-  v1.post('/chat/completions', apiMetrics.middleware(), chatCompletionsRoute({ config, starter: chatStarter(client, config, eagerStart), logger, hub }));
+  v1.post(
+    '/chat/completions',
+    apiMetrics.middleware(),
+    chatCompletionsRoute({
+      config,
+      starter: chatStarter(client, config, embeddedRouter && { route: (m) => routeFor(embeddedRouter.health, m.name, m.deployments) }),
+      logger,
+      hub,
+    }),
+  );
   app.use('/v1', v1);
   app.use(notFound);
   app.use(errorHandler(logger));

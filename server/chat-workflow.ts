@@ -6,7 +6,7 @@ import { WorkflowFailedError, WorkflowExecutionAlreadyStartedError, type Client,
 import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import { SearchAttr } from '../common/names.js';
 import { ErrorType } from '../common/errors.js';
-import type { CascadeInput, CascadeResult, CascadeTrace } from '../common/types.js';
+import type { CascadeInput, CascadeResult, CascadeTrace, ModelInfo, RouteDecision } from '../common/types.js';
 import type { cascadeWorkflow } from '../workflows/index.js';
 import type { CascadeConfig } from '../config/load.js';
 import { ApiError, fromWorkflowError } from './errors.js';
@@ -23,15 +23,23 @@ export interface ChatStarter {
    * server's dispatch of that task to a polling worker.
    */
   eager: boolean;
+  /** That router worker's routing state: the first step's decision travels with the start. */
+  route?: (model: ModelInfo) => RouteDecision;
 }
 
-export function chatStarter(client: Client, config: CascadeConfig, eager = false): ChatStarter {
-  return { client, taskQueue: config.raw.temporal.task_queue, eager };
+export function chatStarter(client: Client, config: CascadeConfig, embedded?: { route: ChatStarter['route'] }): ChatStarter {
+  return { client, taskQueue: config.raw.temporal.task_queue, eager: embedded !== undefined, ...embedded };
+}
+
+/** The input with the first step's routing decision, when this process can make it. */
+function withFirstRoute(input: CascadeInput, route: ChatStarter['route']): CascadeInput {
+  const first = input.policy.steps[0] && input.models[input.policy.steps[0].model];
+  return route && first ? { ...input, firstRoute: { model: first.name, route: route(first) } } : input;
 }
 
 /** `keyId` (the caller's hashed API key) lets the usage ledger (server/ledger.ts) total per key. */
 export async function startOrAttach(
-  { client, taskQueue, eager }: ChatStarter,
+  { client, taskQueue, eager, route }: ChatStarter,
   workflowId: string,
   input: CascadeInput,
   deadlineMs: number,
@@ -44,7 +52,7 @@ export async function startOrAttach(
       // falls back to the task queue by itself (e.g. no free slot in the local worker).
       requestEagerStart: eager,
       workflowId,
-      args: [input],
+      args: [withFirstRoute(input, route)],
       // A request still running with the same key is joined, a finished one is not run again.
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

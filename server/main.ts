@@ -13,7 +13,8 @@ import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import type { Registry } from 'prom-client';
 import { connectClient, connectWorker, dataConverter, encryptionCodec } from '../workers/connection.js';
-import { createRouterWorker } from '../workers/router.js';
+import { createRouterWorker, deploymentHealth } from '../workers/router.js';
+import type { DeploymentHealth } from '../activities/breaker.js';
 import { installRuntime } from '../workers/runtime.js';
 import { createApp } from './app.js';
 import { createCodecApp } from './codec.js';
@@ -37,22 +38,27 @@ function serveCodecEndpoint(config: CascadeConfig, logger: Logger): void {
  * With `temporal.embedded_router`, a router worker runs in this process on the client's own
  * connection (eager start needs both on one NativeConnection). Its metrics join the API's.
  */
-async function connect(config: CascadeConfig, logger: Logger, metrics: Registry): Promise<{ client: Client; worker: Worker | null }> {
+async function connect(
+  config: CascadeConfig,
+  logger: Logger,
+  metrics: Registry,
+): Promise<{ client: Client; worker: Worker | null; health?: DeploymentHealth }> {
   if (!config.raw.temporal.embedded_router) return { client: await connectClient(config), worker: null };
   installRuntime(logger); // before the first native connection
   const connection = await connectWorker(config);
   const client = new Client({ connection, namespace: config.raw.temporal.namespace, dataConverter: dataConverter(config) });
-  const worker = await createRouterWorker({ config, connection, logger, metrics });
-  return { client, worker };
+  const health = deploymentHealth(config);
+  const worker = await createRouterWorker({ config, connection, logger, metrics, health });
+  return { client, worker, health };
 }
 
 async function run(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('api');
   const metrics = createRegistry('api');
-  const { client, worker } = await connect(config, logger, metrics);
+  const { client, worker, health } = await connect(config, logger, metrics);
   const port = process.env.PORT ? Number(process.env.PORT) : config.raw.server.port;
-  const server = createServer(createApp({ config, client, logger, metrics, eagerStart: worker !== null }));
+  const server = createServer(createApp({ config, client, logger, metrics, ...(health && { embeddedRouter: { health } }) }));
   server.headersTimeout = 10_000;
   server.requestTimeout = 0; // long cascades are bounded by their own deadline
   serveCodecEndpoint(config, logger);

@@ -26,9 +26,11 @@ export async function createRouterWorker(opts: {
   logger: Logger;
   /** Where the worker's metrics go (workers/metrics.ts); none when absent. */
   metrics?: Registry;
+  /** Routing state shared with the API process it is embedded in; its own when absent. */
+  health?: DeploymentHealth;
 }): Promise<Worker> {
   const { config, connection, logger, metrics } = opts;
-  const health = new DeploymentHealth({ failureThreshold: config.raw.breaker.failure_threshold, openMs: config.raw.breaker.open_ms });
+  const health = opts.health ?? deploymentHealth(config);
   // Pools with `dispatch: local` are called from here, as local activities of the cascade.
   const localPools = Object.entries(config.raw.pools)
     .filter(([, p]) => p.dispatch === 'local')
@@ -54,6 +56,10 @@ export async function createRouterWorker(opts: {
   });
   if (metrics) registerRouterMetrics(metrics, health, () => worker.getStatus().numCachedWorkflows);
   return worker;
+}
+
+export function deploymentHealth(config: CascadeConfig): DeploymentHealth {
+  return new DeploymentHealth({ failureThreshold: config.raw.breaker.failure_threshold, openMs: config.raw.breaker.open_ms });
 }
 
 async function run(): Promise<void> {

@@ -2,8 +2,20 @@
  * What the cascade asks of the world (workflows/cascade-core.ts): the Temporal workflow implements
  * it with activities, the offline routing bench with recorded answers.
  */
-import type { CascadeTrace, ChatParams, DeploymentRef, EarlyAbortOptions, EvaluatorSpec, GenerateOutput, ModelInfo, PolicyStep } from '../common/types.js';
+import type {
+  CascadeTrace,
+  ChatParams,
+  DeploymentRef,
+  EarlyAbortOptions,
+  EvaluatorSpec,
+  GenerateOutput,
+  ModelInfo,
+  PolicyStep,
+  RouteDecision,
+} from '../common/types.js';
 import type { StreamKind } from '../common/stream.js';
+
+export type { RouteDecision };
 
 export interface GenerateCall {
   /** 1-based ladder step. */
@@ -37,15 +49,6 @@ export interface EvaluateCall {
   model: string;
   samples?: string[];
   judgeVerdict?: string;
-}
-
-export interface RouteDecision {
-  /** Deployments to try, in order (healthy first; open circuits left out). */
-  deployments: DeploymentRef[];
-  /** Measured P50 latency of the model, when the router has measured it. */
-  measuredP50Ms: number | null;
-  /** Ids of deployments offered as the probe of their open circuit. */
-  probes?: string[];
 }
 
 export interface DeploymentReport {

@@ -43,9 +43,15 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
   // Before the next model call starts, end it (a 1 ms timer): a router worker that dies later
   // then never makes a finished call again; only the call in flight is repeated.
   let unrecordedLocalCall = false;
+  let firstRoute = input.firstRoute;
   const effects: CascadeEffects = {
     now: () => Date.now(),
-    route: (model) => router.route({ model: model.name, deployments: model.deployments }),
+    route: async (model) => {
+      // The decision made at the start, if any, serves only the first call, and only for its model.
+      const known = firstRoute?.model === model.name ? firstRoute.route : null;
+      firstRoute = undefined;
+      return known ?? (await router.route({ model: model.name, deployments: model.deployments }));
+    },
     report: async (report) => health.record(report),
     evaluate: (call) =>
       router.evaluate.executeWithOptions(

@@ -19,7 +19,7 @@ import { stringify } from 'yaml';
 import { loadFarmConfig, startFarm, type Attempt, type FarmConfig, type RunningFarm } from '../../farm/index.js';
 import { configSchema } from '../../config/schema.js';
 import { loadConfig, REPO_ROOT, type CascadeConfig } from '../../config/load.js';
-import { createRouterWorker } from '../../workers/router.js';
+import { createRouterWorker, deploymentHealth } from '../../workers/router.js';
 import { createPoolWorker } from '../../workers/pool.js';
 import { createApp } from '../../server/app.js';
 import { freePort } from '../../scripts/temporal-dev-server.js';
@@ -200,8 +200,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     return child;
   };
 
+  const health = deploymentHealth(config);
   if (opts.routerProcess) await startChild('router');
-  else workers.push(await createRouterWorker({ config, connection: workerConnection, logger: quiet }));
+  else workers.push(await createRouterWorker({ config, connection: workerConnection, logger: quiet, health }));
   for (const pool of Object.keys(config.raw.pools)) {
     if (opts.poolsWithoutWorkers?.includes(pool)) continue;
     if (opts.poolProcesses?.includes(pool)) await startChild(`pool:${pool}`);
@@ -220,7 +221,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     // worker's connection (in this process) and starts workflows eagerly on it.
     const embedded = config.raw.temporal.embedded_router && !opts.routerProcess;
     const apiClient = embedded ? new Client({ connection: workerConnection, namespace: 'default', dataConverter: dataConverter(config) }) : client;
-    server = createServer(createApp({ config, client: apiClient, logger: quiet, eagerStart: embedded }));
+    server = createServer(createApp({ config, client: apiClient, logger: quiet, ...(embedded && { embeddedRouter: { health } }) }));
     apiPort = await listen(server);
   }
   const apiUrl = `http://127.0.0.1:${apiPort}/v1`;
