@@ -21,7 +21,7 @@
  * running there (e.g. `npm run cluster:postgres`); `--watch-pids name=pid,...` adds that server's
  * processes (and their children) to the CPU table.
  *
- *   npm run bench:overhead [-- --c1 300 --c32 2000 --max-seconds 60 --profile 60 --think-ms 0 --json --verbose]
+ *   npm run bench:overhead [-- --c1 300 --c32 2000 --max-seconds 60 --profile 60 --think-ms 0 --dispatch local --json --verbose]
  *                          [--peer litellm] [--temporal-address 127.0.0.1:7233 --watch-pids temporal=123,postgres=456]
  */
 import { spawn } from 'node:child_process';
@@ -42,6 +42,7 @@ import { snapshot } from './lib/overhead-cpu.js';
 import { PEER_DESCRIPTION, PEER_PATHS, PeerGateways } from './lib/overhead-peer.js';
 import { comparePeers, renderTables, type Difference, type Profile } from './lib/overhead-report.js';
 import { FLOOR_ACTIVITY_QUEUE, FLOOR_WORKFLOW_QUEUE } from './floor/worker.js';
+import { parseDispatch, writeBenchConfig } from './lib/bench-config.js';
 
 const MIXTRAL = 'mistralai/Mixtral-8x7B-Instruct-v0.1';
 /** gsm8k-test-0: the farm replays Mixtral's recorded answer, which the default policy accepts. */
@@ -73,6 +74,7 @@ The latency the durable path adds over calling the same farm pool directly (and 
   --profile 60         requests whose Temporal history is read to show where the time goes
   --think-ms 0         pause of each caller between requests
   --db-dir <dir>       where the Temporal persistence file goes (default a temp dir)
+  --dispatch <mode>    every pool's dispatch mode, task-queue or local (default: as configured)
   --json               print one JSON report
   --verbose            show the stack's output`;
 
@@ -93,6 +95,8 @@ const { values: args } = parseCli(USAGE, {
     'temporal-address': { type: 'string' },
     /** `name=pid,...`: processes of that server (and their children) to count in the CPU table. */
     'watch-pids': { type: 'string' },
+    /** Every pool's dispatch mode for this run (default: as config/cascade.yaml says). */
+    dispatch: { type: 'string' },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
@@ -134,6 +138,8 @@ async function main(): Promise<void> {
     if (args.verbose || s.startsWith('cascade ')) process.stderr.write(s);
   });
   const env: NodeJS.ProcessEnv = {
+    // Pools wide enough that the request path, not a pool's configured capacity, is measured.
+    CASCADE_CONFIG: writeBenchConfig(dir, { dispatch: parseDispatch(args.dispatch, '--dispatch') }),
     PORT: String(await freePort()),
     CASCADE_CODEC_PORT: String(await freePort()),
     CASCADE_FARM_RANDOM_PORTS: '1',

@@ -161,6 +161,12 @@ export const configSchema = z
          * (README "Dispatch modes"). The router worker processes still run everything else.
          */
         embedded_router: z.boolean().default(true),
+        /**
+         * The SDK's per-promise stack-trace hook in processes that run workflows (the UI's "Stack
+         * Trace" tab of a running workflow). Off by default: it costs ~4 ms CPU per request
+         * (workers/workflow-threads.mjs). Applies to the processes `npm start` runs.
+         */
+        workflow_stack_traces: z.boolean().default(false),
         /** When set, `npm start` runs a Temporal dev server with this persistence file. */
         dev_server: z
           .object({ db_file: z.string().min(1), ui_port: z.number().int().positive().default(8233) })
@@ -168,7 +174,14 @@ export const configSchema = z
           .optional(),
       })
       .strict()
-      .default({ address: '127.0.0.1:7233', namespace: 'default', task_queue: 'cascade-router', router_workers: 2, embedded_router: true }),
+      .default({
+        address: '127.0.0.1:7233',
+        namespace: 'default',
+        task_queue: 'cascade-router',
+        router_workers: 2,
+        embedded_router: true,
+        workflow_stack_traces: false,
+      }),
     /** Payload encryption of everything Cascade writes to Temporal (docs/operations.md). */
     encryption: z
       .object({

@@ -172,9 +172,11 @@ export class CascadeStack {
       }
     }
     const routers = config.raw.temporal.router_workers;
+    // Processes that run workflows: without the SDK's per-promise stack-trace hook, unless asked.
+    const preload = config.raw.temporal.workflow_stack_traces ? [] : ['workers/workflow-threads.mjs'];
     for (let i = 1; i <= routers; i++) {
       const name = numbered('router', i, routers);
-      specs.push({ name, args: ['workers/router.ts'], env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
+      specs.push({ name, args: ['workers/router.ts'], preload, env: childEnv, isReadyLine: (line) => line.includes('"router worker ready"'), restart: true });
     }
     // A worker (also a restarted one) reports where it serves /metrics in its ready line.
     for (const spec of specs)
@@ -190,6 +192,7 @@ export class CascadeStack {
       specs.push({
         name,
         args: ['server/main.ts'],
+        ...(config.raw.temporal.embedded_router && { preload }),
         // A free port of its own, announced in its ready line; the first one also serves the UI's codec endpoint.
         env: { ...childEnv, PORT: '0', CASCADE_CODEC_PORT: String(i === 1 ? (p.codecPort ?? 0) : 0) },
         isReadyLine: (line) => line.includes('"api ready"'),

@@ -7,6 +7,7 @@
  * when it keeps dying right after start-up (a crash loop).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../config/load.js';
 import { BUILD_DIR, RUNNING_COMPILED } from '../../common/paths.js';
@@ -17,6 +18,8 @@ export interface ChildSpec {
   name: string;
   /** Script and arguments, run as `node --import tsx <args>` in the repository root. */
   args: string[];
+  /** Plain JavaScript modules loaded first (`--import`), in this process and each of its worker threads. */
+  preload?: string[];
   env?: NodeJS.ProcessEnv;
   /** True for the (raw, unformatted) line that says the child is ready. */
   isReadyLine(line: string): boolean;
@@ -65,7 +68,7 @@ export class Supervisor {
 
   /** Starts the child and resolves with its pid when it printed its ready line. */
   start(spec: ChildSpec): Promise<number> {
-    const child = spawn(process.execPath, [...cpuProfileFlags(spec.name), ...nodeArgs(spec.args)], {
+    const child = spawn(process.execPath, [...cpuProfileFlags(spec.name), ...nodeArgs(spec.args, spec.preload)], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...spec.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -173,8 +176,9 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Children run as their parent does: compiled JavaScript in .build/ (npm start) or TypeScript through tsx. */
-function nodeArgs([script, ...rest]: string[]): string[] {
-  return RUNNING_COMPILED ? [join(BUILD_DIR, script!.replace(/\.ts$/, '.js')), ...rest] : ['--import', 'tsx', script!, ...rest];
+function nodeArgs([script, ...rest]: string[], preload: string[] = []): string[] {
+  const imports = preload.flatMap((p) => ['--import', pathToFileURL(join(REPO_ROOT, p)).href]);
+  return RUNNING_COMPILED ? [...imports, join(BUILD_DIR, script!.replace(/\.ts$/, '.js')), ...rest] : ['--import', 'tsx', ...imports, script!, ...rest];
 }
 
 function describeTail(tail: string[]): string {
