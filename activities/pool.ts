@@ -15,6 +15,8 @@ import { OpenAICompatibleProvider } from './providers/openai-compatible.js';
 import { createPrefixJudge } from '../evaluators/prefix.js';
 import { openStreamSink, type StreamSink } from './stream-sink.js';
 import { PoolSlots } from './pool-slots.js';
+import type { EvaluateCall } from '../workflows/cascade-effects.js';
+import type { Evaluation } from '../evaluators/types.js';
 
 export interface PoolActivityDeps {
   config: CascadeConfig;
@@ -25,6 +27,8 @@ export interface PoolActivityDeps {
   logger: Logger;
   provider?: ChatProvider;
   env?: NodeJS.ProcessEnv;
+  /** The router worker's evaluator (local dispatch): answers asked to be evaluated are, before returning. */
+  evaluate?: (call: EvaluateCall) => Promise<Evaluation>;
 }
 
 export function createPoolActivities({
@@ -34,6 +38,7 @@ export function createPoolActivities({
   logger,
   provider = new OpenAICompatibleProvider(),
   env = process.env,
+  evaluate,
 }: PoolActivityDeps) {
   const endpoints = new Map<string, UpstreamEndpoint & { pool: string }>();
   const slots = new Map(limitConcurrency ? pools.map((p) => [p, new PoolSlots(config.raw.pools[p]?.concurrency ?? 1)]) : []);
@@ -146,7 +151,9 @@ export function createPoolActivities({
           },
           result.stoppedFor ? 'model call stopped early: the answer was already lost' : 'model call completed',
         );
-        return { ...result, attempt, pool };
+        const output: GenerateOutput = { ...result, attempt, pool };
+        const evaluation = input.evaluate && evaluate && !result.stoppedFor ? await evaluateQuietly(input, output, log) : null;
+        return evaluation ? { ...output, evaluation } : output;
       } catch (err) {
         if (ctx.cancellationSignal.aborted) {
           // The workflow no longer wants this call (a hedge lost, the caller left): the upstream
@@ -169,6 +176,17 @@ export function createPoolActivities({
           details: [{ attempt }],
         });
       }
+    }
+  }
+
+  /** The answer's evaluation, or null when it fails: the call succeeded and is not made again for it. */
+  async function evaluateQuietly(input: GenerateInput, answer: GenerateOutput, log: Logger): Promise<Evaluation | null> {
+    const { step, spec, threshold } = input.evaluate!;
+    try {
+      return await evaluate!({ step, spec, threshold, params: input.params, answer, model: input.model });
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'evaluation with the call failed; the workflow evaluates it');
+      return null;
     }
   }
 }

@@ -185,6 +185,12 @@ export interface GenerateInput {
   stream?: { target: StreamTarget; kind: StreamKind; step: number };
   /** Stop the call as soon as the step's evaluator is sure to reject the answer. */
   earlyAbort?: { evaluator: EvaluatorSpec; threshold: number; options: EarlyAbortOptions };
+  /**
+   * Evaluate the answer in the same activity, before it returns (local dispatch: the router worker
+   * has the evaluators): saves the step's `evaluate` local activity. Failing to evaluate never
+   * fails the call; the workflow then evaluates as usual.
+   */
+  evaluate?: { step: number; spec: EvaluatorSpec; threshold: number };
 }
 
 export interface GenerateOutput {
@@ -201,6 +207,8 @@ export interface GenerateOutput {
   pool: string;
   /** Streaming evaluation stopped the call: why (content is only what came before). */
   stoppedFor?: string;
+  /** The step's evaluation of this answer, when the call was asked to make it (GenerateInput.evaluate). */
+  evaluation?: { confidence: number; reasons: string[] };
 }
 
 /** One row of the trace: a model call, an evaluation, or a step that was skipped. */

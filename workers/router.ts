@@ -35,6 +35,7 @@ export async function createRouterWorker(opts: {
   const localPools = Object.entries(config.raw.pools)
     .filter(([, p]) => p.dispatch === 'local')
     .map(([name]) => name);
+  const routerActivities = createRouterActivities({ health, logger, modelsDir: REPO_ROOT });
   const worker = await Worker.create({
     connection,
     namespace: config.raw.temporal.namespace,
@@ -42,9 +43,9 @@ export async function createRouterWorker(opts: {
     workflowBundle: await workflowBundle(logger),
     dataConverter: dataConverter(config),
     activities: {
-      ...createRouterActivities({ health, logger, modelsDir: REPO_ROOT }),
+      ...routerActivities,
       ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),
-      ...(localPools.length > 0 && createPoolActivities({ config, pools: localPools, limitConcurrency: true, logger })),
+      ...(localPools.length > 0 && createPoolActivities({ config, pools: localPools, limitConcurrency: true, logger, evaluate: routerActivities.evaluate })),
     },
     sinks: createRouterSinks(health),
     maxConcurrentWorkflowTaskExecutions: 64,

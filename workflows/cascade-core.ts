@@ -89,6 +89,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     const answer = await callModel(step, model, withLogprobsIfNeeded(params, stepSpec.evaluator), 'answer', 'answer', route, {
       ...(stream && { stream }),
       ...(abortOptions && { earlyAbort: { evaluator: stepSpec.evaluator, threshold: stepSpec.threshold, options: abortOptions } }),
+      ...(needsEvaluation && extraCallsOf(stepSpec.evaluator) === 0 && { evaluate: { spec: stepSpec.evaluator, threshold: stepSpec.threshold } }),
     });
     if (!answer.ok) {
       if (answer.type === ErrorType.ContentPolicyViolation) throw new CascadeFailure(answer.type, answer.message, trace);

@@ -35,6 +35,12 @@ export interface GenerateCall {
   stream?: StreamKind;
   /** Stop the call once the step's evaluator is sure to reject the answer (evaluators/prefix.ts). */
   earlyAbort?: { evaluator: EvaluatorSpec; threshold: number; options: EarlyAbortOptions };
+  /**
+   * The step will evaluate this answer with this evaluator and nothing else (no samples, no judge):
+   * the effects may evaluate it as part of the call and return it as `output.evaluation`, which
+   * `evaluate` then returns without another round trip.
+   */
+  evaluate?: { spec: EvaluatorSpec; threshold: number };
 }
 
 export type GenerateOutcome =
@@ -107,5 +113,5 @@ export type CallModel = (
   purpose: GenerateCall['purpose'],
   suffix: string,
   route?: RouteDecision,
-  delivery?: Pick<GenerateCall, 'stream' | 'earlyAbort'>,
+  delivery?: Pick<GenerateCall, 'stream' | 'earlyAbort' | 'evaluate'>,
 ) => Promise<CallResult>;

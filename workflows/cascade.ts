@@ -53,11 +53,14 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
       return known ?? (await router.route({ model: model.name, deployments: model.deployments }));
     },
     report: async (report) => health.record(report),
-    evaluate: (call) =>
-      router.evaluate.executeWithOptions(
-        { startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` },
-        [call],
-      ),
+    evaluate: async (call) =>
+      // Evaluated by the call itself (local dispatch): the same evaluator on the same answer.
+      call.answer.evaluation && !call.samples && call.judgeVerdict === undefined
+        ? call.answer.evaluation
+        : router.evaluate.executeWithOptions(
+            { startToCloseTimeout: '10s', summary: `evaluate step ${call.step} · ${call.spec.type} (threshold ${call.threshold})` },
+            [call],
+          ),
     preroute: (steps, params) => router.preroute({ policy: input.policy.name, prerouter: input.policy.prerouter!, steps, messages: params.messages }),
     generate: async (call): Promise<GenerateOutcome> => {
       const t = attemptTimeouts(call.model, input.retry, call.remainingMs);
@@ -75,6 +78,8 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
             label: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}`,
             ...(call.stream && input.stream && { stream: { target: input.stream, kind: call.stream, step: call.step } }),
             ...(call.earlyAbort && { earlyAbort: call.earlyAbort }),
+            // Only the router worker has the evaluators: pool workers are not asked.
+            ...(call.evaluate && call.deployment.dispatch === 'local' && { evaluate: { step: call.step, ...call.evaluate } }),
           },
         ];
         const retry = {
