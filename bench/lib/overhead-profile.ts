@@ -2,8 +2,10 @@
  * Where the durable path's time goes, from the Temporal history of individual requests: the event
  * times split one request into client → start, workflow-task dispatch and run (local activities
  * included), activity dispatch to the pool's queue, the model call itself, the second workflow
- * task (evaluation, completion) and completion → client. Same host, so the client's clock and
- * the server's event times are comparable to well under a millisecond.
+ * task (evaluation, completion) and completion → client. With local dispatch a request is one
+ * workflow task (the model call and its evaluation are local activities in it): the activity and
+ * second-task segments are then 0. Same host, so the client's clock and the server's event times
+ * are comparable to well under a millisecond.
  */
 import type { Client } from '@temporalio/client';
 import { percentile } from '../../evaluators/train/stats.js';
@@ -13,11 +15,11 @@ import type { Sample } from './overhead-load.js';
 export const SEGMENTS = {
   client_to_started: 'HTTP request → API → StartWorkflowExecution (WorkflowExecutionStarted)',
   wft1_dispatch: 'first workflow task: scheduled → picked up by the router worker',
-  wft1_run: 'first workflow task: run (route local activity) → completed',
+  wft1_run: 'first workflow task: run (local activities: with local dispatch the model call and its evaluation) → completed',
   activity_dispatch: 'pool activity: scheduled → picked up by the pool worker',
   activity_run: 'pool activity: started → completed (the model call + result upload)',
   wft2_dispatch: 'second workflow task: scheduled → picked up (sticky queue)',
-  wft2_run: 'second workflow task: run (report/evaluate local activities, complete)',
+  wft2_run: 'second workflow task: run (evaluate local activity, complete)',
   later_wfts: 'any further workflow tasks (dispatch + run)',
   completed_to_client: 'WorkflowExecutionCompleted → result long-poll → HTTP response received',
 } as const;
@@ -55,18 +57,23 @@ export function breakdown(events: Event[], sample: Sample): Breakdown | null {
   const actScheduled = at('activityTaskScheduledEventAttributes');
   const actStarted = at('activityTaskStartedEventAttributes');
   const actCompleted = at('activityTaskCompletedEventAttributes');
-  if (started === undefined || completed === undefined || actScheduled.length !== 1 || actStarted.length !== 1 || actCompleted.length !== 1) return null;
-  if (wftCompleted.length < 2 || wftStarted.length < wftCompleted.length || wftScheduled.length < wftCompleted.length) return null;
+  if (started === undefined || completed === undefined) return null;
+  // One pool activity between two workflow tasks (task-queue dispatch), or no activity at all (local).
+  const activities = actScheduled.length;
+  if (activities > 1 || actStarted.length !== activities || actCompleted.length !== activities) return null;
+  const wfts = activities === 1 ? 2 : 1;
+  if (wftCompleted.length < wfts || wftStarted.length < wftCompleted.length || wftScheduled.length < wftCompleted.length) return null;
   let later = 0;
-  for (let i = 2; i < wftCompleted.length; i++) later += wftCompleted[i]! - wftScheduled[i]!;
+  for (let i = wfts; i < wftCompleted.length; i++) later += wftCompleted[i]! - wftScheduled[i]!;
+  const span = (from: number[], to: number[], i: number) => (i < to.length ? to[i]! - from[i]! : 0);
   return {
     client_to_started: started - sample.sentAt,
     wft1_dispatch: wftStarted[0]! - wftScheduled[0]!,
     wft1_run: wftCompleted[0]! - wftStarted[0]!,
-    activity_dispatch: actStarted[0]! - actScheduled[0]!,
-    activity_run: actCompleted[0]! - actStarted[0]!,
-    wft2_dispatch: wftStarted[1]! - wftScheduled[1]!,
-    wft2_run: wftCompleted[1]! - wftStarted[1]!,
+    activity_dispatch: span(actScheduled, actStarted, 0),
+    activity_run: span(actStarted, actCompleted, 0),
+    wft2_dispatch: wfts === 2 ? wftStarted[1]! - wftScheduled[1]! : 0,
+    wft2_run: wfts === 2 ? wftCompleted[1]! - wftStarted[1]! : 0,
     later_wfts: later,
     completed_to_client: sample.receivedAt - completed,
   };

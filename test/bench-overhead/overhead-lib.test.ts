@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { cpuMs } from '../../bench/lib/overhead-cpu.js';
 import { comparePeers, type PathResult } from '../../bench/lib/overhead-report.js';
+import { breakdown } from '../../bench/lib/overhead-profile.js';
 
 const result = (path: string, concurrency: number, p50: number, rps: number): PathResult => ({
   path,
@@ -69,5 +70,44 @@ describe('bench:overhead helpers', () => {
       await once(shell, 'exit');
     }
     assert.ok(Number.isNaN(cpuMs(pid)), 'a process that is gone reads as NaN');
+  });
+});
+
+describe('bench:overhead history breakdown', () => {
+  const at = (ms: number) => ({ eventTime: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 } });
+  const ev = (key: string, ms: number) => ({ ...at(ms), [key]: {} });
+  const sample = { sentAt: 1_000_000, receivedAt: 1_000_050, error: null, workflowId: 'w', ms: 50 };
+
+  it('splits a task-queue request into its two workflow tasks around the pool activity', () => {
+    const events = [
+      ev('workflowExecutionStartedEventAttributes', 1_000_005),
+      ev('workflowTaskScheduledEventAttributes', 1_000_005),
+      ev('workflowTaskStartedEventAttributes', 1_000_006),
+      ev('workflowTaskCompletedEventAttributes', 1_000_010),
+      ev('activityTaskScheduledEventAttributes', 1_000_010),
+      ev('activityTaskStartedEventAttributes', 1_000_012),
+      ev('activityTaskCompletedEventAttributes', 1_000_030),
+      ev('workflowTaskScheduledEventAttributes', 1_000_030),
+      ev('workflowTaskStartedEventAttributes', 1_000_031),
+      ev('workflowTaskCompletedEventAttributes', 1_000_040),
+      ev('workflowExecutionCompletedEventAttributes', 1_000_040),
+    ];
+    const b = breakdown(events, sample)!;
+    assert.deepEqual(
+      [b.client_to_started, b.wft1_dispatch, b.wft1_run, b.activity_dispatch, b.activity_run, b.wft2_dispatch, b.wft2_run, b.completed_to_client],
+      [5, 1, 4, 2, 18, 1, 9, 10],
+    );
+  });
+
+  it('reads a local-dispatch request as one workflow task with no activity segments', () => {
+    const events = [
+      ev('workflowExecutionStartedEventAttributes', 1_000_004),
+      ev('workflowTaskScheduledEventAttributes', 1_000_004),
+      ev('workflowTaskStartedEventAttributes', 1_000_004),
+      ev('workflowTaskCompletedEventAttributes', 1_000_030),
+      ev('workflowExecutionCompletedEventAttributes', 1_000_030),
+    ];
+    const b = breakdown(events, sample)!;
+    assert.deepEqual([b.client_to_started, b.wft1_dispatch, b.wft1_run, b.activity_run, b.wft2_run, b.completed_to_client], [4, 0, 26, 0, 0, 20]);
   });
 });
