@@ -15,7 +15,7 @@ import { OpenAICompatibleProvider } from './providers/openai-compatible.js';
 import { createPrefixJudge } from '../evaluators/prefix.js';
 import { openStreamSink, type StreamSink } from './stream-sink.js';
 import { PoolSlots } from './pool-slots.js';
-import type { EvaluateCall } from '../workflows/cascade-effects.js';
+import type { CallEvaluator } from './call-evaluator.js';
 import type { Evaluation } from '../evaluators/types.js';
 
 export interface PoolActivityDeps {
@@ -27,8 +27,8 @@ export interface PoolActivityDeps {
   logger: Logger;
   provider?: ChatProvider;
   env?: NodeJS.ProcessEnv;
-  /** The router worker's evaluator (local dispatch): answers asked to be evaluated are, before returning. */
-  evaluate?: (call: EvaluateCall) => Promise<Evaluation>;
+  /** Evaluates answers the workflow asks to be evaluated with the call (activities/call-evaluator.ts). */
+  evaluate?: CallEvaluator;
 }
 
 export function createPoolActivities({
@@ -179,7 +179,7 @@ export function createPoolActivities({
     }
   }
 
-  /** The answer's evaluation, or null when it fails: the call succeeded and is not made again for it. */
+  /** The answer's evaluation; null when this process does not evaluate with that evaluator, or fails to: the call succeeded and is not made again for it. */
   async function evaluateQuietly(input: GenerateInput, answer: GenerateOutput, log: Logger): Promise<Evaluation | null> {
     const { step, spec, threshold } = input.evaluate!;
     try {

@@ -6,11 +6,10 @@
 import type { Logger } from 'pino';
 import type { Sinks } from '@temporalio/workflow';
 import type { InjectedSinks } from '@temporalio/worker';
-import type { ChatMessage, DeploymentRef, EvaluatorSpec, PolicyStep, PrerouterSpec } from '../common/types.js';
+import type { ChatMessage, DeploymentRef, PolicyStep, PrerouterSpec } from '../common/types.js';
 import type { Evaluation } from '../evaluators/types.js';
-import { evaluationInputFromCall } from '../evaluators/from-call.js';
-import { createEvaluator, loadPrerouter, type Prerouter } from '../evaluators/index.js';
-import type { EvaluatorSpec as ParsedEvaluatorSpec } from '../evaluators/spec.js';
+import { loadPrerouter, type Prerouter } from '../evaluators/index.js';
+import { createCallEvaluator } from './call-evaluator.js';
 import type { DeploymentReport, EvaluateCall } from '../workflows/cascade-core.js';
 import type { RouteDecision } from '../common/types.js';
 import { DeploymentHealth, routeFor } from './breaker.js';
@@ -23,18 +22,8 @@ export interface RouterActivityDeps {
 }
 
 export function createRouterActivities({ health, logger, modelsDir }: RouterActivityDeps) {
-  const evaluators = new Map<string, ReturnType<typeof createEvaluator>>();
   const prerouters = new Map<string, Promise<Prerouter>>();
-  const evaluatorFor = (spec: EvaluatorSpec) => {
-    const key = JSON.stringify(spec);
-    let e = evaluators.get(key);
-    if (!e) {
-      e = createEvaluator(spec as ParsedEvaluatorSpec, { modelsDir, logger });
-      e.catch(() => evaluators.delete(key)); // a failed load is retried by the next request
-      evaluators.set(key, e);
-    }
-    return e;
-  };
+  const evaluate = createCallEvaluator({ modelsDir, logger, modelFiles: true });
 
   return {
     async route(input: { model: string; deployments: DeploymentRef[] }): Promise<RouteDecision> {
@@ -42,9 +31,7 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
     },
 
     async evaluate(call: EvaluateCall): Promise<Evaluation> {
-      const evaluator = await evaluatorFor(call.spec);
-      const result = await evaluator.evaluate(evaluationInputFromCall(call));
-      return { confidence: Math.min(1, Math.max(0, result.confidence)), reasons: result.reasons };
+      return (await evaluate(call))!; // with model files it always evaluates
     },
 
     async preroute(input: { policy: string; prerouter: PrerouterSpec; steps: PolicyStep[]; messages: ChatMessage[] }): Promise<number[] | null> {

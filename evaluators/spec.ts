@@ -117,3 +117,8 @@ export function judgeModelOf(spec: EvaluatorSpec): string | null {
   if (spec.type === 'min') return spec.of.map(judgeModelOf).find((m) => m !== null) ?? null;
   return null;
 }
+
+/** True when scoring with this evaluator loads a model file (an ONNX head): pool workers do not. */
+export function usesModelFile(spec: EvaluatorSpec): boolean {
+  return spec.type === 'answer-model' || (spec.type === 'min' && spec.of.some((s) => s.type === 'answer-model'));
+}

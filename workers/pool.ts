@@ -7,8 +7,9 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { pathToFileURL } from 'node:url';
 import { createPoolActivities } from '../activities/pool.js';
+import { createCallEvaluator } from '../activities/call-evaluator.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { loadConfig, type CascadeConfig } from '../config/load.js';
+import { loadConfig, REPO_ROOT, type CascadeConfig } from '../config/load.js';
 import { poolTaskQueue } from '../common/names.js';
 import { connectWorker, dataConverter } from './connection.js';
 import { installRuntime } from './runtime.js';
@@ -31,7 +32,8 @@ export async function createPoolWorker(opts: {
     connection,
     namespace: config.raw.temporal.namespace,
     taskQueue: poolConfig.task_queue ?? poolTaskQueue(pool),
-    activities: createPoolActivities({ config, pools: [pool], logger }),
+    // Answers are evaluated with the call where the evaluator needs no model file (activities/call-evaluator.ts).
+    activities: createPoolActivities({ config, pools: [pool], logger, evaluate: createCallEvaluator({ modelsDir: REPO_ROOT, logger, modelFiles: false }) }),
     dataConverter: dataConverter(config),
     interceptors: { activity: metrics ? [poolMetricsInterceptor(metrics, pool)] : [] },
     maxConcurrentActivityTaskExecutions: poolConfig.concurrency,

@@ -54,7 +54,7 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
     },
     report: async (report) => health.record(report),
     evaluate: async (call) =>
-      // Evaluated by the call itself (local dispatch): the same evaluator on the same answer.
+      // Evaluated by the call itself: the same evaluator on the same answer.
       call.answer.evaluation && !call.samples && call.judgeVerdict === undefined
         ? call.answer.evaluation
         : router.evaluate.executeWithOptions(
@@ -78,8 +78,8 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
             label: `step ${call.step} · ${call.model.name} on ${call.deployment.pool}`,
             ...(call.stream && input.stream && { stream: { target: input.stream, kind: call.stream, step: call.step } }),
             ...(call.earlyAbort && { earlyAbort: call.earlyAbort }),
-            // Only the router worker has the evaluators: pool workers are not asked.
-            ...(call.evaluate && call.deployment.dispatch === 'local' && { evaluate: { step: call.step, ...call.evaluate } }),
+            // Evaluated with the call where the worker can (a pool worker loads no model files).
+            ...(call.evaluate && { evaluate: { step: call.step, ...call.evaluate } }),
           },
         ];
         const retry = {
