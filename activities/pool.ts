@@ -106,14 +106,18 @@ export function createPoolActivities({
       if (missingKey && missingKeys.delete(input.deploymentId))
         log.warn({ env: missingKey }, 'API key environment variable is not set; calls to this deployment are sent without a key');
       const sink: StreamSink | null = input.stream
-        ? openStreamSink(input.stream.target, {
-            workflowId,
-            call: input.requestId,
-            step: input.stream.step,
-            model: input.model,
-            kind: input.stream.kind,
-            attempt,
-          })
+        ? openStreamSink(
+            input.stream.target,
+            {
+              workflowId,
+              call: input.requestId,
+              step: input.stream.step,
+              model: input.model,
+              kind: input.stream.kind,
+              attempt,
+            },
+            ctx.info.isLocal,
+          )
         : null;
       const judge = input.earlyAbort
         ? createPrefixJudge(

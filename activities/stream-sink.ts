@@ -5,7 +5,7 @@
  * result still reaches the workflow; the client gets the answer from the durable result.
  */
 import { Agent, request, type ClientRequest } from 'node:http';
-import { STREAM_PATH, STREAM_TOKEN_HEADER, type StreamKind, type StreamMessage, type StreamTarget } from '../common/stream.js';
+import { STREAM_PATH, STREAM_TOKEN_HEADER, type StreamKind, type StreamMessage, type StreamReceiver, type StreamTarget } from '../common/stream.js';
 
 /** Keep-alive sockets to the API processes: one TCP handshake per connection, not per call. */
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -24,7 +24,43 @@ export interface SinkMeta {
   attempt: number;
 }
 
-export function openStreamSink(target: StreamTarget, meta: SinkMeta): StreamSink {
+/** The API processes' hubs in this process (server/stream-hub.ts), by id. */
+const localHubs = new Map<string, { receiver(workflowId: string, token: string): StreamReceiver | null }>();
+
+/** Called by an API process for its hub: calls made in this process reach it without HTTP. */
+export function registerLocalStreamHub(hub: { id: string; receiver(workflowId: string, token: string): StreamReceiver | null }): void {
+  localHubs.set(hub.id, hub);
+}
+
+/**
+ * `inProcess`: the call runs in this process as a local activity (an API process's embedded
+ * router with `dispatch: local`); when the target is this process's own hub, the deltas are
+ * handed over in memory: no HTTP request, no serialisation.
+ */
+export function openStreamSink(target: StreamTarget, meta: SinkMeta, inProcess = false): StreamSink {
+  const hub = inProcess && target.hub ? localHubs.get(target.hub) : undefined;
+  if (hub) return memorySink(hub.receiver(meta.workflowId, target.token), meta);
+  return httpSink(target, meta);
+}
+
+function memorySink(apply: StreamReceiver | null, meta: SinkMeta): StreamSink {
+  // Nobody waits for it (the client left): the call goes on, as over HTTP.
+  const send = (m: StreamMessage) => apply?.(m);
+  send({ type: 'start', call: meta.call, step: meta.step, model: meta.model, kind: meta.kind, attempt: meta.attempt });
+  let ended = false;
+  return {
+    delta(text) {
+      if (text && !ended) send({ type: 'delta', text });
+    },
+    end(outcome, reason) {
+      if (ended) return;
+      ended = true;
+      send({ type: 'end', outcome, ...(reason && { reason }) });
+    },
+  };
+}
+
+function httpSink(target: StreamTarget, meta: SinkMeta): StreamSink {
   let req: ClientRequest | null = null;
   let broken = false;
   const url = new URL(`${STREAM_PATH}/${encodeURIComponent(meta.workflowId)}`, target.url);

@@ -1,7 +1,7 @@
 /**
  * The live-answer side channel: while a model call runs, the activity that makes it sends the
  * upstream's deltas straight to the API process holding the client's connection, as NDJSON over
- * one HTTP request per call (POST {url}/internal/streams/{workflowId}). Tokens never travel
+ * one HTTP request per call (POST {url}/internal/streams/{workflowId}), or in memory when the call runs in that API process itself. Tokens never travel
  * through Temporal; the durable answer is still the workflow's result, and the API checks that
  * what it streamed is a prefix of it. Pure types and names (imported by workflow code).
  */
@@ -17,7 +17,15 @@ export interface StreamTarget {
   token: string;
   /** The client asked for drafts (`cascade.stream_drafts`). */
   drafts: boolean;
+  /**
+   * Id of the API process's hub: a local activity running in that same process (an embedded
+   * router with `dispatch: local`) hands its deltas over in memory instead of over HTTP.
+   */
+  hub?: string;
 }
+
+/** Applies one call's messages to the session waiting for them (server/stream-hub.ts). */
+export type StreamReceiver = (message: StreamMessage) => void;
 
 /** What one model call's activity sends, one JSON object per line. */
 export type StreamMessage =

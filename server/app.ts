@@ -12,6 +12,7 @@ import { documentsRoutes } from './routes/documents.js';
 import { healthRoute } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
 import { StreamHub } from './stream-hub.js';
+import { registerLocalStreamHub } from '../activities/stream-sink.js';
 import { STREAM_PATH } from '../common/stream.js';
 import type { Registry } from 'prom-client';
 import { createRegistry } from '../common/metrics.js';
@@ -58,6 +59,7 @@ export function createApp({
   app.get('/healthz', healthRoute(client));
   // Live answers from the model-call workers (authenticated per request by a token, not an API key).
   const hub = new StreamHub(logger);
+  registerLocalStreamHub(hub); // local activities of an embedded router hand deltas over in memory
   app.post(`${STREAM_PATH}/:workflowId`, hub.ingest());
   // Outside /v1: scraped without an API key (the API listens on loopback unless configured otherwise).
   app.get('/metrics', metricsRoute(metrics));

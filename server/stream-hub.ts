@@ -14,7 +14,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { STREAM_TOKEN_HEADER, type StreamKind, type StreamMessage } from '../common/stream.js';
+import { STREAM_TOKEN_HEADER, type StreamKind, type StreamMessage, type StreamReceiver } from '../common/stream.js';
 
 export interface DraftEvent {
   step: number;
@@ -91,6 +91,8 @@ export class StreamSession extends EventEmitter {
 
 export class StreamHub {
   private readonly sessions = new Map<string, StreamSession>();
+  /** Names this hub in stream targets, for calls made in this very process (activities/stream-sink.ts). */
+  readonly id = randomBytes(9).toString('base64url');
 
   constructor(private readonly logger: Logger) {}
 
@@ -109,30 +111,40 @@ export class StreamHub {
     return this.sessions.size;
   }
 
+  /**
+   * The receiver of one model call's messages for a workflow's session here, or null when nobody
+   * here waits for it (the client left, this process restarted) or the token is wrong.
+   */
+  receiver(workflowId: string, token: string): StreamReceiver | null {
+    const session = this.sessions.get(workflowId);
+    const sent = Buffer.from(token);
+    const expected = Buffer.from(session?.token ?? '');
+    if (!session || sent.length !== expected.length || !timingSafeEqual(sent, expected)) return null;
+    let call: CallState | null = null;
+    return (m) => {
+      if (m.type === 'start') {
+        call = { kind: m.kind, step: m.step, model: m.model, text: '' };
+        session.stepStarted(m.step, m.kind);
+      } else if (m.type === 'delta' && call) {
+        call.text += m.text;
+        if (call.kind === 'live') session.liveText(call);
+        else session.draft(call, m.text);
+      }
+    };
+  }
+
   /** POST /internal/streams/:workflowId — NDJSON from one model call. */
   ingest(): RequestHandler {
     return (req, res) => {
-      const session = this.sessions.get(String(req.params.workflowId));
-      const sent = Buffer.from(req.get(STREAM_TOKEN_HEADER) ?? '');
-      const expected = Buffer.from(session?.token ?? '');
-      if (!session || sent.length !== expected.length || !timingSafeEqual(sent, expected)) {
-        // Nobody here waits for it (the client left, or this process restarted): the call goes on.
+      const workflowId = String(req.params.workflowId);
+      const apply = this.receiver(workflowId, req.get(STREAM_TOKEN_HEADER) ?? '');
+      if (!apply) {
+        // The call goes on; its result still reaches the workflow.
         res.status(404).end();
         req.resume();
         return;
       }
-      let call: CallState | null = null;
       let buffered = '';
-      const apply = (m: StreamMessage) => {
-        if (m.type === 'start') {
-          call = { kind: m.kind, step: m.step, model: m.model, text: '' };
-          session.stepStarted(m.step, m.kind);
-        } else if (m.type === 'delta' && call) {
-          call.text += m.text;
-          if (call.kind === 'live') session.liveText(call);
-          else session.draft(call, m.text);
-        }
-      };
       req.setEncoding('utf8');
       req.on('data', (chunk: string) => {
         buffered += chunk;
@@ -144,7 +156,7 @@ export class StreamHub {
           try {
             apply(JSON.parse(line) as StreamMessage);
           } catch (err) {
-            this.logger.warn({ workflow_id: session.workflowId, err: (err as Error).message }, 'malformed stream message ignored');
+            this.logger.warn({ workflow_id: workflowId, err: (err as Error).message }, 'malformed stream message ignored');
           }
         }
       });

@@ -53,7 +53,9 @@ export async function respondStreaming(o: StreamRequest): Promise<CascadeResult>
   try {
     if (session && session.requestHash !== input.requestHash) throw keyReused();
     const live = session ? followSession(session, out, o.drafts) : null;
-    const streamInput: CascadeInput = session ? { ...input, stream: { url: callbackUrl(req, o.config), token: session.token, drafts: o.drafts } } : input;
+    const streamInput: CascadeInput = session
+      ? { ...input, stream: { url: callbackUrl(req, o.config), token: session.token, drafts: o.drafts, hub: o.hub.id } }
+      : input;
     const handle = await startOrAttach(o.starter, workflowId, streamInput, o.deadlineMs, res.locals.keyId as string | undefined);
     const onClose = () => {
       // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
