@@ -11,6 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import { REPO_ROOT } from '../config/load.js';
@@ -123,10 +124,19 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
   const names = pids.map((p) => p.name);
   for (const name of ['temporal', 'farm', 'pool:cpu', 'pool:gpu-a', 'pool:api', 'router#1', 'router#2', 'api#1', 'api#2'])
     assert.ok(names.includes(name), `${name} reported its pid`);
-  // Plain JavaScript from .build/, no tsx loader (and no esbuild helper) in any child.
+  // Plain JavaScript from .build/, no tsx loader (and no esbuild helper) in any child; processes
+  // that run workflows preload the plain-JavaScript workers/workflow-threads.mjs.
   for (const { name, pid } of pids.filter((p) => p.name !== 'temporal')) {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    assert.ok(argv[1]!.startsWith(join(REPO_ROOT, '.build')) && !argv.includes('tsx'), `${name}: ${argv.join(' ')}`);
+    let i = 1;
+    const preloads: string[] = [];
+    while (argv[i] === '--import') {
+      preloads.push(argv[i + 1]!);
+      i += 2;
+    }
+    assert.ok(argv[i]!.startsWith(join(REPO_ROOT, '.build')) && !argv.includes('tsx'), `${name}: ${argv.join(' ')}`);
+    const runsWorkflows = name.startsWith('router') || name.startsWith('api');
+    assert.deepEqual(preloads, runsWorkflows ? [pathToFileURL(join(REPO_ROOT, 'workers', 'workflow-threads.mjs')).href] : [], `${name}: ${argv.join(' ')}`);
   }
 
   const openai = new OpenAI({ baseURL: ready[1], apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
