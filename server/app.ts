@@ -20,6 +20,7 @@ import { Ledger } from './ledger.js';
 import { usageRoutes } from './routes/usage.js';
 import { chatStarter } from './chat-workflow.js';
 import { routeFor, type DeploymentHealth } from '../activities/breaker.js';
+import type { LearnedStats } from '../activities/learned.js';
 
 export interface AppDeps {
   config: CascadeConfig;
@@ -32,7 +33,7 @@ export interface AppDeps {
    * A router worker shares `client`'s connection in this process (`temporal.embedded_router`):
    * workflows start eagerly on it, with the first step routed by its routing state.
    */
-  embeddedRouter?: { health: DeploymentHealth };
+  embeddedRouter?: { health: DeploymentHealth; learned?: LearnedStats };
 }
 
 export function createApp({
@@ -74,7 +75,14 @@ export function createApp({
     apiMetrics.middleware(),
     chatCompletionsRoute({
       config,
-      starter: chatStarter(client, config, embeddedRouter && { route: (m) => routeFor(embeddedRouter.health, m.name, m.deployments) }),
+      starter: chatStarter(
+        client,
+        config,
+        embeddedRouter && {
+          // The first step's learned decisions (activities/learned.ts) travel with its route.
+          route: (m, input) => ({ ...routeFor(embeddedRouter.health, m.name, m.deployments), ...embeddedRouter.learned?.firstStep(input.policy) }),
+        },
+      ),
       logger,
       hub,
     }),

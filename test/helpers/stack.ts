@@ -22,6 +22,7 @@ import { loadConfig, REPO_ROOT, type CascadeConfig } from '../../config/load.js'
 import { createRouterWorker, deploymentHealth } from '../../workers/router.js';
 import { createPoolWorker } from '../../workers/pool.js';
 import { createApp } from '../../server/app.js';
+import { LearnedStats } from '../../activities/learned.js';
 import { freePort } from '../../scripts/temporal-dev-server.js';
 import { releaseTestTemporal, testTemporalAddress } from './temporal.js';
 import { installRuntime } from '../../workers/runtime.js';
@@ -201,8 +202,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 
   const health = deploymentHealth(config);
+  const learned = new LearnedStats(
+    new Client({ connection: workerConnection, namespace: 'default', dataConverter: dataConverter(config) }),
+    config.raw.temporal.task_queue,
+    quiet,
+  );
   if (opts.routerProcess) await startChild('router');
-  else workers.push(await createRouterWorker({ config, connection: workerConnection, logger: quiet, health }));
+  else workers.push(await createRouterWorker({ config, connection: workerConnection, logger: quiet, health, learned }));
   for (const pool of Object.keys(config.raw.pools)) {
     if (opts.poolsWithoutWorkers?.includes(pool)) continue;
     if (opts.poolProcesses?.includes(pool)) await startChild(`pool:${pool}`);
@@ -221,7 +227,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     // worker's connection (in this process) and starts workflows eagerly on it.
     const embedded = config.raw.temporal.embedded_router && !opts.routerProcess;
     const apiClient = embedded ? new Client({ connection: workerConnection, namespace: 'default', dataConverter: dataConverter(config) }) : client;
-    server = createServer(createApp({ config, client: apiClient, logger: quiet, ...(embedded && { embeddedRouter: { health } }) }));
+    server = createServer(createApp({ config, client: apiClient, logger: quiet, ...(embedded && { embeddedRouter: { health, learned } }) }));
     apiPort = await listen(server);
   }
   const apiUrl = `http://127.0.0.1:${apiPort}/v1`;
