@@ -37,7 +37,8 @@ export const learnedStatsQuery = defineQuery<LearnSnapshot>('learnedStats');
 
 export const learnWorkflowId = (taskQueue: string, policy: string, ladder: string): string => `cascade-learn:${taskQueue}:${policy}:${ladder}`;
 
-const { collectLearnOutcomes } = proxyLocalActivities<LearnActivities>({ startToCloseTimeout: '30s', retry: { maximumAttempts: 3 } });
+// One attempt: a failed collection is simply retried by the next poll (nothing is lost, `since` stays).
+const { collectLearnOutcomes } = proxyLocalActivities<LearnActivities>({ startToCloseTimeout: '20s', retry: { maximumAttempts: 1 } });
 
 /** A cascade may become visible a little after a later one: re-read this much before the newest seen. */
 const OVERLAP_MS = 5000;
@@ -64,7 +65,9 @@ export async function learnWorkflow(input: LearnWorkflowInput): Promise<void> {
 
   let idleMs = settings.refresh_ms;
   for (let poll = 0; poll < POLLS_PER_RUN && !workflowInfo().continueAsNewSuggested; poll++) {
-    const found = await collectLearnOutcomes({ policy: input.policy, ladder: input.ladder, taskQueue: input.taskQueue, since, seen: [...seen.keys()] });
+    const found = await collectLearnOutcomes({ policy: input.policy, ladder: input.ladder, taskQueue: input.taskQueue, since, seen: [...seen.keys()] }).catch(
+      () => [],
+    );
     for (const o of found) {
       seen.set(o.workflowId, o.closedAt);
       if (o.summary) addSummary(state, o.summary, settings);

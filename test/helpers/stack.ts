@@ -168,6 +168,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   // Encrypted as by default, with this stack's own key (child processes read the same file).
   raw.encryption = { key_file: join(dir, 'encryption-keys'), codec_port: 0 };
   opts.configure?.(raw, farmUrl);
+  // Tests assert exact ladders, which learning from traffic would change under repeated requests:
+  // a policy learns only where a test says so (test/cascade/learn.test.ts).
+  for (const policy of Object.values(raw.policies as Record<string, { learn?: unknown }>)) policy.learn ??= false;
   configSchema.parse(raw); // fail early with zod's message if a test wrote a bad config
   const configFile = join(dir, 'cascade.yaml');
   writeFileSync(configFile, stringify(raw));
