@@ -21,6 +21,8 @@ import { usageRoutes } from './routes/usage.js';
 import { chatStarter } from './chat-workflow.js';
 import { routeFor, type DeploymentHealth } from '../activities/breaker.js';
 import type { LearnedStats } from '../activities/learned.js';
+import { feedbackRoutes } from './routes/feedback.js';
+import { FeedbackStore } from './feedback.js';
 
 export interface AppDeps {
   config: CascadeConfig;
@@ -69,7 +71,10 @@ export function createApp({
   // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
-  v1.use(usageRoutes(new Ledger(client, config)));
+  const ledger = new Ledger(client, config);
+  const feedback = new FeedbackStore(client, config.raw.temporal.task_queue);
+  v1.use(usageRoutes(ledger, feedback));
+  v1.use(feedbackRoutes(ledger, feedback));
   v1.post(
     '/chat/completions',
     apiMetrics.middleware(),

@@ -2,3 +2,4 @@
 export { cascadeWorkflow } from './cascade.js';
 export { documentWorkflow } from './document.js';
 export { learnWorkflow } from './learn-workflow.js';
+export { feedbackWorkflow } from './feedback-workflow.js';
