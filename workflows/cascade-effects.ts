@@ -14,7 +14,7 @@ import type {
   RouteDecision,
 } from '../common/types.js';
 import type { StreamKind } from '../common/stream.js';
-import type { LearnQuery, StepDecision } from './learn.js';
+import type { LearnQuery } from './learn.js';
 
 export type { RouteDecision };
 
