@@ -13,21 +13,26 @@ import { createCallEvaluator } from './call-evaluator.js';
 import type { DeploymentReport, EvaluateCall } from '../workflows/cascade-core.js';
 import type { RouteDecision } from '../common/types.js';
 import { DeploymentHealth, routeFor } from './breaker.js';
+import type { LearnedStats } from './learned.js';
+import type { LearnQuery } from '../workflows/learn.js';
 
 export interface RouterActivityDeps {
   health: DeploymentHealth;
+  /** The policies' learned stats (activities/learned.ts); without it no step is skipped for being unprofitable. */
+  learned?: LearnedStats;
   logger: Logger;
   /** Relative model files in policies resolve against this directory. */
   modelsDir: string;
 }
 
-export function createRouterActivities({ health, logger, modelsDir }: RouterActivityDeps) {
+export function createRouterActivities({ health, learned, logger, modelsDir }: RouterActivityDeps) {
   const prerouters = new Map<string, Promise<Prerouter>>();
   const evaluate = createCallEvaluator({ modelsDir, logger, modelFiles: true });
 
   return {
-    async route(input: { model: string; deployments: DeploymentRef[] }): Promise<RouteDecision> {
-      return routeFor(health, input.model, input.deployments);
+    async route(input: { model: string; deployments: DeploymentRef[]; learn?: LearnQuery }): Promise<RouteDecision> {
+      const route = routeFor(health, input.model, input.deployments);
+      return input.learn && learned ? { ...route, learned: learned.decisions(input.learn) } : route;
     },
 
     async evaluate(call: EvaluateCall): Promise<Evaluation> {

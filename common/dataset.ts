@@ -62,7 +62,10 @@ function parseOutcome(raw: unknown): ModelOutcome {
   return {
     response: str(o.response),
     correct: typeof o.correct === 'boolean' ? o.correct : null,
-    score: num(o.score),
+    // The row's prompt and response are the first turn; where a multi-turn dataset also scores
+    // each turn (MT-Bench: `score` is the mean of both turns), the first turn's score is the one
+    // that judges this response.
+    score: num(o.score_turn1) ?? num(o.score),
     inputTokens: num(o.input_tokens),
     outputTokens: num(o.output_tokens),
     costUsd: num(o.cost_usd),

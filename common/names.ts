@@ -14,6 +14,8 @@ export const SearchAttr = {
   Policy: defineSearchAttributeKey('CascadePolicy', SearchAttributeType.KEYWORD),
   /** Which API key asked (`key_<sha256 prefix>`, never the key), when keys are configured. */
   KeyId: defineSearchAttributeKey('CascadeKeyId', SearchAttributeType.KEYWORD),
+  /** What the request says about each step of its ladder (workflows/learn.ts): the stats entity reads it. */
+  Learn: defineSearchAttributeKey('CascadeLearn', SearchAttributeType.KEYWORD),
   /** Document jobs: the task, and chunks done / total. */
   DocumentTask: defineSearchAttributeKey('CascadeDocumentTask', SearchAttributeType.KEYWORD),
   // A Double although it counts: the dev server's SQLite visibility allows at most 3 Int attributes.
@@ -29,6 +31,7 @@ export const SEARCH_ATTRIBUTE_FLAGS: string[] = [
   'CascadeFinalModel=Keyword',
   'CascadePolicy=Keyword',
   'CascadeKeyId=Keyword',
+  'CascadeLearn=Keyword',
   'CascadeDocumentTask=Keyword',
   'CascadeDocumentChunksDone=Double',
   'CascadeDocumentChunksTotal=Int',

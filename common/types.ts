@@ -127,6 +127,20 @@ export interface PrerouterSpec {
   skip_below: number;
 }
 
+/** Learning from traffic (workflows/learn.ts): skip a step whose recent acceptance no longer pays for it. */
+export interface LearnSettings {
+  /** Recent outcomes kept per step (and per pre-router class). */
+  window: number;
+  /** Outcomes a step needs before it can be skipped. */
+  min_samples: number;
+  /** A skipped step still runs for one request in this many, so it can come back. */
+  probe_every: number;
+  /** Hysteresis: a skipped step comes back once its expected saving exceeds this share of its own cost. */
+  margin: number;
+  /** How often the stats are collected and router workers refresh their copy. */
+  refresh_ms: number;
+}
+
 export interface PolicySpec {
   name: string;
   description?: string;
@@ -135,6 +149,8 @@ export interface PolicySpec {
   deadline_ms: number;
   max_cost_usd: number;
   prerouter?: PrerouterSpec;
+  /** Absent or false: the policy does not learn from its traffic. */
+  learn?: LearnSettings | false;
 }
 
 /** Input of the cascade workflow: self-contained, so replays never depend on config files. */
@@ -161,6 +177,18 @@ export interface CascadeInput {
   firstRoute?: { model: string; route: RouteDecision };
 }
 
+/** What a policy's traffic says about one step (workflows/learn.ts). */
+export interface StepDecision {
+  samples: number;
+  acceptance: number;
+  step_cost_usd: number;
+  /** Expected cost of the ladder after this step, as it runs now; null until the steps after it have run. */
+  rest_cost_usd: number | null;
+  skip: boolean;
+  /** Requests processed when the decision last changed. */
+  changed_at?: number;
+}
+
 export interface RouteDecision {
   /** Deployments to try, in order (healthy first; open circuits left out). */
   deployments: DeploymentRef[];
@@ -168,6 +196,8 @@ export interface RouteDecision {
   measuredP50Ms: number | null;
   /** Ids of deployments offered as the probe of their open circuit. */
   probes?: string[];
+  /** The step's learned decisions, overall and per pre-router class (asked with a LearnQuery); absent: nothing learned. */
+  learned?: Record<string, StepDecision> | null;
 }
 
 /** Input of the `generate` activity (served on every pool's task queue). */
@@ -244,6 +274,10 @@ export interface CascadeTrace {
   hedges?: { step: number; reason: string }[];
   /** Registry name of the model whose answer is returned (the response's `model` is what its upstream reported). */
   registry_model?: string;
+  /** The pre-router's P(accept) per step, when the policy has one. */
+  prerouter?: number[];
+  /** Steps the learner had marked unprofitable that ran anyway as its periodic probe. */
+  probes?: number[];
   attempts: AttemptRecord[];
 }
 

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { evaluatorSpecSchema } from '../evaluators/spec.js';
+import { LEARN_DEFAULTS } from '../workflows/learn.js';
 
 const positiveMs = z.number().int().positive();
 
@@ -103,6 +104,26 @@ export const policySchema = z
       .object({ model_file: z.string().min(1), skip_below: z.number().min(0).max(1) })
       .strict()
       .optional(),
+    /**
+     * Learning from traffic (docs/evaluators.md, "Learning from traffic"): a step whose recent
+     * acceptance no longer pays for its own cost is skipped, one request in `probe_every` still runs
+     * it. On by default; `false` turns it off.
+     */
+    learn: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            window: z.number().int().min(10).max(10_000).default(LEARN_DEFAULTS.window),
+            min_samples: z.number().int().min(1).default(LEARN_DEFAULTS.min_samples),
+            probe_every: z.number().int().min(1).default(LEARN_DEFAULTS.probe_every),
+            margin: z.number().min(0).max(10).default(LEARN_DEFAULTS.margin),
+            refresh_ms: z.number().int().min(100).default(LEARN_DEFAULTS.refresh_ms),
+          })
+          .strict()
+          .refine((l) => l.min_samples <= l.window, { message: 'min_samples must not exceed window', path: ['min_samples'] }),
+      ])
+      .default(LEARN_DEFAULTS),
   })
   .strict();
 

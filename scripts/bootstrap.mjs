@@ -9,7 +9,7 @@
  */
 import { spawnSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, statSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, statSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,13 @@ function ensureNodeModules() {
   const lock = join(root, 'package-lock.json');
   const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs + 1000);
   if (!stale) return;
+  // A linked node_modules (a git worktree sharing another checkout's) is not ours to reinstall:
+  // `npm ci` empties the link's target, and with it every checkout that shares it.
+  const modules = join(root, 'node_modules');
+  if (existsSync(modules) && lstatSync(modules).isSymbolicLink()) {
+    say(`node_modules is a link to ${realpathSync(modules)}: not reinstalling it (run npm ci where it lives if it is out of date)`);
+    return;
+  }
   // `npm ci`: exactly the lock file's versions (it lists every platform's optional packages).
   say('installing npm dependencies (npm ci, from package-lock.json) ...');
   const r = run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);

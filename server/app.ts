@@ -21,6 +21,9 @@ import { Ledger } from './ledger.js';
 import { usageRoutes } from './routes/usage.js';
 import { chatStarter } from './chat-workflow.js';
 import { routeFor, type DeploymentHealth } from '../activities/breaker.js';
+import type { LearnedStats } from '../activities/learned.js';
+import { feedbackRoutes } from './routes/feedback.js';
+import { FeedbackStore } from './feedback.js';
 
 export interface AppDeps {
   config: CascadeConfig;
@@ -33,7 +36,7 @@ export interface AppDeps {
    * A router worker shares `client`'s connection in this process (`temporal.embedded_router`):
    * workflows start eagerly on it, with the first step routed by its routing state.
    */
-  embeddedRouter?: { health: DeploymentHealth };
+  embeddedRouter?: { health: DeploymentHealth; learned?: LearnedStats };
 }
 
 export function createApp({
@@ -70,13 +73,23 @@ export function createApp({
   // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
-  v1.use(usageRoutes(new Ledger(client, config)));
+  const ledger = new Ledger(client, config);
+  const feedback = new FeedbackStore(client, config.raw.temporal.task_queue);
+  v1.use(usageRoutes(ledger, feedback));
+  v1.use(feedbackRoutes(ledger, feedback));
   v1.post(
     '/chat/completions',
     apiMetrics.middleware(),
     chatCompletionsRoute({
       config,
-      starter: chatStarter(client, config, embeddedRouter && { route: (m) => routeFor(embeddedRouter.health, m.name, m.deployments) }),
+      starter: chatStarter(
+        client,
+        config,
+        embeddedRouter && {
+          // The first step's learned decisions (activities/learned.ts) travel with its route.
+          route: (m, input) => ({ ...routeFor(embeddedRouter.health, m.name, m.deployments), ...embeddedRouter.learned?.firstStep(input.policy) }),
+        },
+      ),
       logger,
       hub,
     }),

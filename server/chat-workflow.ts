@@ -24,7 +24,7 @@ export interface ChatStarter {
    */
   eager: boolean;
   /** That router worker's routing state: the first step's decision travels with the start. */
-  route?: (model: ModelInfo) => RouteDecision;
+  route?: (model: ModelInfo, input: CascadeInput) => RouteDecision;
 }
 
 export function chatStarter(client: Client, config: CascadeConfig, embedded?: { route: ChatStarter['route'] }): ChatStarter {
@@ -34,7 +34,7 @@ export function chatStarter(client: Client, config: CascadeConfig, embedded?: { 
 /** The input with the first step's routing decision, when this process can make it. */
 function withFirstRoute(input: CascadeInput, route: ChatStarter['route']): CascadeInput {
   const first = input.policy.steps[0] && input.models[input.policy.steps[0].model];
-  return route && first ? { ...input, firstRoute: { model: first.name, route: route(first) } } : input;
+  return route && first ? { ...input, firstRoute: { model: first.name, route: route(first, input) } } : input;
 }
 
 /** `keyId` (the caller's hashed API key) lets the usage ledger (server/ledger.ts) total per key. */

@@ -13,6 +13,7 @@ import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import type { Registry } from 'prom-client';
 import { connectClient, connectWorker, dataConverter, encryptionCodec } from '../workers/connection.js';
+import { LearnedStats } from '../activities/learned.js';
 import { createRouterWorker, deploymentHealth } from '../workers/router.js';
 import type { DeploymentHealth } from '../activities/breaker.js';
 import { installRuntime } from '../workers/runtime.js';
@@ -42,23 +43,24 @@ async function connect(
   config: CascadeConfig,
   logger: Logger,
   metrics: Registry,
-): Promise<{ client: Client; worker: Worker | null; health?: DeploymentHealth }> {
+): Promise<{ client: Client; worker: Worker | null; health?: DeploymentHealth; learned?: LearnedStats }> {
   if (!config.raw.temporal.embedded_router) return { client: await connectClient(config), worker: null };
   installRuntime(logger); // before the first native connection
   const connection = await connectWorker(config);
   const client = new Client({ connection, namespace: config.raw.temporal.namespace, dataConverter: dataConverter(config) });
   const health = deploymentHealth(config);
-  const worker = await createRouterWorker({ config, connection, logger, metrics, health });
-  return { client, worker, health };
+  const learned = new LearnedStats(client, config.raw.temporal.task_queue, logger);
+  const worker = await createRouterWorker({ config, connection, logger, metrics, health, learned });
+  return { client, worker, health, learned };
 }
 
 async function run(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('api');
   const metrics = createRegistry('api');
-  const { client, worker, health } = await connect(config, logger, metrics);
+  const { client, worker, health, learned } = await connect(config, logger, metrics);
   const port = process.env.PORT ? Number(process.env.PORT) : config.raw.server.port;
-  const server = createServer(createApp({ config, client, logger, metrics, ...(health && { embeddedRouter: { health } }) }));
+  const server = createServer(createApp({ config, client, logger, metrics, ...(health && { embeddedRouter: { health, learned } }) }));
   server.headersTimeout = 10_000;
   server.requestTimeout = 0; // long cascades are bounded by their own deadline
   serveCodecEndpoint(config, logger);

@@ -13,7 +13,8 @@ import { createPoolActivities } from '../activities/pool.js';
 import { DeploymentHealth } from '../activities/breaker.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { loadConfig, REPO_ROOT, type CascadeConfig } from '../config/load.js';
-import { connectWorker, dataConverter } from './connection.js';
+import { connectClient, connectWorker, dataConverter } from './connection.js';
+import { createLearnActivities, LearnedStats } from '../activities/learned.js';
 import { installRuntime } from './runtime.js';
 import { workflowBundle } from './bundle.js';
 import { registerRouterMetrics } from './metrics.js';
@@ -28,14 +29,20 @@ export async function createRouterWorker(opts: {
   metrics?: Registry;
   /** Routing state shared with the API process it is embedded in; its own when absent. */
   health?: DeploymentHealth;
+  /** Learned stats shared with the API process it is embedded in (the first step's decision travels with the start). */
+  learned?: LearnedStats;
 }): Promise<Worker> {
   const { config, connection, logger, metrics } = opts;
   const health = opts.health ?? deploymentHealth(config);
+  // Learned stats are read (queries) and collected (visibility) through a client: the embedding
+  // API process's, or one of the worker's own.
+  const ownClient = opts.learned ? null : await connectClient(config);
+  const learned = opts.learned ?? new LearnedStats(ownClient!, config.raw.temporal.task_queue, logger);
   // Pools with `dispatch: local` are called from here, as local activities of the cascade.
   const localPools = Object.entries(config.raw.pools)
     .filter(([, p]) => p.dispatch === 'local')
     .map(([name]) => name);
-  const routerActivities = createRouterActivities({ health, logger, modelsDir: REPO_ROOT });
+  const routerActivities = createRouterActivities({ health, learned, logger, modelsDir: REPO_ROOT });
   const worker = await Worker.create({
     connection,
     namespace: config.raw.temporal.namespace,
@@ -44,6 +51,7 @@ export async function createRouterWorker(opts: {
     dataConverter: dataConverter(config),
     activities: {
       ...routerActivities,
+      ...createLearnActivities(learned.client),
       ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),
       ...(localPools.length > 0 && createPoolActivities({ config, pools: localPools, limitConcurrency: true, logger, evaluate: routerActivities.evaluate })),
     },
@@ -55,6 +63,11 @@ export async function createRouterWorker(opts: {
     // the SDK's 10 s default would stall every in-flight request for that long.
     stickyQueueScheduleToStartTimeout: '2s',
   });
+  if (ownClient) {
+    // The worker's own client lives as long as the worker runs.
+    const run = worker.run.bind(worker);
+    worker.run = () => run().finally(() => ownClient.connection.close());
+  }
   if (metrics) registerRouterMetrics(metrics, health, () => worker.getStatus().numCachedWorkflows);
   return worker;
 }

@@ -26,6 +26,7 @@ import { raceSteps, type Candidate, type StepOutcome } from './hedge.js';
 import { CascadeFailure, type CascadeEffects } from './cascade-effects.js';
 import { makeCallModel } from './call-model.js';
 import { finish, noAnswer, SKIP_ERRORS } from './trace.js';
+import { decisionFor, isProbe, learnQueryOf, prerouterClass, unprofitableDetail } from './learn.js';
 
 export * from './cascade-effects.js';
 
@@ -50,7 +51,10 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
   const callModel = makeCallModel({ fx, workflowId, deadline, record });
 
   const prerouted = policy.prerouter && fx.preroute ? await fx.preroute(policy.steps, params) : null;
+  if (prerouted) trace.prerouter = prerouted.map((p) => Math.round(p * 1000) / 1000);
   let contextFailedWindow = 0;
+  // Learning from traffic (learn.ts): the router worker answers from its cached copy of the policy's stats.
+  const learn = policy.learn && policy.steps.length > 1 ? policy.learn : null;
 
   /** Runs one step: feasibility, the call (with failover), evaluation. Records everything it does. */
   const runStep = async (i: number, hedged: boolean): Promise<StepOutcome> => {
@@ -68,7 +72,12 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     if (!isLast && p !== undefined && policy.prerouter && p < policy.prerouter.skip_below)
       return skip('prerouter', `pre-router predicts ${p.toFixed(2)} < ${policy.prerouter.skip_below} for ${model.name}`);
     const needsEvaluation = !isLast || policy.evaluate_last_step;
-    const routed = await fx.route(model);
+    const routed = await fx.route(model, learnQueryOf(policy, step));
+    const learned = learn && routed.learned ? decisionFor(routed.learned, step, prerouterClass(p), learn.min_samples) : null;
+    if (learn && learned?.skip) {
+      if (!isProbe(workflowId, step, learn.probe_every)) return skip('unprofitable', unprofitableDetail(model.name, learned));
+      (trace.probes ??= []).push(step);
+    }
     const route = { ...routed, deployments: preferPools(routed.deployments, stepSpec.pools) };
     const feasible = stepFeasibility({
       model,

@@ -14,6 +14,7 @@ import type {
   RouteDecision,
 } from '../common/types.js';
 import type { StreamKind } from '../common/stream.js';
+import type { LearnQuery } from './learn.js';
 
 export type { RouteDecision };
 
@@ -67,7 +68,7 @@ export interface DeploymentReport {
 
 export interface CascadeEffects {
   now(): number;
-  route(model: ModelInfo): Promise<RouteDecision>;
+  route(model: ModelInfo, learn?: LearnQuery): Promise<RouteDecision>;
   generate(call: GenerateCall): Promise<GenerateOutcome>;
   evaluate(call: EvaluateCall): Promise<{ confidence: number; reasons: string[] }>;
   /** Outcome of a call, for circuit breakers and latency estimates. */

@@ -21,7 +21,8 @@ import type { CascadeInput, CascadeResult, CascadeTrace, GenerateInput } from '.
 import { ErrorType } from '../common/errors.js';
 import { SearchAttr } from '../common/names.js';
 import { CascadeFailure, runCascade, type CascadeEffects, type GenerateOutcome } from './cascade-core.js';
-import { attemptTimeouts } from './policy.js';
+import { attemptTimeouts, costOfUsage } from './policy.js';
+import { encodeSummary, ladderHash, prerouterClass, summarize } from './learn.js';
 
 const pool = proxyActivities<PoolActivities>({ startToCloseTimeout: '60s' });
 /** Pools with `dispatch: local`: the same activity, run by the router worker (config/schema.ts). */
@@ -46,11 +47,11 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
   let firstRoute = input.firstRoute;
   const effects: CascadeEffects = {
     now: () => Date.now(),
-    route: async (model) => {
+    route: async (model, learn) => {
       // The decision made at the start, if any, serves only the first call, and only for its model.
       const known = firstRoute?.model === model.name ? firstRoute.route : null;
       firstRoute = undefined;
-      return known ?? (await router.route({ model: model.name, deployments: model.deployments }));
+      return known ?? (await router.route({ model: model.name, deployments: model.deployments, ...(learn && { learn }) }));
     },
     report: async (report) => health.record(report),
     evaluate: async (call) =>
@@ -131,11 +132,11 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
 
   try {
     const result = await runCascade(input, workflowId, effects);
-    publish(result.cascade, result.cascade.registry_model ?? null);
+    publish(input, result.cascade, result);
     return result;
   } catch (err) {
     if (err instanceof CascadeFailure) {
-      publish(err.trace, null);
+      publish(input, err.trace, null);
       throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true, details: [err.trace] });
     }
     throw err;
@@ -185,11 +186,24 @@ function showProgress(trace: CascadeTrace, note: string): void {
   setCurrentDetails([`**${note}**`, ...lines].join('\n'));
 }
 
-function publish(trace: CascadeTrace, finalModel: string | null): void {
+/** The trace's figures as search attributes, in the workflow's last task (no extra round trip). */
+function publish(input: CascadeInput, trace: CascadeTrace, result: CascadeResult | null): void {
+  const finalModel = result ? (trace.registry_model ?? null) : null;
   upsertSearchAttributes([
+    ...learnAttribute(input, trace, result),
     { key: SearchAttr.FinalStep, value: trace.final_step ?? 0 },
     { key: SearchAttr.Escalations, value: trace.escalations },
     { key: SearchAttr.CostUsd, value: trace.cost_usd },
     ...(finalModel ? [{ key: SearchAttr.FinalModel, value: finalModel }] : []),
   ]);
+}
+
+/** The request's outcome per step, which the policy's stats entity collects (learn-workflow.ts). */
+function learnAttribute(input: CascadeInput, trace: CascadeTrace, result: CascadeResult | null) {
+  const { policy, models } = input;
+  if (!policy.learn || policy.steps.length < 2) return [];
+  const top = models[policy.steps.at(-1)!.model];
+  const topCost = result && top ? costOfUsage(top, result.usage) : null;
+  const classes = policy.steps.map((_, i) => prerouterClass(trace.prerouter?.[i]));
+  return [{ key: SearchAttr.Learn, value: encodeSummary(summarize(trace, ladderHash(policy.steps), classes, topCost)) }];
 }

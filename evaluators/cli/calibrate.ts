@@ -19,6 +19,7 @@ import { exitWithUsage, parseCli } from '../../common/cli.js';
 import { loadPolicyFile, runRoutingBenchmark } from '../../bench/lib/run.js';
 
 const USAGE = `usage: npm run calibrate -- --data <file.jsonl> (--target <share> | --max-cost <usd>) [options]
+       npm run calibrate -- --from-feedback --target <share> [--policy <name>] [--confidence 0.95] [--out <policy.yaml>]
 
 Chooses ladder, evaluators, thresholds and pre-router use on one split and writes the policy file.
   --data <file.jsonl>        RouteLLM-style dataset
@@ -34,7 +35,10 @@ Chooses ladder, evaluators, thresholds and pre-router use on one split and write
   --ladder m1,m2             fixed ladder of models
   --name <prefix>            name of the policy (default: the dataset's)
   --manifest <file>          heads manifest to use
-  --no-replay                skip the replay of the written policy`;
+  --no-replay                skip the replay of the written policy
+  --from-feedback            re-fit the thresholds of the configured policies (CASCADE_CONFIG) from the
+                             labels sent to POST /v1/cascade/{id}/feedback and the requests' traces
+  --policy <name>            with --from-feedback: only this policy`;
 
 const { values } = parseCli(USAGE, {
   options: {
@@ -52,8 +56,16 @@ const { values } = parseCli(USAGE, {
     name: { type: 'string' },
     manifest: { type: 'string' },
     'no-replay': { type: 'boolean', default: false },
+    'from-feedback': { type: 'boolean', default: false },
+    policy: { type: 'string' },
   },
 });
+if (values['from-feedback']) {
+  if (values.target === undefined) exitWithUsage(USAGE, 'calibrate: --from-feedback needs --target');
+  const { calibrateFromFeedback } = await import('./calibrate-feedback.js');
+  await calibrateFromFeedback({ target: Number(values.target), confidence: Number(values.confidence), policy: values.policy, out: values.out });
+  process.exit(0);
+}
 if (!values.data) exitWithUsage(USAGE, 'calibrate: --data is required');
 if ((values.target === undefined) === (values['max-cost'] === undefined)) exitWithUsage(USAGE, 'calibrate: give one of --target and --max-cost');
 const started = Date.now();

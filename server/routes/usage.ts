@@ -1,6 +1,6 @@
 /**
  * GET /v1/cascade/{id} — one request's record: status, policy, key id, the answering model and
- * usage, its cost and top-model cost, and the full trace. GET /v1/usage?from=&to=&key=&policy=
+ * usage, its cost and top-model cost, the full trace, and its delayed label (`feedback`, or null). GET /v1/usage?from=&to=&key=&policy=
  * — totals over the requests that closed in [from, to) (default: the last 24 hours), with a
  * breakdown per policy and per key. Both read the ledger (server/ledger.ts).
  */
@@ -9,6 +9,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { totals, totalsBy } from '../../common/usage.js';
 import type { Ledger } from '../ledger.js';
+import type { FeedbackStore } from '../feedback.js';
 import { ApiError } from '../errors.js';
 
 const instant = z.union([
@@ -32,7 +33,7 @@ const usageQuery = z
   })
   .strict();
 
-export function usageRoutes(ledger: Ledger): Router {
+export function usageRoutes(ledger: Ledger, feedback: FeedbackStore): Router {
   const router = express.Router();
 
   router.get('/cascade/:id', async (req, res) => {
@@ -44,7 +45,7 @@ export function usageRoutes(ledger: Ledger): Router {
     }
     if (!found) throw new ApiError(404, `No cascade request ${req.params.id}`, 'invalid_request_error', 'request_not_found', 'id');
     if ('running' in found) res.json({ workflow_id: req.params.id, status: 'running', started_at: found.description.startTime.toISOString() });
-    else res.json(found);
+    else res.json({ ...found, feedback: await feedback.get(found.policy, found.workflow_id) });
   });
 
   router.get('/usage', async (req, res) => {

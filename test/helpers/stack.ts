@@ -22,6 +22,7 @@ import { loadConfig, REPO_ROOT, type CascadeConfig } from '../../config/load.js'
 import { createRouterWorker, deploymentHealth } from '../../workers/router.js';
 import { createPoolWorker } from '../../workers/pool.js';
 import { createApp } from '../../server/app.js';
+import { LearnedStats } from '../../activities/learned.js';
 import { freePort } from '../../scripts/temporal-dev-server.js';
 import { releaseTestTemporal, testTemporalAddress } from './temporal.js';
 import { installRuntime } from '../../workers/runtime.js';
@@ -167,6 +168,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   // Encrypted as by default, with this stack's own key (child processes read the same file).
   raw.encryption = { key_file: join(dir, 'encryption-keys'), codec_port: 0 };
   opts.configure?.(raw, farmUrl);
+  // Tests assert exact ladders, which learning from traffic would change under repeated requests:
+  // a policy learns only where a test says so (test/cascade/learn.test.ts).
+  for (const policy of Object.values(raw.policies as Record<string, { learn?: unknown }>)) policy.learn ??= false;
   configSchema.parse(raw); // fail early with zod's message if a test wrote a bad config
   const configFile = join(dir, 'cascade.yaml');
   writeFileSync(configFile, stringify(raw));
@@ -201,8 +205,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 
   const health = deploymentHealth(config);
+  const learned = new LearnedStats(
+    new Client({ connection: workerConnection, namespace: 'default', dataConverter: dataConverter(config) }),
+    config.raw.temporal.task_queue,
+    quiet,
+  );
   if (opts.routerProcess) await startChild('router');
-  else workers.push(await createRouterWorker({ config, connection: workerConnection, logger: quiet, health }));
+  else workers.push(await createRouterWorker({ config, connection: workerConnection, logger: quiet, health, learned }));
   for (const pool of Object.keys(config.raw.pools)) {
     if (opts.poolsWithoutWorkers?.includes(pool)) continue;
     if (opts.poolProcesses?.includes(pool)) await startChild(`pool:${pool}`);
@@ -221,7 +230,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     // worker's connection (in this process) and starts workflows eagerly on it.
     const embedded = config.raw.temporal.embedded_router && !opts.routerProcess;
     const apiClient = embedded ? new Client({ connection: workerConnection, namespace: 'default', dataConverter: dataConverter(config) }) : client;
-    server = createServer(createApp({ config, client: apiClient, logger: quiet, ...(embedded && { embeddedRouter: { health } }) }));
+    server = createServer(createApp({ config, client: apiClient, logger: quiet, ...(embedded && { embeddedRouter: { health, learned } }) }));
     apiPort = await listen(server);
   }
   const apiUrl = `http://127.0.0.1:${apiPort}/v1`;
