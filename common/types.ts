@@ -159,6 +159,10 @@ export interface CascadeInput {
    * call then needs no `route` local activity.
    */
   firstRoute?: { model: string; route: RouteDecision };
+  /** The API key that asked (hashed id) and its tier, shown in the trace. */
+  caller?: { keyId: string; tier: string };
+  /** The key's budget workflow holding this request's reservation: the cascade settles it when it ends. */
+  budget?: { keyWorkflowId: string };
 }
 
 export interface RouteDecision {
@@ -244,6 +248,9 @@ export interface CascadeTrace {
   hedges?: { step: number; reason: string }[];
   /** Registry name of the model whose answer is returned (the response's `model` is what its upstream reported). */
   registry_model?: string;
+  /** The API key that asked (`key_<sha256 prefix>`) and its tier (config `keys.tiers`). */
+  key_id?: string;
+  tier?: string;
   attempts: AttemptRecord[];
 }
 

@@ -6,6 +6,8 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { CascadeConfig } from '../config/load.js';
 import { requireApiKey } from './auth.js';
+import { KeyStore } from './keys.js';
+import { Budgets } from './budgets.js';
 import { errorHandler, notFound } from './errors.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { documentsRoutes } from './routes/documents.js';
@@ -48,13 +50,7 @@ export function createApp({
   const apiMetrics = new ApiMetrics(metrics, config, client);
   app.disable('x-powered-by');
   app.set('etag', false);
-  const keysEnv = config.raw.server.api_keys_env;
-  const keys = keysEnv
-    ? (env[keysEnv] ?? '')
-        .split(',')
-        .map((k) => k.trim())
-        .filter(Boolean)
-    : [];
+  const keys = new KeyStore(config, env);
 
   app.get('/healthz', healthRoute(client));
   // Live answers from the model-call workers (authenticated per request by a token, not an API key).
@@ -71,6 +67,8 @@ export function createApp({
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
   v1.use(usageRoutes(new Ledger(client, config)));
+  const budgets = new Budgets(client, config);
+  v1.get('/budget', budgets.statusRoute());
   v1.post(
     '/chat/completions',
     apiMetrics.middleware(),
@@ -79,6 +77,7 @@ export function createApp({
       starter: chatStarter(client, config, embeddedRouter && { route: (m) => routeFor(embeddedRouter.health, m.name, m.deployments) }),
       logger,
       hub,
+      budgets,
     }),
   );
   app.use('/v1', v1);

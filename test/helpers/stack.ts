@@ -166,6 +166,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   raw.documents = { store_dir: join(dir, 'documents'), webhook_allow_hosts: ['127.0.0.1'] };
   // Encrypted as by default, with this stack's own key (child processes read the same file).
   raw.encryption = { key_file: join(dir, 'encryption-keys'), codec_port: 0 };
+  // Hashed API keys of this stack only (a keys file turns authentication on).
+  raw.keys = { file: join(dir, 'api-keys.json') };
   opts.configure?.(raw, farmUrl);
   configSchema.parse(raw); // fail early with zod's message if a test wrote a bad config
   const configFile = join(dir, 'cascade.yaml');
