@@ -7,8 +7,9 @@
  */
 import type { CascadeInput } from '../common/types.js';
 import type { KeyBudgetLimits, ReserveRequest, ReserveRefusal } from '../common/budget-messages.js';
-import { costUsd, estimatePromptTokens, roundUsd } from './policy.js';
-import { extraSamplesOf, judgeModelOf } from './evidence.js';
+import { ErrorType } from '../common/errors.js';
+import { costUsd, estimatePromptTokens, roundUsd, stepFeasibility } from './policy.js';
+import { extraCallsOf, extraSamplesOf, judgeModelOf } from './evidence.js';
 
 /** A granted reservation, held until the cascade settles it (or it expires). */
 export interface Reservation {
@@ -72,6 +73,38 @@ export function worstCaseCostUsd(input: Pick<CascadeInput, 'params' | 'policy' |
     if (judgeModel) total += costUsd(judgeModel, prompt + out, judgeModel.expectedOutputTokens);
   });
   return roundUsd(Math.min(total, input.maxCostUsd ?? policy.max_cost_usd));
+}
+
+const REFUSAL_TYPES = { context_length: ErrorType.ContextLengthExceeded, budget: ErrorType.BudgetExceeded, deadline: ErrorType.DeadlineExceeded };
+
+/**
+ * A request the cascade would refuse before any model call, decided from the request alone: a
+ * prompt too long for every step's context window, or a cost cap no step fits. The API refuses it
+ * without starting a workflow (nothing to show as failed in the Temporal UI); the error is the
+ * one the cascade would end with (the last step's reason). The deadline is left to the cascade,
+ * which knows the models' measured latency.
+ */
+export function refusalBeforeStart(input: Pick<CascadeInput, 'params' | 'policy' | 'models' | 'maxCostUsd'>): { type: string; message: string } | null {
+  const { params, policy } = input;
+  let last: { type: string; message: string } | null = null;
+  for (const [i, step] of policy.steps.entries()) {
+    const model = input.models[step.model];
+    if (!model) return null;
+    const evaluated = i < policy.steps.length - 1 || policy.evaluate_last_step;
+    const f = stepFeasibility({
+      model,
+      promptTokens: estimatePromptTokens(params),
+      maxTokens: params.max_tokens,
+      remainingMs: Number.POSITIVE_INFINITY,
+      measuredP50Ms: null,
+      spentUsd: 0,
+      maxCostUsd: input.maxCostUsd ?? policy.max_cost_usd,
+      extraCalls: evaluated ? extraCallsOf(step.evaluator) : 0,
+    });
+    if (f.ok) return null;
+    last = { type: REFUSAL_TYPES[f.reason], message: f.detail };
+  }
+  return last;
 }
 
 /** Tokens a request is counted for in the per-minute window when it is admitted (settle corrects it). */

@@ -9,7 +9,8 @@ import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { CascadeInput, CascadeResult, CascadeTrace, ChatMessage, ChatParams } from '../../common/types.js';
 import { modelsForPolicy, type CascadeConfig } from '../../config/load.js';
-import { ApiError } from '../errors.js';
+import { ApiError, fromWorkflowError } from '../errors.js';
+import { refusalBeforeStart } from '../../workflows/budget.js';
 import { chatCompletionRequestSchema, type ChatCompletionRequest } from './chat-completions.schema.js';
 import { idempotencyKeyOf, idempotentWorkflowId, keyReused, sha256 } from '../idempotency.js';
 import { awaitResult, startOrAttach, type ChatStarter } from '../chat-workflow.js';
@@ -63,7 +64,10 @@ export function chatCompletionsRoute({ config, starter, logger, hub, budgets }: 
           'Last-Event-ID',
           'invalid_value',
         );
-      // The key's budget and rate limit: refused here (402/429) before any workflow starts.
+      // Refusals for the caller's own reasons are made here, before any workflow starts: a prompt
+      // or cost cap no step fits (as the cascade would), then the key's budget and rate limit.
+      const refused = refusalBeforeStart(input);
+      if (refused) throw fromWorkflowError(refused.type, refused.message);
       input.budget = await budgets.reserve(key, workflowId, input);
 
       let result: CascadeResult;

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { createApp } from '../../server/app.js';
 import { generateKey, keyIdOf, readKeysFile, sha256Hex, writeKeysFile, type KeyEntry } from '../../common/api-keys.js';
@@ -97,7 +98,7 @@ after(async () => {
 });
 
 describe('key budgets and rate limits', () => {
-  it(`50 concurrent requests over two API processes never spend more than a budget that pays for 10 (${ROUNDS} round(s))`, async () => {
+  it(`50 concurrent requests over two API processes never spend more than a budget that pays for 10 (${ROUNDS} round(s))`, async (t) => {
     const target = resolveTarget(stack.config, 'sim-large')!;
     const worst = worstCaseCostUsd({
       params: { messages: PROMPT, max_tokens: MAX_TOKENS },
@@ -136,6 +137,7 @@ describe('key budgets and rate limits', () => {
         'the reservations to settle',
       );
       assert.ok(Math.abs(status.usage.spent_today_usd - spent) < 1e-8, `budget says $${status.usage.spent_today_usd}, responses $${spent}`);
+      t.diagnostic(`round ${round}: ${answered.length} answered, ${refused.length} refused, spent $${spent.toFixed(8)} of $${budget}`);
       const more = await chat(apis[round % 2]!, key, {});
       if (budget - spent < worst) assert.equal(more.status, 402);
     }
@@ -176,6 +178,18 @@ describe('key budgets and rate limits', () => {
     assert.equal(denied.status, 403);
     assert.equal(denied.body.error.code, 'model_not_allowed');
     assert.equal(denied.body.error.param, 'model');
+  });
+
+  it("refusals for the caller's own reasons start no workflow: budget, and a prompt no step's window fits", async () => {
+    const { key } = addKey('refusals', 'metered', { budget_usd: { day: 0.000001 } });
+    await sleep(1100);
+    const tooLong = await chat(apis[0]!, key, { model: 'sim-small', messages: [{ role: 'user', content: 'x'.repeat(40_000) }] });
+    assert.equal(tooLong.status, 400);
+    assert.equal(tooLong.body.error.code, 'context_length_exceeded');
+    const poor = await chat(apis[1]!, key, {});
+    assert.equal(poor.status, 402);
+    for (const r of [tooLong, poor])
+      await assert.rejects(stack.client.workflow.getHandle(r.headers.get('x-cascade-workflow-id')!).describe(), WorkflowNotFoundError);
   });
 
   it('kill -9 of the API process mid-request leaks no reservation: the cascade settles it', async () => {
