@@ -41,7 +41,13 @@ export function readKeysFile(path: string): KeysFile {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { keys: [] };
     throw err;
   }
-  const parsed = keysFileSchema.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`keys file ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = keysFileSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new Error(`invalid keys file ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);

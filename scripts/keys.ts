@@ -4,7 +4,7 @@
  * second, so no restart is needed.
  */
 import { keyLimitsSchema } from '../config/schema.js';
-import { loadConfig } from '../config/load.js';
+import { keyLimitsProblems, loadConfig } from '../config/load.js';
 import { generateKey, keyIdOf, readKeysFile, sha256Hex, writeKeysFile } from '../common/api-keys.js';
 import { exitWithUsage, parseCli } from '../common/cli.js';
 
@@ -50,6 +50,8 @@ if (command === 'add') {
   };
   const limits = keyLimitsSchema.safeParse(JSON.parse(JSON.stringify(raw)));
   if (!limits.success) exitWithUsage(USAGE, `invalid limit ${limits.error.issues[0]!.path.join('.')}: ${limits.error.issues[0]!.message}`);
+  const problems = keyLimitsProblems(config.raw, config.policies, limits.data, 'limits');
+  if (problems.length > 0) exitWithUsage(USAGE, problems.join('\n'));
   const key = generateKey();
   const digest = sha256Hex(key);
   const file = readKeysFile(path);

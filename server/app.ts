@@ -50,7 +50,7 @@ export function createApp({
   const apiMetrics = new ApiMetrics(metrics, config, client);
   app.disable('x-powered-by');
   app.set('etag', false);
-  const keys = new KeyStore(config, env);
+  const keys = new KeyStore(config, env, logger);
 
   app.get('/healthz', healthRoute(client));
   // Live answers from the model-call workers (authenticated per request by a token, not an API key).

@@ -4,8 +4,8 @@
  * changes, so added and revoked keys apply within a second, in every API process). Keys are
  * compared by SHA-256 digest; the plaintext is never stored.
  */
-import { statSync } from 'node:fs';
-import type { CascadeConfig } from '../config/load.js';
+import { existsSync, statSync } from 'node:fs';
+import { keyLimitsProblems, type CascadeConfig } from '../config/load.js';
 import type { KeyLimits } from '../config/schema.js';
 import { keyIdOf, readKeysFile, sha256Hex, type KeyEntry } from '../common/api-keys.js';
 
@@ -29,6 +29,7 @@ export class KeyStore {
   constructor(
     private readonly config: CascadeConfig,
     env: NodeJS.ProcessEnv,
+    private readonly logger?: { error: (o: object, m: string) => void },
   ) {
     const name = config.raw.server.api_keys_env;
     const tier = config.raw.keys.env_tier;
@@ -37,6 +38,7 @@ export class KeyStore {
       const digest = sha256Hex(key);
       this.envKeys.set(digest, { id: keyIdOf(digest), name: `${name} #${this.envKeys.size + 1}`, tier, limits: this.tierLimits(tier) });
     }
+    this.load(); // a bad keys file stops the API at start, naming the problem
   }
 
   /** Keys are required once any is configured (an existing keys file counts, even with every key revoked). */
@@ -82,13 +84,25 @@ export class KeyStore {
     }
     if (stamp === this.fileStamp) return;
     this.fileStamp = stamp;
-    this.fileExists = stamp !== '';
+    try {
+      this.load();
+    } catch (err) {
+      // A file broken while the API runs (a hand edit): keep the keys it had.
+      this.logger?.error({ err: (err as Error).message }, 'keys file not reloaded');
+    }
+  }
+
+  private load(): void {
+    const path = this.config.keysFilePath;
     const next = new Map<string, CallerKey>();
     for (const entry of readKeysFile(path).keys) {
       if (entry.revoked_at) continue;
       if (!this.config.raw.keys.tiers[entry.tier]) throw new Error(`keys file ${path}: key ${entry.id} names unknown tier "${entry.tier}"`);
+      const problems = keyLimitsProblems(this.config.raw, this.config.policies, entry.limits ?? {}, `keys file ${path}: ${entry.id}.limits`);
+      if (problems.length > 0) throw new Error(problems.join('; '));
       next.set(entry.sha256, { id: entry.id, name: entry.name, tier: entry.tier, limits: this.merged(entry) });
     }
     this.fileKeys = next;
+    this.fileExists = existsSync(path);
   }
 }
