@@ -143,6 +143,7 @@ async function main(): Promise<void> {
     PORT: String(await freePort()),
     CASCADE_CODEC_PORT: String(await freePort()),
     CASCADE_FARM_RANDOM_PORTS: '1',
+    CASCADE_KEYS_FILE: join(dir, 'api-keys.json'), // a keys file in the checkout would turn authentication on
     ...(external
       ? { TEMPORAL_ADDRESS: external, CASCADE_TEMPORAL_EXTERNAL: '1' }
       : {

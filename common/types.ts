@@ -175,6 +175,10 @@ export interface CascadeInput {
    * call then needs no `route` local activity.
    */
   firstRoute?: { model: string; route: RouteDecision };
+  /** The API key that asked (hashed id) and its tier, shown in the trace. */
+  caller?: { keyId: string; tier: string };
+  /** The key's budget workflow holding this request's reservation: the cascade settles it when it ends. */
+  budget?: { keyWorkflowId: string };
 }
 
 /** What a policy's traffic says about one step (workflows/learn.ts). */
@@ -278,6 +282,9 @@ export interface CascadeTrace {
   prerouter?: number[];
   /** Steps the learner had marked unprofitable that ran anyway as its periodic probe. */
   probes?: number[];
+  /** The API key that asked (`key_<sha256 prefix>`) and its tier (config `keys.tiers`). */
+  key_id?: string;
+  tier?: string;
   attempts: AttemptRecord[];
 }
 

@@ -11,7 +11,7 @@ import type { DeploymentRef, ModelInfo, PolicySpec, RetrySettings } from '../com
 import { interpolate } from '../common/interpolate.js';
 import { poolTaskQueue } from '../common/names.js';
 import { REPO_ROOT } from '../common/paths.js';
-import { configSchema, policySchema, type DeploymentConfig, type RawConfig } from './schema.js';
+import { configSchema, policySchema, type DeploymentConfig, type KeyLimits, type RawConfig } from './schema.js';
 
 export { REPO_ROOT };
 export const DEFAULT_CONFIG_PATH = resolve(REPO_ROOT, 'config', 'cascade.yaml');
@@ -39,6 +39,8 @@ export interface CascadeConfig {
   retry: RetrySettings;
   /** Absolute path of the farm config, when the embedded farm is enabled. */
   farmConfigPath: string | null;
+  /** Absolute path of the hashed API keys file (`npm run keys`); auth is on once it exists. */
+  keysFilePath: string;
 }
 
 function describeIssues(file: string, error: z.ZodError): string {
@@ -173,6 +175,8 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
     if (!policies.has(name)) problems.push(`documents.task_policies.${task}: unknown policy "${name}" (policies: ${[...policies.keys()].join(', ')})`);
   }
 
+  problems.push(...keyTierProblems(raw, policies));
+
   if (problems.length > 0) throw new ConfigError(`invalid config ${path}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 
   return {
@@ -189,7 +193,29 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
       scheduleToStartTimeoutMs: raw.retry.schedule_to_start_timeout_ms,
     },
     farmConfigPath: raw.farm ? resolve(base, raw.farm.config) : null,
+    keysFilePath: resolve(base, raw.keys.file),
   };
+}
+
+/** Tiers name policies and models that exist, and the env keys' tier is one of them. */
+function keyTierProblems(raw: RawConfig, policies: Map<string, PolicySpec>): string[] {
+  const problems: string[] = [];
+  if (!raw.keys.tiers[raw.keys.env_tier])
+    problems.push(`keys.env_tier: unknown tier "${raw.keys.env_tier}" (tiers: ${Object.keys(raw.keys.tiers).join(', ') || 'none'})`);
+  for (const [tier, t] of Object.entries(raw.keys.tiers)) problems.push(...keyLimitsProblems(raw, policies, t, `keys.tiers.${tier}`));
+  return problems;
+}
+
+/** A tier's or a key's limits name policies and models that exist (`where` prefixes each problem). */
+export function keyLimitsProblems(raw: RawConfig, policies: ReadonlyMap<string, PolicySpec>, limits: KeyLimits, where: string): string[] {
+  const problems: string[] = [];
+  const isModel = (name: string) => !!raw.models[name] || Object.values(raw.models).some((m) => m.aliases.includes(name));
+  if (limits.default_policy && !policies.has(limits.default_policy)) problems.push(`${where}.default_policy: unknown policy "${limits.default_policy}"`);
+  limits.allow?.forEach((entry, i) => {
+    const ok = entry.startsWith('cascade:') ? policies.has(entry.slice('cascade:'.length)) : isModel(entry);
+    if (!ok) problems.push(`${where}.allow[${i}]: "${entry}" is neither cascade:<policy> nor a model`);
+  });
+  return problems;
 }
 
 export type Target = { kind: 'policy'; policy: PolicySpec } | { kind: 'model'; policy: PolicySpec };

@@ -144,6 +144,25 @@ export const poolSchema = z
   })
   .strict();
 
+/**
+ * What a key may do (a tier in `keys.tiers`, or one key's overrides in the keys file): a $ budget
+ * per UTC day and month, a rate limit per minute, the policy `cascade` means for it, and the
+ * policies and models it may ask for. Absent = unlimited / everything.
+ */
+export const keyLimitsSchema = z
+  .object({
+    budget_usd: z.object({ day: z.number().positive().optional(), month: z.number().positive().optional() }).strict().optional(),
+    rate_limit: z
+      .object({ requests_per_minute: z.number().int().positive().optional(), tokens_per_minute: z.number().int().positive().optional() })
+      .strict()
+      .optional(),
+    /** The policy `model: "cascade"` runs for this key. */
+    default_policy: z.string().min(1).optional(),
+    /** `cascade:<policy>` and model names (or aliases) the key may ask for; `cascade` is always its default policy. */
+    allow: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     server: z
@@ -282,6 +301,17 @@ export const configSchema = z
         webhook_allow_hosts: [],
         task_policies: {},
       }),
+    /** API keys with budgets and limits (docs/operations.md, "Keys, budgets and rate limits"). */
+    keys: z
+      .object({
+        /** Hashed keys written by `npm run keys` (SHA-256 digests, never the keys), relative to this file. */
+        file: z.string().min(1).default('../.data/api-keys.json'),
+        /** Tier of the keys in `server.api_keys_env` (the quick-start path). */
+        env_tier: z.string().min(1).default('default'),
+        tiers: z.record(z.string().min(1), keyLimitsSchema).default({ default: {} }),
+      })
+      .strict()
+      .default({ file: '../.data/api-keys.json', env_tier: 'default', tiers: { default: {} } }),
     pools: z.record(z.string().min(1), poolSchema),
     models: z.record(z.string().min(1), modelSchema),
     policies: z.record(z.string().min(1), policySchema).default({}),
@@ -295,3 +325,4 @@ export type RawConfig = z.infer<typeof configSchema>;
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
 export type PolicyConfig = z.infer<typeof policySchema>;
+export type KeyLimits = z.infer<typeof keyLimitsSchema>;

@@ -6,6 +6,8 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { CascadeConfig } from '../config/load.js';
 import { requireApiKey } from './auth.js';
+import { KeyStore } from './keys.js';
+import { Budgets } from './budgets.js';
 import { errorHandler, notFound } from './errors.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { documentsRoutes } from './routes/documents.js';
@@ -51,13 +53,7 @@ export function createApp({
   const apiMetrics = new ApiMetrics(metrics, config, client);
   app.disable('x-powered-by');
   app.set('etag', false);
-  const keysEnv = config.raw.server.api_keys_env;
-  const keys = keysEnv
-    ? (env[keysEnv] ?? '')
-        .split(',')
-        .map((k) => k.trim())
-        .filter(Boolean)
-    : [];
+  const keys = new KeyStore(config, env, logger);
 
   app.get('/healthz', healthRoute(client));
   // Live answers from the model-call workers (authenticated per request by a token, not an API key).
@@ -77,6 +73,8 @@ export function createApp({
   const feedback = new FeedbackStore(client, config.raw.temporal.task_queue);
   v1.use(usageRoutes(ledger, feedback));
   v1.use(feedbackRoutes(ledger, feedback));
+  const budgets = new Budgets(client, config);
+  v1.get('/budget', budgets.statusRoute());
   v1.post(
     '/chat/completions',
     apiMetrics.middleware(),
@@ -92,6 +90,7 @@ export function createApp({
       ),
       logger,
       hub,
+      budgets,
     }),
   );
   app.use('/v1', v1);

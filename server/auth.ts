@@ -1,26 +1,25 @@
 /**
- * Bearer-key authentication. Keys come from the env var the config names (comma-separated);
- * when none is configured the API is open, which is only sensible on 127.0.0.1.
+ * Bearer-key authentication against the key store (server/keys.ts). When no key is configured
+ * the API is open, which is only sensible on 127.0.0.1. The caller's key (id, tier, limits) is
+ * left in `res.locals.key` for the routes.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { ApiError } from './errors.js';
+import type { CallerKey, KeyStore } from './keys.js';
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
-export function requireApiKey(keys: string[]): RequestHandler {
-  const digests = keys.map(digest);
+export function requireApiKey(store: KeyStore): RequestHandler {
   return (req, res, next) => {
-    if (digests.length === 0) return next();
+    if (!store.required) return next();
     const header = req.get('authorization') ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) return next(new ApiError(401, 'Missing API key: send "Authorization: Bearer <key>"', 'authentication_error', 'missing_api_key'));
-    const d = digest(match[1]!.trim());
-    if (!digests.some((k) => timingSafeEqual(k, d))) return next(new ApiError(401, 'Incorrect API key provided', 'authentication_error', 'invalid_api_key'));
-    res.locals.keyId = keyIdOf(d);
+    const key = store.lookup(match[1]!.trim());
+    if (!key) return next(new ApiError(401, 'Incorrect API key provided', 'authentication_error', 'invalid_api_key'));
+    res.locals.key = key;
+    res.locals.keyId = key.id;
     next();
   };
 }
 
-/** How usage and traces name a key: a prefix of its SHA-256, never the key itself. */
-export const keyIdOf = (sha256: Buffer) => `key_${sha256.toString('hex').slice(0, 12)}`;
+/** The authenticated caller's key, when keys are configured. */
+export const callerKey = (locals: Record<string, unknown>): CallerKey | undefined => locals.key as CallerKey | undefined;

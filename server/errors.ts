@@ -20,6 +20,9 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 
+  /** Sent as `Retry-After` (seconds) with a 429. */
+  retryAfterS?: number;
+
   static invalid(message: string, param: string | null = null, code: string | null = null): ApiError {
     return new ApiError(400, message, 'invalid_request_error', code, param);
   }
@@ -84,6 +87,7 @@ export function errorHandler(logger: { error: (o: object, m: string) => void }):
       logger.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
       apiError = new ApiError(500, 'Internal server error', 'server_error', 'internal_error');
     }
+    if (apiError.retryAfterS !== undefined) res.setHeader('retry-after', String(apiError.retryAfterS));
     res.status(apiError.status).json(errorBody(apiError));
   };
 }

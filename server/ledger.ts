@@ -82,7 +82,8 @@ export class Ledger {
       key_id: (wf.typedSearchAttributes.get(SearchAttr.KeyId) as string | undefined) ?? null,
       model: result?.model ?? null,
       usage: result?.usage ?? null,
-      cost_usd: trace?.cost_usd ?? 0,
+      // A cancelled cascade has no result: what its calls were billed is in its cost attribute (workflows/cascade.ts).
+      cost_usd: trace?.cost_usd ?? ((wf.typedSearchAttributes.get(SearchAttr.CostUsd) as number | undefined) || 0),
       top_model_cost_usd: topModelCostUsd(topModelOf(this.config, policy), result?.usage),
       cascade: trace,
     };

@@ -69,6 +69,7 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
       CASCADE_UI_PORT: String(uiPort),
       CASCADE_CODEC_PORT: String(codecPort),
       CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
+      CASCADE_KEYS_FILE: join(dir, 'api-keys.json'), // a keys file in the checkout would turn authentication on
       CASCADE_FARM_RANDOM_PORTS: '1',
       CASCADE_LOCAL_GGUF: gguf,
     },

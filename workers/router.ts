@@ -8,6 +8,7 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { pathToFileURL } from 'node:url';
 import { createRouterActivities, createRouterSinks } from '../activities/router.js';
 import { createDocumentActivities } from '../activities/document.js';
+import { createBudgetActivities } from '../activities/budget.js';
 import { createDocumentStore } from '../activities/document-store.js';
 import { createPoolActivities } from '../activities/pool.js';
 import { DeploymentHealth } from '../activities/breaker.js';
@@ -52,6 +53,7 @@ export async function createRouterWorker(opts: {
     activities: {
       ...routerActivities,
       ...createLearnActivities(learned.client),
+      ...createBudgetActivities(),
       ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),
       ...(localPools.length > 0 && createPoolActivities({ config, pools: localPools, limitConcurrency: true, logger, evaluate: routerActivities.evaluate })),
     },

@@ -6,6 +6,7 @@
 import { ActivityFailure, ApplicationFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
 import {
   CancellationScope,
+  getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
@@ -21,8 +22,9 @@ import type { CascadeInput, CascadeResult, CascadeTrace, GenerateInput } from '.
 import { ErrorType } from '../common/errors.js';
 import { SearchAttr } from '../common/names.js';
 import { CascadeFailure, runCascade, type CascadeEffects, type GenerateOutcome } from './cascade-core.js';
-import { attemptTimeouts, costOfUsage } from './policy.js';
+import { attemptTimeouts, cancelledCallCost, costOfUsage, estimatePromptTokens, roundUsd } from './policy.js';
 import { encodeSummary, ladderHash, prerouterClass, summarize } from './learn.js';
+import { settleSignal } from '../common/budget-messages.js';
 
 const pool = proxyActivities<PoolActivities>({ startToCloseTimeout: '60s' });
 /** Pools with `dispatch: local`: the same activity, run by the router worker (config/schema.ts). */
@@ -45,6 +47,11 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
   // then never makes a finished call again; only the call in flight is repeated.
   let unrecordedLocalCall = false;
   let firstRoute = input.firstRoute;
+  // What the key's budget is settled with: tokens of every finished call, the latest trace, and
+  // what calls cut off by a cancellation of the whole request may have cost (an upper bound).
+  const spend = { tokens: 0, trace: null as CascadeTrace | null, cutOffUsd: 0 };
+  let requestCancelled = false;
+  CancellationScope.current().cancelRequested.catch(() => (requestCancelled = true));
   const effects: CascadeEffects = {
     now: () => Date.now(),
     route: async (model, learn) => {
@@ -112,12 +119,19 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
               );
         // Only finished calls need recording first: one still running (a hedge) must not be waited for.
         if (call.deployment.dispatch === 'local') unrecordedLocalCall = true;
+        spend.tokens += output.usage.total_tokens;
         return { ok: true, output };
       } catch (err) {
+        // A hedge's loser is cancelled too, but cascade-core charges it itself; only a cancelled request's calls are charged here.
+        if (isCancellation(err) && requestCancelled)
+          spend.cutOffUsd = roundUsd(spend.cutOffUsd + cancelledCallCost(call.model, estimatePromptTokens(call.params), call.params.max_tokens));
         return { ok: false, error: { ...classifyActivityFailure(err), latencyMs: Date.now() - startedAt } };
       }
     },
-    onProgress: (trace, note) => showProgress(trace, note),
+    onProgress: (trace, note) => {
+      spend.trace = trace;
+      showProgress(trace, note);
+    },
     cancellable: (fn) => {
       const scope = new CancellationScope();
       return { promise: scope.run(fn), cancel: () => scope.cancel() };
@@ -132,14 +146,54 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
 
   try {
     const result = await runCascade(input, workflowId, effects);
-    publish(input, result.cascade, result);
+    publish(input, withCaller(result.cascade, input), result);
+    await settleBudget(input, result.cascade.cost_usd, spend.tokens);
     return result;
   } catch (err) {
     if (err instanceof CascadeFailure) {
-      publish(input, err.trace, null);
+      publish(input, withCaller(err.trace, input), null);
+      await settleBudget(input, err.trace.cost_usd, spend.tokens);
       throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true, details: [err.trace] });
     }
+    if (isCancellation(err)) {
+      // The caller went away: what was billed so far still counts, in the ledger (the cost search
+      // attribute: a cancelled workflow has no result) and in the key's budget.
+      const cost = roundUsd((spend.trace?.cost_usd ?? 0) + spend.cutOffUsd);
+      await CancellationScope.nonCancellable(async () => {
+        publish(input, { ...(spend.trace ?? emptyTrace(workflowId, input)), cost_usd: cost }, null);
+        await settleBudget(input, cost, spend.tokens);
+      });
+    }
     throw err;
+  }
+}
+
+/** The caller's key and tier, in the trace the response, the ledger and the UI show. */
+function withCaller(trace: CascadeTrace, input: CascadeInput): CascadeTrace {
+  if (input.caller) Object.assign(trace, { key_id: input.caller.keyId, tier: input.caller.tier });
+  return trace;
+}
+
+const emptyTrace = (workflowId: string, input: CascadeInput): CascadeTrace => ({
+  workflow_id: workflowId,
+  policy: input.policy.name,
+  final_step: null,
+  escalations: 0,
+  cost_usd: 0,
+  attempts: [],
+});
+
+/**
+ * Replaces the request's reservation in its key's budget workflow by what it really cost. Sent
+ * by the cascade itself, so a dead API process leaks nothing; a key workflow that is gone must
+ * not fail the request.
+ */
+async function settleBudget(input: CascadeInput, usd: number, tokens: number): Promise<void> {
+  if (!input.budget) return;
+  try {
+    await getExternalWorkflowHandle(input.budget.keyWorkflowId).signal(settleSignal, { id: workflowInfo().workflowId, usd, tokens });
+  } catch {
+    // The key workflow's reservation then expires and is checked against this workflow's cost attribute.
   }
 }
 

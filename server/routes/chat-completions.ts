@@ -8,22 +8,26 @@ import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { CascadeInput, CascadeResult, CascadeTrace, ChatMessage, ChatParams } from '../../common/types.js';
-import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config/load.js';
-import { ApiError } from '../errors.js';
+import { modelsForPolicy, type CascadeConfig } from '../../config/load.js';
+import { ApiError, fromWorkflowError } from '../errors.js';
+import { refusalBeforeStart } from '../../workflows/budget.js';
 import { chatCompletionRequestSchema, type ChatCompletionRequest } from './chat-completions.schema.js';
 import { idempotencyKeyOf, idempotentWorkflowId, keyReused, sha256 } from '../idempotency.js';
 import { awaitResult, startOrAttach, type ChatStarter } from '../chat-workflow.js';
 import type { StreamHub } from '../stream-hub.js';
 import { respondStreaming } from './chat-stream.js';
+import type { Budgets } from '../budgets.js';
+import { callerKey } from '../auth.js';
 
 export interface ChatRouteDeps {
   config: CascadeConfig;
   starter: ChatStarter;
   logger: Logger;
   hub: StreamHub;
+  budgets: Budgets;
 }
 
-export function chatCompletionsRoute({ config, starter, logger, hub }: ChatRouteDeps): RequestHandler {
+export function chatCompletionsRoute({ config, starter, logger, hub, budgets }: ChatRouteDeps): RequestHandler {
   const forwarded = config.raw.server.forward_headers.map((h) => h.toLowerCase());
 
   return async (req, res, next) => {
@@ -32,7 +36,8 @@ export function chatCompletionsRoute({ config, starter, logger, hub }: ChatRoute
     res.setHeader('x-request-id', requestId);
     try {
       const body = parseBody(req.body);
-      const target = resolveTarget(config, body.model);
+      const key = callerKey(res.locals);
+      const target = budgets.target(key, body.model);
       if (!target) throw ApiError.modelNotFound(body.model, config.policies.keys());
       const params = toChatParams(body);
       const requestHash = hashRequest(body);
@@ -50,6 +55,7 @@ export function chatCompletionsRoute({ config, starter, logger, hub }: ChatRoute
         forwardHeaders: pickHeaders(req.headers, forwarded),
         deadlineMs,
         maxCostUsd: Math.min(body.cascade?.max_cost_usd ?? policy.max_cost_usd, policy.max_cost_usd),
+        ...(key && { caller: { keyId: key.id, tier: key.tier } }),
       };
       res.setHeader('x-cascade-workflow-id', workflowId);
       if (req.get('last-event-id') !== undefined && !idempotencyKey)
@@ -58,6 +64,11 @@ export function chatCompletionsRoute({ config, starter, logger, hub }: ChatRoute
           'Last-Event-ID',
           'invalid_value',
         );
+      // Refusals for the caller's own reasons are made here, before any workflow starts: a prompt
+      // or cost cap no step fits (as the cascade would), then the key's budget and rate limit.
+      const refused = refusalBeforeStart(input);
+      if (refused) throw fromWorkflowError(refused.type, refused.message);
+      input.budget = await budgets.reserve(key, workflowId, input);
 
       let result: CascadeResult;
       if (body.stream) {

@@ -34,6 +34,7 @@ before(async () => {
       TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
       CASCADE_UI_PORT: String(await freePort()),
       CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
+      CASCADE_KEYS_FILE: join(dir, 'api-keys.json'), // a keys file in the checkout would turn authentication on
       CASCADE_FARM_RANDOM_PORTS: '1',
     },
     farmConfigPath: join(REPO_ROOT, 'config', 'farm.test.yaml'),

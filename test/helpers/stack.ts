@@ -167,6 +167,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   raw.documents = { store_dir: join(dir, 'documents'), webhook_allow_hosts: ['127.0.0.1'] };
   // Encrypted as by default, with this stack's own key (child processes read the same file).
   raw.encryption = { key_file: join(dir, 'encryption-keys'), codec_port: 0 };
+  // Hashed API keys of this stack only (a keys file turns authentication on).
+  raw.keys = { file: join(dir, 'api-keys.json') };
   opts.configure?.(raw, farmUrl);
   // Tests assert exact ladders, which learning from traffic would change under repeated requests:
   // a policy learns only where a test says so (test/cascade/learn.test.ts).
