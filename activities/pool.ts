@@ -54,6 +54,7 @@ export function createPoolActivities({
       upstreamModel: d.upstreamModel,
       stream: d.stream,
       headers: d.headers,
+      continuation: d.continuation,
     });
     if (d.apiKeyEnv && !env[d.apiKeyEnv]) missingKeys.set(id, d.apiKeyEnv);
   }
@@ -115,6 +116,7 @@ export function createPoolActivities({
               model: input.model,
               kind: input.stream.kind,
               attempt,
+              ...(input.continueFrom && { prefix: input.continueFrom }),
             },
             ctx.info.isLocal,
           )
@@ -136,6 +138,7 @@ export function createPoolActivities({
           streamIdleTimeoutMs: input.streamIdleTimeoutMs,
           attemptTimeoutMs: model?.attemptTimeoutMs ?? 120_000,
           signal: ctx.cancellationSignal,
+          ...(input.continueFrom && { continueFrom: input.continueFrom }),
           // Local activities cannot heartbeat: their liveness is the workflow task's.
           ...(!ctx.info.isLocal && { heartbeat: () => ctx.heartbeat() }),
           ...((sink || judge) && {
@@ -172,12 +175,14 @@ export function createPoolActivities({
         const remainingMs = ctx.info.scheduleToCloseTimeoutMs ? ctx.info.scheduledTimestampMs + ctx.info.scheduleToCloseTimeoutMs - Date.now() : Infinity;
         // A Retry-After longer than the time left is not worth waiting for: fail over at once.
         const waitTooLong = failure.retryAfterMs !== null && failure.retryAfterMs >= remainingMs;
+        // Text a client has already seen: the workflow may have another deployment continue it.
+        const partial = input.stream?.kind === 'live' ? failure.partial : null;
         throw ApplicationFailure.create({
           type: failure.type,
           message: failure.message,
           nonRetryable: !failure.retryable || waitTooLong || NON_RETRYABLE_ERRORS.includes(failure.type),
           nextRetryDelay: failure.retryAfterMs ?? undefined,
-          details: [{ attempt }],
+          details: [{ attempt, ...(partial && { partial }) }],
         });
       }
     }

@@ -22,6 +22,8 @@ export interface SinkMeta {
   model: string;
   kind: StreamKind;
   attempt: number;
+  /** The call continues this text (assistant-prefix continuation): the API counts it as already produced. */
+  prefix?: string;
 }
 
 /** The API processes' hubs in this process (server/stream-hub.ts), by id. */
@@ -90,7 +92,15 @@ function httpSink(target: StreamTarget, meta: SinkMeta): StreamSink {
     if (!pending) setImmediate(flush);
     pending += `${JSON.stringify(m)}\n`;
   };
-  send({ type: 'start', call: meta.call, step: meta.step, model: meta.model, kind: meta.kind, attempt: meta.attempt });
+  send({
+    type: 'start',
+    call: meta.call,
+    step: meta.step,
+    model: meta.model,
+    kind: meta.kind,
+    attempt: meta.attempt,
+    ...(meta.prefix && { prefix: meta.prefix }),
+  });
   let ended = false;
   return {
     delta(text) {

@@ -29,7 +29,8 @@ export type StreamReceiver = (message: StreamMessage) => void;
 
 /** What one model call's activity sends, one JSON object per line. */
 export type StreamMessage =
-  | { type: 'start'; call: string; step: number; model: string; kind: StreamKind; attempt: number }
+  /** `prefix`: the call continues this text (assistant-prefix continuation); its deltas follow it. */
+  | { type: 'start'; call: string; step: number; model: string; kind: StreamKind; attempt: number; prefix?: string }
   | { type: 'delta'; text: string }
   | { type: 'end'; outcome: 'ok' | 'failed' | 'aborted' | 'cancelled'; reason?: string };
 

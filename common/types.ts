@@ -3,6 +3,7 @@
  * Pure types only (imported by workflow code). Everything here is JSON-serialisable.
  */
 import type { StreamKind, StreamTarget } from './stream.js';
+import type { ContinuationStyle } from './continuation.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -51,6 +52,8 @@ export interface DeploymentRef {
   dispatch?: 'local';
   /** This deployment's own context window, when it differs from the model's (e.g. a server started with a shorter limit). */
   contextWindow?: number;
+  /** How it continues a partial answer (common/continuation.ts); absent: it cannot. */
+  continuation?: Exclude<ContinuationStyle, 'none'>;
 }
 
 /** What the workflow knows of a model (from the registry, resolved when the request is accepted). */
@@ -191,6 +194,11 @@ export interface GenerateInput {
    * fails the call; the workflow then evaluates as usual.
    */
   evaluate?: { step: number; spec: EvaluatorSpec; threshold: number };
+  /**
+   * The answer so far, already streamed to the client: the upstream continues it (the deployment's
+   * `continuation` style) and this call's output is only the rest.
+   */
+  continueFrom?: string;
 }
 
 export interface GenerateOutput {
@@ -209,6 +217,11 @@ export interface GenerateOutput {
   stoppedFor?: string;
   /** The step's evaluation of this answer, when the call was asked to make it (GenerateInput.evaluate). */
   evaluation?: { confidence: number; reasons: string[] };
+  /**
+   * This answer continues text a broken call on `deployment` had streamed (`chars` long, its
+   * estimated `usage` already billed with that call); `content` and `usage` include it.
+   */
+  continued?: { deployment: string; chars: number; usage: Usage };
 }
 
 /** One row of the trace: a model call, an evaluation, or a step that was skipped. */
@@ -230,6 +243,8 @@ export interface AttemptRecord {
   stopped_early?: { reason: string; tokens: number; saved_tokens_est: number; saved_ms_est: number };
   /** The model name the upstream reported for an answer (`model` is the registry name). */
   upstream_model?: string;
+  /** This answer continued a stream that broke after text was sent: where it broke and how much it had. */
+  continued_from?: { deployment: string; chars: number };
 }
 
 export interface CascadeTrace {

@@ -123,7 +123,8 @@ export class StreamHub {
     let call: CallState | null = null;
     return (m) => {
       if (m.type === 'start') {
-        call = { kind: m.kind, step: m.step, model: m.model, text: '' };
+        // A continuation's deltas extend the text it was given, which was streamed already.
+        call = { kind: m.kind, step: m.step, model: m.model, text: m.prefix ?? '' };
         session.stepStarted(m.step, m.kind);
       } else if (m.type === 'delta' && call) {
         call.text += m.text;

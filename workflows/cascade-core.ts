@@ -25,6 +25,7 @@ import { extraCallsOf, gatherEvidence, withLogprobsIfNeeded } from './evidence.j
 import { raceSteps, type Candidate, type StepOutcome } from './hedge.js';
 import { CascadeFailure, type CascadeEffects } from './cascade-effects.js';
 import { makeCallModel } from './call-model.js';
+import { ownUsage } from './continuation.js';
 import { finish, noAnswer, SKIP_ERRORS } from './trace.js';
 
 export * from './cascade-effects.js';
@@ -105,9 +106,11 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       confidence: null,
       accepted: true,
       error: null,
-      cost_usd: costOfUsage(model, output.usage),
+      // A continuation's earlier part is billed with the call that broke.
+      cost_usd: costOfUsage(model, ownUsage(output)),
       retries: output.attempt - 1,
       upstream_model: output.upstreamModel,
+      ...(output.continued && { continued_from: { deployment: output.continued.deployment, chars: output.continued.chars } }),
     };
     if (output.stoppedFor) {
       // Streaming evaluation found the answer lost: what was generated is paid for, never returned.

@@ -14,6 +14,7 @@ import type {
   RouteDecision,
 } from '../common/types.js';
 import type { StreamKind } from '../common/stream.js';
+import type { PartialAnswer } from '../common/continuation.js';
 
 export type { RouteDecision };
 
@@ -41,10 +42,14 @@ export interface GenerateCall {
    * `evaluate` then returns without another round trip.
    */
   evaluate?: { spec: EvaluatorSpec; threshold: number };
+  /** Continue this answer, already streamed live (the deployment supports continuation). */
+  continueFrom?: string;
 }
 
 export type GenerateOutcome =
-  { ok: true; output: GenerateOutput } | { ok: false; error: { type: string; message: string; retries: number; latencyMs: number | null } };
+  | { ok: true; output: GenerateOutput }
+  /** partial: a live call that broke after producing text reports that text. */
+  | { ok: false; error: { type: string; message: string; retries: number; latencyMs: number | null; partial?: PartialAnswer } };
 
 export interface EvaluateCall {
   step: number;

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadFarmConfig } from '../../farm/index.js';
 import { REPO_ROOT } from '../../config/load.js';
-import { sseEvents } from '../../common/sse-events.js';
+import { attemptsOf as attemptsOfRequest, finalChunk, firstContentAt, streamChat as streamRequest } from '../helpers/stream-client.js';
 import type { Attempt } from '../../farm/index.js';
 import { GPT4, MIXTRAL, startStack, type Stack } from '../helpers/stack.js';
 
@@ -68,59 +68,9 @@ for (const dispatch of ['task-queue', 'local'] as const) {
     await stack?.close();
   });
 
-  interface SseEvent {
-    id: string | null;
-    data: any;
-    /** Client clock when the event arrived. */
-    at: number;
-  }
-
-  interface StreamRead {
-    status: number;
-    workflowId: string;
-    events: SseEvent[];
-    done: boolean;
-    text: string;
-  }
-
-  /** Posts a streaming chat request and reads its events; `stopAfterChars` drops the connection early. */
-  async function streamChat(body: Record<string, unknown>, headers: Record<string, string> = {}, stopAfterChars = Infinity): Promise<StreamRead> {
-    const ac = new AbortController();
-    const res = await fetch(`${stack.apiUrl}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify({ messages: [{ role: 'user', content: prompt }], stream: true, ...body }),
-      signal: ac.signal,
-    });
-    const read: StreamRead = { status: res.status, workflowId: res.headers.get('x-cascade-workflow-id') ?? '', events: [], done: false, text: '' };
-    if (!res.headers.get('content-type')?.includes('text/event-stream')) {
-      read.events.push({ id: null, data: await res.json(), at: Date.now() });
-      return read;
-    }
-    try {
-      for await (const { id, data } of sseEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
-        if (data === '[DONE]') {
-          read.done = true;
-          continue;
-        }
-        const parsed = JSON.parse(data);
-        read.events.push({ id, data: parsed, at: Date.now() });
-        if (!parsed.cascade?.draft) read.text += parsed.choices?.[0]?.delta?.content ?? '';
-        if (read.text.length >= stopAfterChars) {
-          ac.abort();
-          return read;
-        }
-      }
-    } catch (err) {
-      if ((err as Error).name !== 'AbortError') throw err;
-    }
-    return read;
-  }
-
-  const attemptsOf = async (workflowId: string) =>
-    (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`)).sort((a, b) => a.t_ms - b.t_ms);
-  const firstContentAt = (r: StreamRead) => r.events.find((e) => e.data.choices?.[0]?.delta?.content)!.at;
-  const finalChunk = (r: StreamRead) => r.events.find((e) => e.data.choices?.[0]?.finish_reason)?.data;
+  const streamChat = (body: Record<string, unknown>, headers: Record<string, string> = {}, stopAfterChars = Infinity) =>
+    streamRequest(stack.apiUrl, { messages: [{ role: 'user', content: prompt }], ...body }, headers, stopAfterChars);
+  const attemptsOf = (workflowId: string) => attemptsOfRequest(() => stack.farmLog(), workflowId);
 
   describe(`live answers (dispatch: ${dispatch})`, () => {
     it('a direct model call streams: the first content chunk arrives before the upstream stream ended', async () => {
