@@ -175,8 +175,8 @@ export function createPoolActivities({
         const remainingMs = ctx.info.scheduleToCloseTimeoutMs ? ctx.info.scheduledTimestampMs + ctx.info.scheduleToCloseTimeoutMs - Date.now() : Infinity;
         // A Retry-After longer than the time left is not worth waiting for: fail over at once.
         const waitTooLong = failure.retryAfterMs !== null && failure.retryAfterMs >= remainingMs;
-        // Text a client has already seen: the workflow may have another deployment continue it.
-        const partial = input.stream?.kind === 'live' ? failure.partial : null;
+        // Text a client has already seen (or will, a hedge once it wins): another deployment may continue it.
+        const partial = input.stream?.kind === 'live' || input.stream?.kind === 'hedge' ? failure.partial : null;
         throw ApplicationFailure.create({
           type: failure.type,
           message: failure.message,

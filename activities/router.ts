@@ -13,6 +13,9 @@ import { createCallEvaluator } from './call-evaluator.js';
 import type { DeploymentReport, EvaluateCall } from '../workflows/cascade-core.js';
 import type { RouteDecision } from '../common/types.js';
 import { DeploymentHealth, routeFor } from './breaker.js';
+import { sendStreamMessage } from './stream-sink.js';
+import type { StreamTarget } from '../common/stream.js';
+import { Context } from '@temporalio/activity';
 
 export interface RouterActivityDeps {
   health: DeploymentHealth;
@@ -32,6 +35,12 @@ export function createRouterActivities({ health, logger, modelsDir }: RouterActi
 
     async evaluate(call: EvaluateCall): Promise<Evaluation> {
       return (await evaluate(call))!; // with model files it always evaluates
+    },
+
+    /** A hedged step won (the other lost): the API shows its text held so far, and the rest live. */
+    async promote(input: { target: StreamTarget; step: number }): Promise<boolean> {
+      const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+      return sendStreamMessage(input.target, workflowId, { type: 'promote', step: input.step });
     },
 
     async preroute(input: { policy: string; prerouter: PrerouterSpec; steps: PolicyStep[]; messages: ChatMessage[] }): Promise<number[] | null> {

@@ -115,3 +115,22 @@ function httpSink(target: StreamTarget, meta: SinkMeta): StreamSink {
     },
   };
 }
+
+/**
+ * One message on its own request (the workflow's `promote`): waits for the API's answer so the
+ * workflow knows it arrived, but never fails — an API that is gone has no client to show it to.
+ */
+export async function sendStreamMessage(target: StreamTarget, workflowId: string, message: StreamMessage, timeoutMs = 2000): Promise<boolean> {
+  try {
+    const res = await fetch(new URL(`${STREAM_PATH}/${encodeURIComponent(workflowId)}`, target.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', [STREAM_TOKEN_HEADER]: target.token },
+      body: `${JSON.stringify(message)}\n`,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}

@@ -50,6 +50,8 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
 
   const callModel = makeCallModel({ fx, workflowId, deadline, record });
 
+  /** Whether step i's answer is evaluated (every step but the last, unless the policy says so). */
+  const evaluated = (i: number) => i < policy.steps.length - 1 || policy.evaluate_last_step;
   const prerouted = policy.prerouter && fx.preroute ? await fx.preroute(policy.steps, params) : null;
   let contextFailedWindow = 0;
 
@@ -68,7 +70,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     const p = prerouted?.[i];
     if (!isLast && p !== undefined && policy.prerouter && p < policy.prerouter.skip_below)
       return skip('prerouter', `pre-router predicts ${p.toFixed(2)} < ${policy.prerouter.skip_below} for ${model.name}`);
-    const needsEvaluation = !isLast || policy.evaluate_last_step;
+    const needsEvaluation = evaluated(i);
     const routed = await fx.route(model);
     const route = { ...routed, deployments: preferPools(routed.deployments, stepSpec.pools) };
     const feasible = stepFeasibility({
@@ -83,9 +85,18 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     });
     if (!feasible.ok) return skip(feasible.reason, feasible.detail);
 
-    // An answer nobody evaluates is the answer: it streams to the client as it is generated,
-    // unless it runs as a hedge (it may still lose). Evaluated answers stream only as drafts.
-    const stream: StreamKind | undefined = !input.stream ? undefined : !needsEvaluation && !hedged ? 'live' : input.stream.drafts ? 'draft' : undefined;
+    // An answer nobody evaluates is the answer: it streams to the client as it is generated; as a
+    // hedge (it may still lose) it is held by the API until the other step loses. Evaluated
+    // answers stream only as drafts.
+    const stream: StreamKind | undefined = !input.stream
+      ? undefined
+      : !needsEvaluation
+        ? hedged
+          ? 'hedge'
+          : 'live'
+        : input.stream.drafts
+          ? 'draft'
+          : undefined;
     const abortOptions = needsEvaluation ? earlyAbortOptions(stepSpec) : null;
     const answer = await callModel(step, model, withLogprobsIfNeeded(params, stepSpec.evaluator), 'answer', 'answer', route, {
       ...(stream && { stream }),
@@ -197,6 +208,10 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         const reason = why ?? `step ${i + 1} not accepted after ${delayMs} ms`;
         (trace.hedges ??= []).push({ step: next + 1, reason });
         fx.onProgress?.(trace, `step ${next + 1} hedged alongside step ${i + 1}: ${reason}`);
+      },
+      // The other step lost while the hedge still runs: its held text goes out now, the rest live.
+      onLastStanding: async (j) => {
+        if (j === next && input.stream && !evaluated(next)) await fx.promote?.(j + 1);
       },
       onCancelled: (j) => {
         const model = modelOf(policy.steps[j]!.model);

@@ -93,6 +93,8 @@ export interface CascadeEffects {
    * effects hold them back (local-activity dispatch records them only when the workflow task ends).
    */
   checkpoint?(): Promise<void>;
+  /** A hedged step whose text the client was not shown (it might lose) won: show it, and the rest live. */
+  promote?(step: number): Promise<void>;
 }
 
 /** Thrown when no answer can be returned; carries the trace for the caller. */

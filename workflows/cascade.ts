@@ -124,6 +124,9 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
       return { promise: scope.run(fn), cancel: () => scope.cancel() };
     },
     sleep: (ms) => sleep(ms),
+    promote: async (step) => {
+      if (input.stream) await router.promote({ target: input.stream, step });
+    },
     checkpoint: async () => {
       if (!unrecordedLocalCall) return;
       unrecordedLocalCall = false;
