@@ -74,8 +74,10 @@ export function createPoolActivities({
       }
       const { pool } = endpoint;
       const release = await admit(pool, ctx, attempt);
+      // The pool's backlog as this call met it: on the task queue, then for a local slot.
+      const queuedMs = Math.max(0, Date.now() - ctx.info.currentAttemptScheduledTimestampMs);
       try {
-        return await call(input, endpoint, ctx, attempt);
+        return { ...(await call(input, endpoint, ctx, attempt)), queuedMs };
       } finally {
         release();
       }

@@ -68,6 +68,7 @@ export type RouterActivities = ReturnType<typeof createRouterActivities>;
 export function recordReport(health: DeploymentHealth, report: DeploymentReport): void {
   health.record(report.deploymentId, report.ok, report.errorType);
   if (report.ok && report.latencyMs != null) health.recordLatency([report.model, report.deploymentId], report.latencyMs);
+  if (report.pool && report.queuedMs != null) health.backlog.record(report.pool, report.queuedMs);
 }
 
 /** What workflows send to the router worker without a round trip (workflow sinks). */

@@ -171,6 +171,8 @@ export interface RouteDecision {
   measuredP50Ms: number | null;
   /** Ids of deployments offered as the probe of their open circuit. */
   probes?: string[];
+  /** Pools whose recent calls waited for a worker slot: the median wait (activities/backlog.ts). */
+  backlogMs?: Record<string, number>;
 }
 
 /** Input of the `generate` activity (served on every pool's task queue). */
@@ -213,6 +215,8 @@ export interface GenerateOutput {
   /** Temporal attempt number that produced the answer (1 = first try). */
   attempt: number;
   pool: string;
+  /** How long the call waited for a worker slot of its pool (schedule-to-start, or the local pool-slot wait). */
+  queuedMs?: number;
   /** Streaming evaluation stopped the call: why (content is only what came before). */
   stoppedFor?: string;
   /** The step's evaluation of this answer, when the call was asked to make it (GenerateInput.evaluate). */

@@ -68,7 +68,14 @@ export function makeCallModel({ fx, workflowId, deadline, record }: CallContext)
       });
       if (outcome.ok) {
         const cost = costOfUsage(model, outcome.output.usage);
-        await fx.report({ deploymentId: deployment.id, model: model.name, ok: true, latencyMs: outcome.output.latencyMs });
+        await fx.report({
+          deploymentId: deployment.id,
+          model: model.name,
+          ok: true,
+          latencyMs: outcome.output.latencyMs,
+          pool: deployment.pool,
+          queuedMs: outcome.output.queuedMs ?? null,
+        });
         if (purpose !== 'answer') {
           // Samples and judge verdicts are billed to the request but are not answers in the trace.
           record(
@@ -92,7 +99,15 @@ export function makeCallModel({ fx, workflowId, deadline, record }: CallContext)
         return { ok: true, output: continuing ? joinContinuation(continuing, outcome.output) : outcome.output, deployment };
       }
       const { error } = outcome;
-      await fx.report({ deploymentId: deployment.id, model: model.name, ok: false, errorType: error.type, latencyMs: error.latencyMs });
+      await fx.report({
+        deploymentId: deployment.id,
+        model: model.name,
+        ok: false,
+        errorType: error.type,
+        latencyMs: error.latencyMs,
+        // No worker slot freed up in time: the whole wait was backlog.
+        ...(error.type === ErrorType.NoCapacity && { pool: deployment.pool, queuedMs: error.latencyMs }),
+      });
       const broke: SentText | null = error.partial ? textSent(continuing, error.partial, deployment.id) : null;
       record(
         {

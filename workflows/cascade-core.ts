@@ -13,6 +13,7 @@ import {
   costOfUsage,
   earlyAbortOptions,
   estimatePromptTokens,
+  expectedBacklogMs,
   fitsAfterContextError,
   hedgeReason,
   modelWindow,
@@ -82,6 +83,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       spentUsd: trace.cost_usd,
       maxCostUsd,
       extraCalls: needsEvaluation ? extraCallsOf(stepSpec.evaluator) : 0,
+      backlogMs: expectedBacklogMs(route.deployments, route.backlogMs),
     });
     if (!feasible.ok) return skip(feasible.reason, feasible.detail);
 

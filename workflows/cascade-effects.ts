@@ -68,6 +68,9 @@ export interface DeploymentReport {
   ok: boolean;
   errorType?: string;
   latencyMs?: number | null;
+  /** The call's pool and how long it waited for a worker slot there (its backlog). */
+  pool?: string;
+  queuedMs?: number | null;
 }
 
 export interface CascadeEffects {
