@@ -9,6 +9,11 @@
 
 /** Only waits this recent count: a backlog drains, and a pool nobody sends calls to reports none. */
 export const BACKLOG_WINDOW_MS = 10_000;
+/**
+ * A median wait below this is dispatch latency (a loaded Temporal server takes tens of ms to hand
+ * a task to a worker), not a queue: it counts as no backlog, so pools are not reordered on noise.
+ */
+export const BACKLOGGED_MS = 250;
 const MAX_SAMPLES = 64;
 
 export class PoolBacklog {
@@ -23,13 +28,14 @@ export class PoolBacklog {
     if (window.length > MAX_SAMPLES) window.shift();
   }
 
-  /** Median wait of the pool's calls in the last BACKLOG_WINDOW_MS; 0 when none waited or none were made. */
+  /** Median wait of the pool's calls in the last BACKLOG_WINDOW_MS; 0 when none were made or it is below BACKLOGGED_MS. */
   expectedMs(pool: string): number {
     const since = this.now() - BACKLOG_WINDOW_MS;
     const recent = (this.samples.get(pool) ?? []).filter((s) => s.at >= since).map((s) => s.ms);
     if (recent.length === 0) return 0;
     recent.sort((a, b) => a - b);
-    return recent[Math.floor(recent.length / 2)]!;
+    const median = recent[Math.floor(recent.length / 2)]!;
+    return median >= BACKLOGGED_MS ? median : 0;
   }
 
   /** Pools with a wait now (for the workflow's deadline check). */

@@ -74,10 +74,11 @@ export function createPoolActivities({
       }
       const { pool } = endpoint;
       const release = await admit(pool, ctx, attempt);
-      // The pool's backlog as this call met it: on the task queue, then for a local slot.
-      const queuedMs = Math.max(0, Date.now() - ctx.info.currentAttemptScheduledTimestampMs);
+      // The pool's backlog as this call met it: on the task queue, then for a local slot. Only a
+      // first attempt's: a retry's schedule time may include its backoff (or a Retry-After).
+      const queuedMs = attempt === 1 ? Math.max(0, Date.now() - ctx.info.currentAttemptScheduledTimestampMs) : undefined;
       try {
-        return { ...(await call(input, endpoint, ctx, attempt)), queuedMs };
+        return { ...(await call(input, endpoint, ctx, attempt)), ...(queuedMs !== undefined && { queuedMs }) };
       } finally {
         release();
       }

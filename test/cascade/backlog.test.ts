@@ -19,8 +19,8 @@ for (const dispatch of ['task-queue', 'local'] as const) {
     let stack: Stack;
     before(async () => {
       const farm = await loadFarmConfig(join(REPO_ROOT, 'config', 'farm.test.yaml'));
-      // Mixtral on cpu takes ~3 s an answer: long enough to keep cpu's one slot busy.
-      Object.assign(farm.pools.cpu!.models[MIXTRAL]!, { ttft_ms: 50, tokens_per_s: 20 });
+      // Mixtral on cpu takes ~5 s an answer: cpu's one slot stays busy well past the others' wait.
+      Object.assign(farm.pools.cpu!.models[MIXTRAL]!, { ttft_ms: 50, tokens_per_s: 10 });
       stack = await startStack({
         farmConfig: farm,
         configure: (raw) => {
@@ -42,22 +42,24 @@ for (const dispatch of ['task-queue', 'local'] as const) {
     };
 
     it('calls that waited on a busy pool move the next request to an equivalent deployment on a free one', async () => {
-      // One request holds cpu's only slot; two more wait for it until schedule-to-start gives up.
-      const holder = ask();
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const waited = await Promise.all([ask(), ask()]);
-      for (const w of waited) {
+      // Three at once: one holds cpu's only slot, two wait for it until schedule-to-start gives up.
+      const done: Awaited<ReturnType<typeof ask>>[] = [];
+      const all = Promise.all([ask(), ask(), ask()].map((p) => p.then((r) => (done.push(r), r))));
+      while (done.length < 2) await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 20))]);
+      for (const w of done.slice(0, 2)) {
         assert.deepEqual(w.trace.attempts.map((a: any) => [a.pool, a.error]).slice(0, 1), [['cpu', 'no_capacity']], 'they queued on cpu first');
         assert.deepEqual(w.pools, ['gpu-a'], 'and were answered on gpu-a');
       }
-      // cpu is still busy with the first request: the router now knows its calls wait.
+      // cpu is still busy with the third: the router now knows its calls wait.
       const next = await ask();
+      assert.equal(done.length, 2, 'cpu was still busy when the next request was answered');
       assert.deepEqual(next.pools, ['gpu-a'], 'straight to gpu-a, no call queued on cpu');
       assert.deepEqual(
         next.trace.attempts.map((a: any) => [a.pool, a.error]),
         [['gpu-a', null]],
       );
-      assert.deepEqual((await holder).pools, ['cpu']);
+      const holder = (await all).find((r) => !done.slice(0, 2).includes(r))!;
+      assert.deepEqual(holder.pools, ['cpu'], 'the one that held the slot was answered there');
     });
   });
 }

@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BACKLOG_WINDOW_MS, PoolBacklog } from '../../activities/backlog.js';
+import { BACKLOG_WINDOW_MS, BACKLOGGED_MS, PoolBacklog } from '../../activities/backlog.js';
 import { DeploymentHealth, fasterFirst } from '../../activities/breaker.js';
 import type { DeploymentRef, ModelInfo } from '../../common/types.js';
 import { expectedBacklogMs, stepFeasibility } from '../../workflows/policy.js';
@@ -21,8 +21,10 @@ describe('pool backlog', () => {
     assert.equal(backlog.expectedMs('cpu'), 900);
     now = BACKLOG_WINDOW_MS + 1;
     assert.equal(backlog.expectedMs('cpu'), 0, 'the waits are older than the window');
-    backlog.record('cpu', 20);
-    assert.deepEqual(backlog.snapshot(['cpu', 'gpu']), { cpu: 20 });
+    backlog.record('cpu', 400);
+    assert.deepEqual(backlog.snapshot(['cpu', 'gpu']), { cpu: 400 });
+    for (const ms of [30, 80]) backlog.record('gpu', ms);
+    assert.equal(backlog.expectedMs('gpu'), 0, `waits under ${BACKLOGGED_MS} ms are dispatch latency, not a queue`);
   });
 
   it('puts an equivalent deployment whose pool is not backlogged first', () => {
