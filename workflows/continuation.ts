@@ -42,8 +42,10 @@ export function textSent(continued: SentText | null, partial: PartialAnswer, dep
  * since its cost is already in the trace with the call that broke.
  */
 export function joinContinuation(sent: SentText, rest: GenerateOutput): GenerateOutput {
+  // An evaluation made with the call judged only the rest: it does not travel with the whole.
+  const { evaluation: _judgedRestOnly, ...output } = rest;
   return {
-    ...rest,
+    ...output,
     content: sent.text + rest.content,
     usage: addUsage(sent.usage, rest.usage),
     // The broken call's token logprobs are gone; live answers carry none anyway.
