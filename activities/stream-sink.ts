@@ -45,10 +45,21 @@ export function openStreamSink(target: StreamTarget, meta: SinkMeta, inProcess =
   return httpSink(target, meta);
 }
 
+/** The first message of a call, the same in memory and over HTTP. */
+const startMessage = (meta: SinkMeta): StreamMessage => ({
+  type: 'start',
+  call: meta.call,
+  step: meta.step,
+  model: meta.model,
+  kind: meta.kind,
+  attempt: meta.attempt,
+  ...(meta.prefix && { prefix: meta.prefix }),
+});
+
 function memorySink(apply: StreamReceiver | null, meta: SinkMeta): StreamSink {
   // Nobody waits for it (the client left): the call goes on, as over HTTP.
   const send = (m: StreamMessage) => apply?.(m);
-  send({ type: 'start', call: meta.call, step: meta.step, model: meta.model, kind: meta.kind, attempt: meta.attempt });
+  send(startMessage(meta));
   let ended = false;
   return {
     delta(text) {
@@ -92,15 +103,7 @@ function httpSink(target: StreamTarget, meta: SinkMeta): StreamSink {
     if (!pending) setImmediate(flush);
     pending += `${JSON.stringify(m)}\n`;
   };
-  send({
-    type: 'start',
-    call: meta.call,
-    step: meta.step,
-    model: meta.model,
-    kind: meta.kind,
-    attempt: meta.attempt,
-    ...(meta.prefix && { prefix: meta.prefix }),
-  });
+  send(startMessage(meta));
   let ended = false;
   return {
     delta(text) {
