@@ -8,6 +8,7 @@
  */
 import type { DeploymentRef, RouteDecision } from '../common/types.js';
 import { countsAgainstDeployment } from '../common/errors.js';
+import { PoolBacklog } from './backlog.js';
 
 interface Circuit {
   consecutiveFailures: number;
@@ -28,9 +29,12 @@ export class DeploymentHealth {
   private readonly circuits = new Map<string, Circuit>();
   private readonly latencies = new Map<string, number[]>();
   private readonly now: () => number;
+  /** Recent waits for a worker slot, per pool (activities/backlog.ts). */
+  readonly backlog: PoolBacklog;
 
   constructor(private readonly options: BreakerOptions) {
     this.now = options.now ?? Date.now;
+    this.backlog = new PoolBacklog(this.now);
   }
 
   private circuit(id: string): Circuit {
@@ -54,7 +58,7 @@ export class DeploymentHealth {
    * not a lock: a request may be offered it and never call it (an earlier deployment answered, the
    * step was skipped, the worker died), so after one more pause another request may probe.
    */
-  order(deployments: DeploymentRef[]): { deployments: DeploymentRef[]; probes: string[] } {
+  order(deployments: DeploymentRef[]): { deployments: DeploymentRef[]; probes: string[]; backlogMs: Record<string, number> } {
     const probes: string[] = [];
     const now = this.now();
     const usable = deployments.filter((d) => {
@@ -67,7 +71,16 @@ export class DeploymentHealth {
       probes.push(d.id);
       return true;
     });
-    return { deployments: fasterFirst(usable, (id) => this.p50(id)), probes };
+    const backlogMs = this.backlog.snapshot(new Set(usable.map((d) => d.pool)));
+    return {
+      deployments: fasterFirst(
+        usable,
+        (id) => this.p50(id),
+        (pool) => backlogMs[pool] ?? 0,
+      ),
+      probes,
+      backlogMs,
+    };
   }
 
   record(id: string, ok: boolean, errorType?: string): void {
@@ -115,10 +128,12 @@ export const FASTER_BY_MS = 100;
 
 /**
  * Latency-aware order: among equivalent deployments (primaries among primaries, fallbacks among
- * fallbacks), one whose measured median latency is FASTER_BY times and FASTER_BY_MS lower moves ahead;
- * without enough measurements, or within that margin, the configured order stands. Pure.
+ * fallbacks), one expected to answer FASTER_BY times and FASTER_BY_MS sooner moves ahead; within
+ * that margin the configured order stands. Expected time is the measured median latency plus the
+ * pool's current backlog (`backlogMs`: how long its calls wait for a worker slot); when either
+ * median is not measured yet, the backlogs alone decide (the latencies count as equal). Pure.
  */
-export function fasterFirst(deployments: DeploymentRef[], p50: (id: string) => number | null): DeploymentRef[] {
+export function fasterFirst(deployments: DeploymentRef[], p50: (id: string) => number | null, backlogMs: (pool: string) => number = () => 0): DeploymentRef[] {
   const out = [...deployments];
   // Insertion sort: stable, and the lists are a handful of deployments long.
   for (let i = 1; i < out.length; i++) {
@@ -126,7 +141,10 @@ export function fasterFirst(deployments: DeploymentRef[], p50: (id: string) => n
       const [before, after] = [out[j - 1]!, out[j]!];
       const a = p50(before.id);
       const b = p50(after.id);
-      if (before.fallback !== after.fallback || a === null || b === null || b * FASTER_BY > a || a - b < FASTER_BY_MS) break;
+      const measured = a !== null && b !== null;
+      const ta = (measured ? a : 0) + backlogMs(before.pool);
+      const tb = (measured ? b : 0) + backlogMs(after.pool);
+      if (before.fallback !== after.fallback || tb * FASTER_BY > ta || ta - tb < FASTER_BY_MS) break;
       out[j - 1] = after;
       out[j] = before;
     }

@@ -54,6 +54,7 @@ export function createPoolActivities({
       upstreamModel: d.upstreamModel,
       stream: d.stream,
       headers: d.headers,
+      continuation: d.continuation,
     });
     if (d.apiKeyEnv && !env[d.apiKeyEnv]) missingKeys.set(id, d.apiKeyEnv);
   }
@@ -73,8 +74,11 @@ export function createPoolActivities({
       }
       const { pool } = endpoint;
       const release = await admit(pool, ctx, attempt);
+      // The pool's backlog as this call met it: on the task queue, then for a local slot. Only a
+      // first attempt's: a retry's schedule time may include its backoff (or a Retry-After).
+      const queuedMs = attempt === 1 ? Math.max(0, Date.now() - ctx.info.currentAttemptScheduledTimestampMs) : undefined;
       try {
-        return await call(input, endpoint, ctx, attempt);
+        return { ...(await call(input, endpoint, ctx, attempt)), ...(queuedMs !== undefined && { queuedMs }) };
       } finally {
         release();
       }
@@ -115,6 +119,7 @@ export function createPoolActivities({
               model: input.model,
               kind: input.stream.kind,
               attempt,
+              ...(input.continueFrom && { prefix: input.continueFrom }),
             },
             ctx.info.isLocal,
           )
@@ -136,6 +141,7 @@ export function createPoolActivities({
           streamIdleTimeoutMs: input.streamIdleTimeoutMs,
           attemptTimeoutMs: model?.attemptTimeoutMs ?? 120_000,
           signal: ctx.cancellationSignal,
+          ...(input.continueFrom && { continueFrom: input.continueFrom }),
           // Local activities cannot heartbeat: their liveness is the workflow task's.
           ...(!ctx.info.isLocal && { heartbeat: () => ctx.heartbeat() }),
           ...((sink || judge) && {
@@ -172,12 +178,14 @@ export function createPoolActivities({
         const remainingMs = ctx.info.scheduleToCloseTimeoutMs ? ctx.info.scheduledTimestampMs + ctx.info.scheduleToCloseTimeoutMs - Date.now() : Infinity;
         // A Retry-After longer than the time left is not worth waiting for: fail over at once.
         const waitTooLong = failure.retryAfterMs !== null && failure.retryAfterMs >= remainingMs;
+        // Text a client has already seen (or will, a hedge once it wins): another deployment may continue it.
+        const partial = input.stream?.kind === 'live' || input.stream?.kind === 'hedge' ? failure.partial : null;
         throw ApplicationFailure.create({
           type: failure.type,
           message: failure.message,
           nonRetryable: !failure.retryable || waitTooLong || NON_RETRYABLE_ERRORS.includes(failure.type),
           nextRetryDelay: failure.retryAfterMs ?? undefined,
-          details: [{ attempt }],
+          details: [{ attempt, ...(partial && { partial }) }],
         });
       }
     }

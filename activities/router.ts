@@ -15,6 +15,9 @@ import type { RouteDecision } from '../common/types.js';
 import { DeploymentHealth, routeFor } from './breaker.js';
 import type { LearnedStats } from './learned.js';
 import type { LearnQuery } from '../workflows/learn.js';
+import { sendStreamMessage } from './stream-sink.js';
+import type { StreamTarget } from '../common/stream.js';
+import { Context } from '@temporalio/activity';
 
 export interface RouterActivityDeps {
   health: DeploymentHealth;
@@ -37,6 +40,12 @@ export function createRouterActivities({ health, learned, logger, modelsDir }: R
 
     async evaluate(call: EvaluateCall): Promise<Evaluation> {
       return (await evaluate(call))!; // with model files it always evaluates
+    },
+
+    /** A hedged step won (the other lost): the API shows its text held so far, and the rest live. */
+    async promote(input: { target: StreamTarget; step: number }): Promise<boolean> {
+      const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+      return sendStreamMessage(input.target, workflowId, { type: 'promote', step: input.step });
     },
 
     async preroute(input: { policy: string; prerouter: PrerouterSpec; steps: PolicyStep[]; messages: ChatMessage[] }): Promise<number[] | null> {
@@ -64,6 +73,7 @@ export type RouterActivities = ReturnType<typeof createRouterActivities>;
 export function recordReport(health: DeploymentHealth, report: DeploymentReport): void {
   health.record(report.deploymentId, report.ok, report.errorType);
   if (report.ok && report.latencyMs != null) health.recordLatency([report.model, report.deploymentId], report.latencyMs);
+  if (report.pool && report.queuedMs != null) health.backlog.record(report.pool, report.queuedMs);
 }
 
 /** What workflows send to the router worker without a round trip (workflow sinks). */

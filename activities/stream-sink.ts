@@ -22,6 +22,8 @@ export interface SinkMeta {
   model: string;
   kind: StreamKind;
   attempt: number;
+  /** The call continues this text (assistant-prefix continuation): the API counts it as already produced. */
+  prefix?: string;
 }
 
 /** The API processes' hubs in this process (server/stream-hub.ts), by id. */
@@ -43,10 +45,21 @@ export function openStreamSink(target: StreamTarget, meta: SinkMeta, inProcess =
   return httpSink(target, meta);
 }
 
+/** The first message of a call, the same in memory and over HTTP. */
+const startMessage = (meta: SinkMeta): StreamMessage => ({
+  type: 'start',
+  call: meta.call,
+  step: meta.step,
+  model: meta.model,
+  kind: meta.kind,
+  attempt: meta.attempt,
+  ...(meta.prefix && { prefix: meta.prefix }),
+});
+
 function memorySink(apply: StreamReceiver | null, meta: SinkMeta): StreamSink {
   // Nobody waits for it (the client left): the call goes on, as over HTTP.
   const send = (m: StreamMessage) => apply?.(m);
-  send({ type: 'start', call: meta.call, step: meta.step, model: meta.model, kind: meta.kind, attempt: meta.attempt });
+  send(startMessage(meta));
   let ended = false;
   return {
     delta(text) {
@@ -90,7 +103,7 @@ function httpSink(target: StreamTarget, meta: SinkMeta): StreamSink {
     if (!pending) setImmediate(flush);
     pending += `${JSON.stringify(m)}\n`;
   };
-  send({ type: 'start', call: meta.call, step: meta.step, model: meta.model, kind: meta.kind, attempt: meta.attempt });
+  send(startMessage(meta));
   let ended = false;
   return {
     delta(text) {
@@ -104,4 +117,23 @@ function httpSink(target: StreamTarget, meta: SinkMeta): StreamSink {
       if (!broken && req) req.end();
     },
   };
+}
+
+/**
+ * One message on its own request (the workflow's `promote`): waits for the API's answer so the
+ * workflow knows it arrived, but never fails — an API that is gone has no client to show it to.
+ */
+export async function sendStreamMessage(target: StreamTarget, workflowId: string, message: StreamMessage, timeoutMs = 2000): Promise<boolean> {
+  try {
+    const res = await fetch(new URL(`${STREAM_PATH}/${encodeURIComponent(workflowId)}`, target.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', [STREAM_TOKEN_HEADER]: target.token },
+      body: `${JSON.stringify(message)}\n`,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
 }

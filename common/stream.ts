@@ -6,8 +6,12 @@
  * what it streamed is a prefix of it. Pure types and names (imported by workflow code).
  */
 
-/** How a call's text may be shown: `live` is the answer (no evaluation follows), `draft` is opt-in. */
-export type StreamKind = 'live' | 'draft';
+/**
+ * How a call's text may be shown: `live` is the answer (no evaluation follows), `draft` is opt-in,
+ * `hedge` would be the answer but runs as a hedge that may still lose: the API holds its text until
+ * the workflow says the other step lost (`promote`), then shows it and the rest live.
+ */
+export type StreamKind = 'live' | 'draft' | 'hedge';
 
 /** Where a request's calls send their deltas; set by the API for `stream: true` requests. */
 export interface StreamTarget {
@@ -29,9 +33,12 @@ export type StreamReceiver = (message: StreamMessage) => void;
 
 /** What one model call's activity sends, one JSON object per line. */
 export type StreamMessage =
-  | { type: 'start'; call: string; step: number; model: string; kind: StreamKind; attempt: number }
+  /** `prefix`: the call continues this text (assistant-prefix continuation); its deltas follow it. */
+  | { type: 'start'; call: string; step: number; model: string; kind: StreamKind; attempt: number; prefix?: string }
   | { type: 'delta'; text: string }
-  | { type: 'end'; outcome: 'ok' | 'failed' | 'aborted' | 'cancelled'; reason?: string };
+  | { type: 'end'; outcome: 'ok' | 'failed' | 'aborted' | 'cancelled'; reason?: string }
+  /** From the workflow (its own request): the hedge of `step` is the answer now. */
+  | { type: 'promote'; step: number };
 
 export const STREAM_PATH = '/internal/streams';
 export const STREAM_TOKEN_HEADER = 'x-cascade-stream-token';

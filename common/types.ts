@@ -3,6 +3,7 @@
  * Pure types only (imported by workflow code). Everything here is JSON-serialisable.
  */
 import type { StreamKind, StreamTarget } from './stream.js';
+import type { ContinuationStyle } from './continuation.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -51,6 +52,8 @@ export interface DeploymentRef {
   dispatch?: 'local';
   /** This deployment's own context window, when it differs from the model's (e.g. a server started with a shorter limit). */
   contextWindow?: number;
+  /** How it continues a partial answer (common/continuation.ts); absent: it cannot. */
+  continuation?: Exclude<ContinuationStyle, 'none'>;
 }
 
 /** What the workflow knows of a model (from the registry, resolved when the request is accepted). */
@@ -202,6 +205,8 @@ export interface RouteDecision {
   probes?: string[];
   /** The step's learned decisions, overall and per pre-router class (asked with a LearnQuery); absent: nothing learned. */
   learned?: Record<string, StepDecision> | null;
+  /** Pools whose recent calls waited for a worker slot: the median wait (activities/backlog.ts). */
+  backlogMs?: Record<string, number>;
 }
 
 /** Input of the `generate` activity (served on every pool's task queue). */
@@ -225,6 +230,11 @@ export interface GenerateInput {
    * fails the call; the workflow then evaluates as usual.
    */
   evaluate?: { step: number; spec: EvaluatorSpec; threshold: number };
+  /**
+   * The answer so far, already streamed to the client: the upstream continues it (the deployment's
+   * `continuation` style) and this call's output is only the rest.
+   */
+  continueFrom?: string;
 }
 
 export interface GenerateOutput {
@@ -239,10 +249,17 @@ export interface GenerateOutput {
   /** Temporal attempt number that produced the answer (1 = first try). */
   attempt: number;
   pool: string;
+  /** How long the call waited for a worker slot of its pool (schedule-to-start, or the local pool-slot wait). */
+  queuedMs?: number;
   /** Streaming evaluation stopped the call: why (content is only what came before). */
   stoppedFor?: string;
   /** The step's evaluation of this answer, when the call was asked to make it (GenerateInput.evaluate). */
   evaluation?: { confidence: number; reasons: string[] };
+  /**
+   * This answer continues text a broken call on `deployment` had streamed (`chars` long, its
+   * estimated `usage` already billed with that call); `content` and `usage` include it.
+   */
+  continued?: { deployment: string; chars: number; usage: Usage };
 }
 
 /** One row of the trace: a model call, an evaluation, or a step that was skipped. */
@@ -264,6 +281,8 @@ export interface AttemptRecord {
   stopped_early?: { reason: string; tokens: number; saved_tokens_est: number; saved_ms_est: number };
   /** The model name the upstream reported for an answer (`model` is the registry name). */
   upstream_model?: string;
+  /** This answer continued a stream that broke after text was sent: where it broke and how much it had. */
+  continued_from?: { deployment: string; chars: number };
 }
 
 export interface CascadeTrace {

@@ -8,6 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { DeploymentRef, ModelInfo, PolicySpec, RetrySettings } from '../common/types.js';
+import type { ContinuationStyle } from '../common/continuation.js';
 import { interpolate } from '../common/interpolate.js';
 import { poolTaskQueue } from '../common/names.js';
 import { REPO_ROOT } from '../common/paths.js';
@@ -28,6 +29,7 @@ export interface ResolvedDeployment {
   upstreamModel: string;
   stream: boolean;
   headers?: Record<string, string>;
+  continuation: ContinuationStyle;
 }
 
 export interface CascadeConfig {
@@ -97,6 +99,7 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
         fallback,
         ...(pool?.dispatch === 'local' && { dispatch: 'local' as const }),
         ...(d.context_window !== undefined && { contextWindow: d.context_window }),
+        ...(d.continuation !== 'none' && { continuation: d.continuation }),
       };
       refs.push(ref);
       deployments.set(id, {
@@ -107,6 +110,7 @@ export function resolveConfig(path: string, raw: RawConfig, env: NodeJS.ProcessE
         upstreamModel: d.upstream_model ?? name,
         stream: d.stream,
         headers: d.headers,
+        continuation: d.continuation,
       });
     };
     m.deployments.forEach((d, i) => add(d, false, `models.${name}.deployments[${i}]`));

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { evaluatorSpecSchema } from '../evaluators/spec.js';
 import { LEARN_DEFAULTS } from '../workflows/learn.js';
+import { CONTINUATION_STYLES } from '../common/continuation.js';
 
 const positiveMs = z.number().int().positive();
 
@@ -26,6 +27,13 @@ export const deploymentSchema = z
     context_window: z.number().int().positive().optional(),
     /** Extra headers sent to this endpoint (e.g. an organisation id). Not for secrets. */
     headers: z.record(z.string(), z.string()).optional(),
+    /**
+     * How this endpoint continues an assistant message it is given (assistant-prefix continuation,
+     * docs/streaming.md): `vllm` (vLLM, recent llama.cpp: `continue_final_message`), `prefix`
+     * (DeepSeek beta, Mistral: `prefix: true` on the last message), `none` (cannot: a live stream
+     * broken after text was sent is regenerated from scratch elsewhere).
+     */
+    continuation: z.enum(CONTINUATION_STYLES).default('none'),
   })
   .strict();
 

@@ -3,6 +3,7 @@
  * made, how far apart, and what each one got. Served at GET /farm/log.
  */
 import type { FaultName } from './faults.js';
+import type { ContinuationRecord } from './continuation.js';
 
 export type AttemptOutcome =
   | 'pending'
@@ -39,6 +40,8 @@ export interface Attempt {
   backend: string | null;
   /** Epoch ms the response ended (sent in full, cut, or the client went away); null while it runs. */
   end_ms: number | null;
+  /** The request continued a partial assistant answer (farm/continuation.ts); null otherwise. */
+  continuation: ContinuationRecord | null;
 }
 
 export interface AttemptFilter {
@@ -67,6 +70,7 @@ export class AttemptLog {
       stream,
       backend: null,
       end_ms: null,
+      continuation: null,
     };
     this.attempts.push(attempt);
     if (this.attempts.length > this.limit + 1024) this.attempts.splice(0, this.attempts.length - this.limit);

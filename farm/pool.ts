@@ -16,6 +16,7 @@ import { FAULT_DELAY_HEADER, FAULT_HEADER, FaultHeaderError, parseFaultHeader } 
 import { planTiming, Semaphore } from './latency.js';
 import { FarmHttpError, farmErrors, type ResponseIdentity } from './openai-wire.js';
 import { lastUserMessage } from './tokens.js';
+import { continuationOf, continueAnswer } from './continuation.js';
 
 export const REPLAY_ID_HEADER = 'x-replay-id';
 export const OUTPUT_TOKENS_HEADER = 'x-farm-output-tokens';
@@ -66,10 +67,15 @@ const chatRequestSchema = z.object({
       z.object({
         role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
         content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+        /** DeepSeek/Mistral: continue this (last, assistant) message. */
+        prefix: z.boolean().nullish(),
       }),
     )
     .min(1),
   stream: z.boolean().nullish(),
+  /** vLLM: continue the last (assistant) message instead of starting a new one. */
+  continue_final_message: z.boolean().nullish(),
+  add_generation_prompt: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
@@ -183,7 +189,10 @@ export function createPoolApp(ctx: PoolContext): express.Express {
       const delayOverride = optionalInt(req, FAULT_DELAY_HEADER);
       const outputTokens = optionalInt(req, OUTPUT_TOKENS_HEADER);
       const replayId = headerValue(req, REPLAY_ID_HEADER);
-      const messages = toMessages(chat);
+      const allMessages = toMessages(chat);
+      const continuation = continuationOf(chat, allMessages[allMessages.length - 1]?.content ?? '');
+      // A continuation is answered for the conversation before the partial answer, then cut to the rest.
+      const messages = continuation ? allMessages.slice(0, -1) : allMessages;
       const requestKey = () => requestId ?? createHash('sha1').update(lastUserMessage(messages)).digest('base64');
       const fault = state.faults.choose(ctx.name, model.name, requestKey, headerRules);
       attempt.fault = fault;
@@ -209,7 +218,7 @@ export function createPoolApp(ctx: PoolContext): express.Express {
           return;
       }
       const maxTokens = chat.max_completion_tokens ?? chat.max_tokens ?? undefined;
-      const promptTokens = messages.reduce((sum, m) => sum + estimateTokens(m.content), 0);
+      const promptTokens = allMessages.reduce((sum, m) => sum + estimateTokens(m.content), 0);
       if (fault === 'context-length' || promptTokens + (maxTokens ?? 0) > model.contextWindow) {
         const reported = Math.max(promptTokens, model.contextWindow + 1 - (maxTokens ?? 0));
         throw farmErrors.contextLength(model.contextWindow, reported, maxTokens ?? 0);
@@ -242,7 +251,7 @@ export function createPoolApp(ctx: PoolContext): express.Express {
         const includeUsage = chat.stream_options?.include_usage === true;
         /** A real model's tokens go out while it generates (a stream with no fault to place); null otherwise. */
         const liveFor = (b: Backend) => {
-          if (!stream || fault !== null || b.kind !== 'llama') return null;
+          if (!stream || fault !== null || continuation || b.kind !== 'llama') return null;
           attempt.backend = headers['x-farm-backend'] = b.kind;
           return openLiveStream({ res, ident, wantLogprobs, includeUsage, headers });
         };
@@ -259,6 +268,11 @@ export function createPoolApp(ctx: PoolContext): express.Express {
         }
         if (!answer) throw farmErrors.promptNotInReplaySet(model.name);
         if (ac.signal.aborted) return;
+        if (continuation) {
+          const continued = continueAnswer(answer, continuation.prefix);
+          answer = continued.answer;
+          attempt.continuation = { style: continuation.style, prefix_chars: continuation.prefix.length, matched: continued.matched };
+        }
         attempt.backend = backend.kind;
         if (live) {
           live.finish(answer, attempt);

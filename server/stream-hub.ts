@@ -9,6 +9,8 @@
  * retried or failed-over call that produces the same text again (a replayed recording, a
  * deterministic model) is skipped until it passes the streamed end, then continues it; one that
  * says something else breaks the stream (the client gets an in-band error and no [DONE]).
+ * A hedged step's text is held until the workflow promotes it (the other step lost); then what it
+ * has produced goes out at once and the rest live.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -38,6 +40,10 @@ export class StreamSession extends EventEmitter {
   /** Why the stream can no longer continue, once it cannot. */
   broken: string | null = null;
   private holders = 0;
+  /** Calls of hedged steps, running, whose text is held until their step is promoted. */
+  private readonly held = new Set<CallState>();
+  /** Hedged steps the workflow promoted: the other step lost, so their text is the answer. */
+  private readonly promoted = new Set<number>();
 
   constructor(
     readonly workflowId: string,
@@ -83,6 +89,29 @@ export class StreamSession extends EventEmitter {
     this.emit('step', step, kind);
   }
 
+  /** A call started: a hedge's text is held until its step wins (one promoted already is live). */
+  callStarted(call: CallState): void {
+    if (call.kind === 'hedge' && this.promoted.has(call.step)) call.kind = 'live';
+    if (call.kind === 'hedge') this.held.add(call);
+    else this.stepStarted(call.step, call.kind);
+  }
+
+  callEnded(call: CallState): void {
+    this.held.delete(call);
+  }
+
+  /** The hedge of `step` won: what its running call has produced goes out now, the rest live. */
+  promote(step: number): void {
+    this.promoted.add(step);
+    this.stepStarted(step, 'live');
+    for (const call of this.held) {
+      if (call.step !== step) continue;
+      this.held.delete(call);
+      call.kind = 'live';
+      this.liveText(call);
+    }
+  }
+
   private break(reason: string): void {
     this.broken = reason;
     this.emit('broken', reason);
@@ -123,12 +152,17 @@ export class StreamHub {
     let call: CallState | null = null;
     return (m) => {
       if (m.type === 'start') {
-        call = { kind: m.kind, step: m.step, model: m.model, text: '' };
-        session.stepStarted(m.step, m.kind);
+        // A continuation's deltas extend the text it was given, which was streamed already.
+        call = { kind: m.kind, step: m.step, model: m.model, text: m.prefix ?? '' };
+        session.callStarted(call);
       } else if (m.type === 'delta' && call) {
         call.text += m.text;
         if (call.kind === 'live') session.liveText(call);
-        else session.draft(call, m.text);
+        else if (call.kind === 'draft') session.draft(call, m.text);
+      } else if (m.type === 'end' && call) {
+        session.callEnded(call);
+      } else if (m.type === 'promote') {
+        session.promote(m.step);
       }
     };
   }

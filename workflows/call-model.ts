@@ -7,6 +7,7 @@ import { ErrorType, REQUEST_ERRORS } from '../common/errors.js';
 import type { CallModel, CascadeEffects } from './cascade-effects.js';
 import { costOfUsage, deploymentFits, deploymentWindow, firstTokenShareMs, MIN_ATTEMPT_MS, tokensNeeded } from './policy.js';
 import { noAnswer } from './trace.js';
+import { joinContinuation, preferContinuing, textSent, type SentText } from './continuation.js';
 
 export interface CallContext {
   fx: CascadeEffects;
@@ -32,7 +33,10 @@ export function makeCallModel({ fx, workflowId, deadline, record }: CallContext)
     const needed = tokensNeeded(callParams);
     let refusedWindow = 0;
     const fits = (d: DeploymentRef) => deploymentFits(deploymentWindow(model, d), needed, refusedWindow);
-    for (const [i, deployment] of route.deployments.entries()) {
+    let queue = [...route.deployments];
+    /** Live text of calls that broke mid-answer: the client has it, the next deployment may continue it. */
+    let sent: SentText | null = null;
+    for (let deployment = queue.shift(); deployment; deployment = queue.shift()) {
       if (!fits(deployment)) {
         const window = deploymentWindow(model, deployment);
         const message = `${deployment.id}'s context window (${window}) cannot take ~${needed} tokens${refusedWindow > window ? ` (a window of ${refusedWindow} refused them)` : ''}`;
@@ -48,6 +52,7 @@ export function makeCallModel({ fx, workflowId, deadline, record }: CallContext)
       }
       await fx.checkpoint?.();
       calledAt ??= fx.now();
+      const continuing: SentText | null = sent && deployment.continuation ? sent : null;
       const outcome = await fx.generate({
         step,
         model,
@@ -55,14 +60,22 @@ export function makeCallModel({ fx, workflowId, deadline, record }: CallContext)
         params: callParams,
         requestId: `${workflowId}/${step}/${suffix}`,
         remainingMs,
-        firstTokenTimeoutMs: firstTokenShareMs(model.firstTokenTimeoutMs, fx.now() - calledAt, !route.deployments.slice(i + 1).some(fits)),
+        firstTokenTimeoutMs: firstTokenShareMs(model.firstTokenTimeoutMs, fx.now() - calledAt, !queue.some(fits)),
         probe: route.probes?.includes(deployment.id) ?? false,
         purpose,
         ...delivery,
+        ...(continuing && { continueFrom: continuing.text }),
       });
       if (outcome.ok) {
         const cost = costOfUsage(model, outcome.output.usage);
-        await fx.report({ deploymentId: deployment.id, model: model.name, ok: true, latencyMs: outcome.output.latencyMs });
+        await fx.report({
+          deploymentId: deployment.id,
+          model: model.name,
+          ok: true,
+          latencyMs: outcome.output.latencyMs,
+          pool: deployment.pool,
+          queuedMs: outcome.output.queuedMs ?? null,
+        });
         if (purpose !== 'answer') {
           // Samples and judge verdicts are billed to the request but are not answers in the trace.
           record(
@@ -83,15 +96,35 @@ export function makeCallModel({ fx, workflowId, deadline, record }: CallContext)
             `${purpose} from ${model.name}`,
           );
         }
-        return { ok: true, output: outcome.output, deployment };
+        return { ok: true, output: continuing ? joinContinuation(continuing, outcome.output) : outcome.output, deployment };
       }
       const { error } = outcome;
-      await fx.report({ deploymentId: deployment.id, model: model.name, ok: false, errorType: error.type, latencyMs: error.latencyMs });
+      await fx.report({
+        deploymentId: deployment.id,
+        model: model.name,
+        ok: false,
+        errorType: error.type,
+        latencyMs: error.latencyMs,
+        // No worker slot freed up in time: the whole wait was backlog.
+        ...(error.type === ErrorType.NoCapacity && { pool: deployment.pool, queuedMs: error.latencyMs }),
+      });
+      const broke: SentText | null = error.partial ? textSent(continuing, error.partial, deployment.id) : null;
       record(
-        noAnswer(step, model.name, deployment, error.type, error.message, { latency_ms: error.latencyMs, retries: error.retries }),
+        {
+          ...noAnswer(step, model.name, deployment, error.type, error.message, { latency_ms: error.latencyMs, retries: error.retries }),
+          // The tokens it streamed were generated (and billed upstream) even though the call failed.
+          ...(error.partial && {
+            cost_usd: costOfUsage(model, error.partial.usage),
+            detail: `${error.message} (after ${error.partial.text.length} characters streamed)`,
+          }),
+        },
         `step ${step} · ${model.name} on ${deployment.pool} failed: ${error.type}`,
       );
       last = error;
+      if (broke) {
+        sent = broke;
+        queue = preferContinuing(queue);
+      }
       // Too long for this deployment: another one of the model may have a larger window (or be
       // served with a larger limit); every other request error would fail the same way anywhere.
       if (error.type === ErrorType.ContextLengthExceeded) refusedWindow = Math.max(refusedWindow, deploymentWindow(model, deployment));

@@ -13,6 +13,7 @@ import {
   costOfUsage,
   earlyAbortOptions,
   estimatePromptTokens,
+  expectedBacklogMs,
   fitsAfterContextError,
   hedgeReason,
   modelWindow,
@@ -25,6 +26,7 @@ import { extraCallsOf, gatherEvidence, withLogprobsIfNeeded } from './evidence.j
 import { raceSteps, type Candidate, type StepOutcome } from './hedge.js';
 import { CascadeFailure, type CascadeEffects } from './cascade-effects.js';
 import { makeCallModel } from './call-model.js';
+import { ownUsage } from './continuation.js';
 import { finish, noAnswer, SKIP_ERRORS } from './trace.js';
 import { decisionFor, isProbe, learnQueryOf, prerouterClass, unprofitableDetail } from './learn.js';
 
@@ -50,6 +52,8 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
 
   const callModel = makeCallModel({ fx, workflowId, deadline, record });
 
+  /** Whether step i's answer is evaluated (every step but the last, unless the policy says so). */
+  const evaluated = (i: number) => i < policy.steps.length - 1 || policy.evaluate_last_step;
   const prerouted = policy.prerouter && fx.preroute ? await fx.preroute(policy.steps, params) : null;
   if (prerouted) trace.prerouter = prerouted.map((p) => Math.round(p * 1000) / 1000);
   let contextFailedWindow = 0;
@@ -71,7 +75,7 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
     const p = prerouted?.[i];
     if (!isLast && p !== undefined && policy.prerouter && p < policy.prerouter.skip_below)
       return skip('prerouter', `pre-router predicts ${p.toFixed(2)} < ${policy.prerouter.skip_below} for ${model.name}`);
-    const needsEvaluation = !isLast || policy.evaluate_last_step;
+    const needsEvaluation = evaluated(i);
     const routed = await fx.route(model, learnQueryOf(policy, step));
     const learned = learn && routed.learned ? decisionFor(routed.learned, step, prerouterClass(p), learn.min_samples) : null;
     if (learn && learned?.skip) {
@@ -88,12 +92,22 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       spentUsd: trace.cost_usd,
       maxCostUsd,
       extraCalls: needsEvaluation ? extraCallsOf(stepSpec.evaluator) : 0,
+      backlogMs: expectedBacklogMs(route.deployments, route.backlogMs),
     });
     if (!feasible.ok) return skip(feasible.reason, feasible.detail);
 
-    // An answer nobody evaluates is the answer: it streams to the client as it is generated,
-    // unless it runs as a hedge (it may still lose). Evaluated answers stream only as drafts.
-    const stream: StreamKind | undefined = !input.stream ? undefined : !needsEvaluation && !hedged ? 'live' : input.stream.drafts ? 'draft' : undefined;
+    // An answer nobody evaluates is the answer: it streams to the client as it is generated; as a
+    // hedge (it may still lose) it is held by the API until the other step loses. Evaluated
+    // answers stream only as drafts.
+    const stream: StreamKind | undefined = !input.stream
+      ? undefined
+      : !needsEvaluation
+        ? hedged
+          ? 'hedge'
+          : 'live'
+        : input.stream.drafts
+          ? 'draft'
+          : undefined;
     const abortOptions = needsEvaluation ? earlyAbortOptions(stepSpec) : null;
     const answer = await callModel(step, model, withLogprobsIfNeeded(params, stepSpec.evaluator), 'answer', 'answer', route, {
       ...(stream && { stream }),
@@ -114,9 +128,11 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
       confidence: null,
       accepted: true,
       error: null,
-      cost_usd: costOfUsage(model, output.usage),
+      // A continuation's earlier part is billed with the call that broke.
+      cost_usd: costOfUsage(model, ownUsage(output)),
       retries: output.attempt - 1,
       upstream_model: output.upstreamModel,
+      ...(output.continued && { continued_from: { deployment: output.continued.deployment, chars: output.continued.chars } }),
     };
     if (output.stoppedFor) {
       // Streaming evaluation found the answer lost: what was generated is paid for, never returned.
@@ -203,6 +219,10 @@ export async function runCascade(input: CascadeInput, workflowId: string, fx: Ca
         const reason = why ?? `step ${i + 1} not accepted after ${delayMs} ms`;
         (trace.hedges ??= []).push({ step: next + 1, reason });
         fx.onProgress?.(trace, `step ${next + 1} hedged alongside step ${i + 1}: ${reason}`);
+      },
+      // The other step lost while the hedge still runs: its held text goes out now, the rest live.
+      onLastStanding: async (j) => {
+        if (j === next && input.stream && !evaluated(next)) await fx.promote?.(j + 1);
       },
       onCancelled: (j) => {
         const model = modelOf(policy.steps[j]!.model);

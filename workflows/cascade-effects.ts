@@ -15,6 +15,7 @@ import type {
 } from '../common/types.js';
 import type { StreamKind } from '../common/stream.js';
 import type { LearnQuery } from './learn.js';
+import type { PartialAnswer } from '../common/continuation.js';
 
 export type { RouteDecision };
 
@@ -42,10 +43,14 @@ export interface GenerateCall {
    * `evaluate` then returns without another round trip.
    */
   evaluate?: { spec: EvaluatorSpec; threshold: number };
+  /** Continue this answer, already streamed live (the deployment supports continuation). */
+  continueFrom?: string;
 }
 
 export type GenerateOutcome =
-  { ok: true; output: GenerateOutput } | { ok: false; error: { type: string; message: string; retries: number; latencyMs: number | null } };
+  | { ok: true; output: GenerateOutput }
+  /** partial: a live call that broke after producing text reports that text. */
+  | { ok: false; error: { type: string; message: string; retries: number; latencyMs: number | null; partial?: PartialAnswer } };
 
 export interface EvaluateCall {
   step: number;
@@ -64,6 +69,9 @@ export interface DeploymentReport {
   ok: boolean;
   errorType?: string;
   latencyMs?: number | null;
+  /** The call's pool and how long it waited for a worker slot there (its backlog). */
+  pool?: string;
+  queuedMs?: number | null;
 }
 
 export interface CascadeEffects {
@@ -89,6 +97,8 @@ export interface CascadeEffects {
    * effects hold them back (local-activity dispatch records them only when the workflow task ends).
    */
   checkpoint?(): Promise<void>;
+  /** A hedged step whose text the client was not shown (it might lose) won: show it, and the rest live. */
+  promote?(step: number): Promise<void>;
 }
 
 /** Thrown when no answer can be returned; carries the trace for the caller. */

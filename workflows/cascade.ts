@@ -20,6 +20,7 @@ import type { PoolActivities } from '../activities/pool.js';
 import type { RouterActivities, RouterSinks } from '../activities/router.js';
 import type { CascadeInput, CascadeResult, CascadeTrace, GenerateInput } from '../common/types.js';
 import { ErrorType } from '../common/errors.js';
+import type { PartialAnswer } from '../common/continuation.js';
 import { SearchAttr } from '../common/names.js';
 import { CascadeFailure, runCascade, type CascadeEffects, type GenerateOutcome } from './cascade-core.js';
 import { attemptTimeouts, cancelledCallCost, costOfUsage, estimatePromptTokens, roundUsd } from './policy.js';
@@ -88,6 +89,7 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
             ...(call.earlyAbort && { earlyAbort: call.earlyAbort }),
             // Evaluated with the call where the worker can (a pool worker loads no model files).
             ...(call.evaluate && { evaluate: { step: call.step, ...call.evaluate } }),
+            ...(call.continueFrom && { continueFrom: call.continueFrom }),
           },
         ];
         const retry = {
@@ -137,6 +139,9 @@ export async function cascadeWorkflow(input: CascadeInput): Promise<CascadeResul
       return { promise: scope.run(fn), cancel: () => scope.cancel() };
     },
     sleep: (ms) => sleep(ms),
+    promote: async (step) => {
+      if (input.stream) await router.promote({ target: input.stream, step });
+    },
     checkpoint: async () => {
       if (!unrecordedLocalCall) return;
       unrecordedLocalCall = false;
@@ -198,15 +203,21 @@ async function settleBudget(input: CascadeInput, usd: number, tokens: number): P
 }
 
 /** Maps what Temporal reports about a failed activity to the shared error names. */
-function classifyActivityFailure(err: unknown): { type: string; message: string; retries: number } {
+function classifyActivityFailure(err: unknown): { type: string; message: string; retries: number; partial?: PartialAnswer } {
   // A cancelled request (the caller went away) stops here instead of failing over.
   if (isCancellation(err)) throw err;
   // A task-queue activity's failure wraps its cause; a local activity's arrives as the cause itself.
   const cause = err instanceof ActivityFailure ? err.cause : err instanceof ApplicationFailure || err instanceof TimeoutFailure ? err : null;
   if (!cause) throw err;
   if (cause instanceof ApplicationFailure) {
-    const attempts = (cause.details?.[0] as { attempt?: number } | undefined)?.attempt ?? 1;
-    return { type: cause.type ?? ErrorType.UpstreamError, message: cause.message, retries: attempts - 1 };
+    const details = cause.details?.[0] as { attempt?: number; partial?: PartialAnswer } | undefined;
+    const attempts = details?.attempt ?? 1;
+    return {
+      type: cause.type ?? ErrorType.UpstreamError,
+      message: cause.message,
+      retries: attempts - 1,
+      ...(details?.partial && { partial: details.partial }),
+    };
   }
   if (cause instanceof TimeoutFailure) {
     switch (cause.timeoutType) {

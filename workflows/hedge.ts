@@ -28,6 +28,8 @@ interface Race {
   fx: CascadeEffects;
   onHedge: () => void;
   onCancelled: (i: number) => void;
+  /** The other step settled without an accepted answer while step `i` still runs. */
+  onLastStanding?: (i: number) => Promise<void>;
 }
 
 /**
@@ -66,6 +68,7 @@ export async function raceSteps(r: Race): Promise<{ winner: Candidate | null; he
       }
       return { winner: accepted, hedged: true };
     }
+    if (pending.length === 1) await r.onLastStanding?.(pending[0]!.i);
   }
   return { winner: null, hedged: true };
 }

@@ -39,6 +39,8 @@ export interface FeasibilityInput {
   maxCostUsd: number;
   /** Extra model calls the step's evaluator makes (self-consistency samples, judge). */
   extraCalls: number;
+  /** How long a call is expected to wait for a worker slot of the pool it goes to first (0: none). */
+  backlogMs?: number;
 }
 
 /** A deployment's context window: its own when configured, else the model's. */
@@ -65,11 +67,13 @@ export function stepFeasibility(f: FeasibilityInput): Feasibility {
     return { ok: false, reason: 'context_length', detail: `~${needed} tokens exceed ${model.name}'s context window of ${window}` };
   }
   const latency = f.measuredP50Ms ?? model.p50LatencyMs;
-  if (latency > f.remainingMs) {
+  const backlog = f.backlogMs ?? 0;
+  if (latency + backlog > f.remainingMs) {
+    const waiting = backlog > 0 ? ` (+${Math.round(backlog)} ms waiting for its pool)` : '';
     return {
       ok: false,
       reason: 'deadline',
-      detail: `${model.name} typically needs ${Math.round(latency)} ms, ${Math.max(0, Math.round(f.remainingMs))} ms left`,
+      detail: `${model.name} typically needs ${Math.round(latency)} ms${waiting}, ${Math.max(0, Math.round(f.remainingMs))} ms left`,
     };
   }
   const outputTokens = Math.min(f.maxTokens ?? model.expectedOutputTokens, model.expectedOutputTokens);
@@ -188,6 +192,12 @@ export function hedgeReason(h: HedgeInput): string | null {
  */
 export function cancelledCallCost(model: ModelInfo, promptTokens: number, maxTokens?: number): number {
   return costUsd(model, promptTokens, Math.min(maxTokens ?? model.expectedOutputTokens, model.expectedOutputTokens));
+}
+
+/** The wait expected before a step's call starts: the backlog of the pool its first deployment is on. */
+export function expectedBacklogMs(deployments: readonly DeploymentRef[], backlogMs: Readonly<Record<string, number>> | undefined): number {
+  const first = deployments[0];
+  return first ? (backlogMs?.[first.pool] ?? 0) : 0;
 }
 
 /** A step's preferred pools first, in its order; the other deployments keep theirs after them. */

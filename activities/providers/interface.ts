@@ -4,6 +4,7 @@
  * a provider with another wire format adds an adapter here and nothing else changes.
  */
 import type { ChatParams, TokenLogprob, Usage } from '../../common/types.js';
+import type { ContinuationStyle, PartialAnswer } from '../../common/continuation.js';
 
 export interface UpstreamEndpoint {
   /** Deployment id, e.g. `gpt-4o@api`. */
@@ -15,6 +16,8 @@ export interface UpstreamEndpoint {
   /** false for endpoints that cannot stream; stall detection then relies on the attempt timeout. */
   stream: boolean;
   headers?: Record<string, string>;
+  /** How the endpoint continues a partial assistant message (common/continuation.ts). */
+  continuation?: ContinuationStyle;
 }
 
 export interface ProviderCall {
@@ -32,6 +35,8 @@ export interface ProviderCall {
    * with `stoppedFor` set (streaming evaluation found the answer already lost).
    */
   onDelta?: (text: string, logprobs: readonly number[] | null) => string | null;
+  /** The answer so far: the endpoint continues it (its `continuation` style); the result is only the rest. */
+  continueFrom?: string;
 }
 
 export interface ProviderResult {
@@ -54,6 +59,8 @@ export interface ChatProvider {
 export class UpstreamFailure extends Error {
   readonly retryable: boolean;
   readonly retryAfterMs: number | null;
+  /** The text the call had produced when it failed mid-stream (and its estimated usage), if any. */
+  partial: PartialAnswer | null = null;
   constructor(
     readonly type: string,
     message: string,

@@ -34,7 +34,9 @@ export class OpenAICompatibleProvider implements ChatProvider {
   }
 
   private async chatStreaming(call: ProviderCall): Promise<ProviderResult> {
-    const { endpoint, params } = call;
+    const { endpoint } = call;
+    // Usage estimates count the prefix a continuation sends as prompt.
+    const params = withContinuation(call.params, call.continueFrom);
     const started = Date.now();
     const abort = new AbortController();
     const onOuterAbort = () => abort.abort();
@@ -63,9 +65,15 @@ export class OpenAICompatibleProvider implements ChatProvider {
     const logprobs: TokenLogprob[] = [];
     let sawLogprobs = false;
     let stoppedFor: string | null = null;
+    let deltas = 0;
+    /** A failure after text was produced carries that text: another deployment may continue it. */
+    const failed = (failure: UpstreamFailure) => {
+      if (content) failure.partial = { text: content, usage: estimateUsage(params, content, deltas) };
+      return failure;
+    };
     try {
       const stream = await this.client(endpoint).chat.completions.create(
-        { ...toUpstreamParams(params), model: endpoint.upstreamModel, stream: true, stream_options: { include_usage: true } },
+        { ...toUpstreamParams(params, endpoint, call.continueFrom), model: endpoint.upstreamModel, stream: true, stream_options: { include_usage: true } },
         { signal: abort.signal, headers: call.headers, timeout: call.attemptTimeoutMs },
       );
       for await (const chunk of stream) {
@@ -82,7 +90,10 @@ export class OpenAICompatibleProvider implements ChatProvider {
         const choice = chunk.choices?.[0];
         if (!choice) continue;
         const delta = choice.delta?.content ?? '';
-        if (delta) content += delta;
+        if (delta) {
+          content += delta;
+          deltas++;
+        }
         if (choice.finish_reason) finishReason = choice.finish_reason;
         const lp = choice.logprobs?.content;
         if (lp) {
@@ -99,14 +110,13 @@ export class OpenAICompatibleProvider implements ChatProvider {
         }
       }
     } catch (err) {
-      if (abortedFor) throw abortedFor;
-      throw classify(err);
+      throw failed(abortedFor ?? classify(err));
     } finally {
       clearTimeout(timer);
       clearInterval(beat);
       call.signal?.removeEventListener('abort', onOuterAbort);
     }
-    if (abortedFor) throw abortedFor;
+    if (abortedFor) throw failed(abortedFor);
     if (call.signal?.aborted) throw new UpstreamFailure(ErrorType.UpstreamTimeout, 'cancelled', { retryable: true });
     if (stoppedFor) {
       // Billed as far as it went: the upstream sent no usage for a stream we left.
@@ -123,7 +133,9 @@ export class OpenAICompatibleProvider implements ChatProvider {
     }
     if (!finishReason) {
       // The body ended without a finish_reason: the answer is cut short, whatever [DONE] said.
-      throw new UpstreamFailure(ErrorType.StreamIncomplete, `stream ended after ${content.length} characters without finish_reason`, { retryable: false });
+      throw failed(
+        new UpstreamFailure(ErrorType.StreamIncomplete, `stream ended after ${content.length} characters without finish_reason`, { retryable: false }),
+      );
     }
     return {
       content,
@@ -137,12 +149,13 @@ export class OpenAICompatibleProvider implements ChatProvider {
   }
 
   private async chatOnce(call: ProviderCall): Promise<ProviderResult> {
-    const { endpoint, params } = call;
+    const { endpoint } = call;
+    const params = withContinuation(call.params, call.continueFrom);
     const started = Date.now();
     const beat = setInterval(() => call.heartbeat?.(), 1000);
     try {
       const res = await this.client(endpoint).chat.completions.create(
-        { ...toUpstreamParams(params), model: endpoint.upstreamModel, stream: false },
+        { ...toUpstreamParams(params, endpoint, call.continueFrom), model: endpoint.upstreamModel, stream: false },
         { signal: call.signal, headers: call.headers, timeout: call.attemptTimeoutMs },
       );
       const choice = res.choices[0];
@@ -170,9 +183,28 @@ export class OpenAICompatibleProvider implements ChatProvider {
   }
 }
 
-function toUpstreamParams(p: ChatParams): Omit<OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, 'model'> {
+/** The request's messages, with the answer so far as the last (assistant) message when one is continued. */
+function withContinuation(params: ChatParams, continueFrom: string | undefined): ChatParams {
+  return continueFrom ? { ...params, messages: [...params.messages, { role: 'assistant', content: continueFrom }] } : params;
+}
+
+/**
+ * The body for the endpoint. `p` already ends with the partial answer when one is continued; each
+ * style marks it the way its servers expect (common/continuation.ts): without a mark a server
+ * would close that message and start a new one.
+ */
+function toUpstreamParams(
+  p: ChatParams,
+  endpoint: UpstreamEndpoint,
+  continueFrom: string | undefined,
+): Omit<OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, 'model'> {
+  const style = continueFrom ? endpoint.continuation : undefined;
+  if (continueFrom && (!style || style === 'none'))
+    throw new UpstreamFailure(ErrorType.ConfigurationError, `deployment ${endpoint.id} cannot continue a partial answer`, { retryable: false });
+  const messages = p.messages.map((m, i) => (style === 'prefix' && i === p.messages.length - 1 ? { ...m, prefix: true } : m));
   return {
-    messages: p.messages as OpenAI.Chat.ChatCompletionMessageParam[],
+    messages: messages as OpenAI.Chat.ChatCompletionMessageParam[],
+    ...(style === 'vllm' && { continue_final_message: true, add_generation_prompt: false }),
     ...(p.temperature !== undefined && { temperature: p.temperature }),
     ...(p.top_p !== undefined && { top_p: p.top_p }),
     ...(p.max_tokens !== undefined && { max_tokens: p.max_tokens }),

@@ -22,6 +22,11 @@ const WORDS = (
   'data point example case first second then so because therefore which we find that is of and to'
 ).split(' ');
 
+/** `n` stream pieces of simulated words (` word`), drawn from `rand`. */
+export function simulatedWords(rand: () => number, n: number): string[] {
+  return Array.from({ length: n }, () => ` ${WORDS[Math.floor(rand() * WORDS.length)]!}`);
+}
+
 /** Confidence in (0, 1] a synthetic model shows for a prompt. */
 function syntheticConfidence(settings: SyntheticSettings, model: string, prompt: string): number {
   const u = seededRandom(hash32(`confidence\u0000${model}\u0000${prompt}`))();
@@ -47,7 +52,7 @@ export function createSyntheticBackend(models: Record<string, SyntheticSettings>
     // At least the prefix and one word, so every answer starts with "[simulated] ".
     const length = Math.max(2, req.outputTokens ?? Math.min(configured, shortPromptCap(prompt)));
     const pieces = [SIMULATED_PREFIX.trimEnd()];
-    for (let i = 1; i < length; i++) pieces.push(` ${WORDS[Math.floor(rand() * WORDS.length)]!}`);
+    pieces.push(...simulatedWords(rand, length - 1));
     const json = req.jsonSchema !== undefined && seededRandom(hash32(`json\u0000${req.model}\u0000${prompt}`))() < settings.json_schema_share;
     if (json) {
       const text = JSON.stringify(instanceOf(req.jsonSchema, rand));

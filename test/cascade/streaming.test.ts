@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadFarmConfig } from '../../farm/index.js';
 import { REPO_ROOT } from '../../config/load.js';
-import { sseEvents } from '../../common/sse-events.js';
+import { attemptsOf as attemptsOfRequest, finalChunk, firstContentAt, streamChat as streamRequest } from '../helpers/stream-client.js';
 import type { Attempt } from '../../farm/index.js';
 import { GPT4, MIXTRAL, startStack, type Stack } from '../helpers/stack.js';
 
@@ -30,6 +30,7 @@ for (const dispatch of ['task-queue', 'local'] as const) {
     // Paced answers (~10 ms a token), so a stream lasts long enough to be seen while it runs.
     for (const pool of Object.values(farm.pools)) for (const timing of Object.values(pool.models)) Object.assign(timing, { ttft_ms: 50, tokens_per_s: 100 });
     Object.assign(farm.pools['gpu-a']!.models['sim-small']!, { ttft_ms: 50, tokens_per_s: 5 }); // the slow hedged step
+    Object.assign(farm.pools.api!.models['sim-large']!, { ttft_ms: 50, tokens_per_s: 20 }); // a hedge still streaming when the other step loses
     stack = await startStack({
       farmConfig: farm,
       configure: (raw) => {
@@ -56,6 +57,17 @@ for (const dispatch of ['task-queue', 'local'] as const) {
             deadline_ms: 20000,
             max_cost_usd: 0.5,
           };
+        // The cheap step is stopped after 8 tokens and loses while its hedge (slow sim-large) still streams.
+        raw.models['sim-large'].latency_ms = { p50: 5000, p99: 9000 };
+        raw.models[MIXTRAL].latency_ms = { p50: 5000, p99: 9000 };
+        raw.policies['hedge-outlives'] = {
+          steps: [
+            { model: MIXTRAL, evaluator: { type: 'validators' }, threshold: 0.5, early_abort: { max_tokens: 8 }, hedge: { on_deadline: true } },
+            { model: 'sim-large' },
+          ],
+          deadline_ms: 9000,
+          max_cost_usd: 0.5,
+        };
         raw.policies.hedged = {
           steps: [{ model: 'sim-small', evaluator: { type: 'validators' }, threshold: 0.5, hedge: { on_deadline: true } }, { model: GPT4 }],
           deadline_ms: 9000,
@@ -68,59 +80,9 @@ for (const dispatch of ['task-queue', 'local'] as const) {
     await stack?.close();
   });
 
-  interface SseEvent {
-    id: string | null;
-    data: any;
-    /** Client clock when the event arrived. */
-    at: number;
-  }
-
-  interface StreamRead {
-    status: number;
-    workflowId: string;
-    events: SseEvent[];
-    done: boolean;
-    text: string;
-  }
-
-  /** Posts a streaming chat request and reads its events; `stopAfterChars` drops the connection early. */
-  async function streamChat(body: Record<string, unknown>, headers: Record<string, string> = {}, stopAfterChars = Infinity): Promise<StreamRead> {
-    const ac = new AbortController();
-    const res = await fetch(`${stack.apiUrl}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify({ messages: [{ role: 'user', content: prompt }], stream: true, ...body }),
-      signal: ac.signal,
-    });
-    const read: StreamRead = { status: res.status, workflowId: res.headers.get('x-cascade-workflow-id') ?? '', events: [], done: false, text: '' };
-    if (!res.headers.get('content-type')?.includes('text/event-stream')) {
-      read.events.push({ id: null, data: await res.json(), at: Date.now() });
-      return read;
-    }
-    try {
-      for await (const { id, data } of sseEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
-        if (data === '[DONE]') {
-          read.done = true;
-          continue;
-        }
-        const parsed = JSON.parse(data);
-        read.events.push({ id, data: parsed, at: Date.now() });
-        if (!parsed.cascade?.draft) read.text += parsed.choices?.[0]?.delta?.content ?? '';
-        if (read.text.length >= stopAfterChars) {
-          ac.abort();
-          return read;
-        }
-      }
-    } catch (err) {
-      if ((err as Error).name !== 'AbortError') throw err;
-    }
-    return read;
-  }
-
-  const attemptsOf = async (workflowId: string) =>
-    (await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${workflowId}/`)).sort((a, b) => a.t_ms - b.t_ms);
-  const firstContentAt = (r: StreamRead) => r.events.find((e) => e.data.choices?.[0]?.delta?.content)!.at;
-  const finalChunk = (r: StreamRead) => r.events.find((e) => e.data.choices?.[0]?.finish_reason)?.data;
+  const streamChat = (body: Record<string, unknown>, headers: Record<string, string> = {}, stopAfterChars = Infinity) =>
+    streamRequest(stack.apiUrl, { messages: [{ role: 'user', content: prompt }], ...body }, headers, stopAfterChars);
+  const attemptsOf = (workflowId: string) => attemptsOfRequest(() => stack.farmLog(), workflowId);
 
   describe(`live answers (dispatch: ${dispatch})`, () => {
     it('a direct model call streams: the first content chunk arrives before the upstream stream ended', async () => {
@@ -231,6 +193,25 @@ for (const dispatch of ['task-queue', 'local'] as const) {
       assert.ok(loser && loser.cost_usd > 0, 'the loser is in the trace with its cost');
       const winner = trace.attempts.find((a: any) => a.accepted);
       assert.ok(Math.abs(trace.cost_usd - (loser.cost_usd + winner.cost_usd)) < 1e-12, 'both costs are in the total');
+    });
+
+    it('a hedge that outlives the step it hedged streams live: held until the other step lost, then at once and the rest as generated', async () => {
+      const r = await streamChat({ model: 'cascade:hedge-outlives' });
+      const direct = await stack.openai.chat.completions.create({ model: 'sim-large', messages: [{ role: 'user', content: prompt }] });
+      assert.equal(r.text, direct.choices[0]!.message.content, 'the answer of the hedge, exactly once');
+      assert.ok(r.done);
+      const attempts = await attemptsOf(r.workflowId);
+      const cheap = attempts.find((a) => a.model === MIXTRAL)!;
+      const hedge = attempts.find((a) => a.model === 'sim-large')!;
+      assert.ok(hedge.t_ms < cheap.end_ms!, 'both steps ran at once');
+      assert.ok(cheap.end_ms! < firstContentAt(r), 'nothing of the hedge reached the client before the other step lost');
+      assert.ok(firstContentAt(r) < hedge.end_ms!, 'the winner streamed while its upstream was still generating');
+      const trace = finalChunk(r).cascade;
+      assert.deepEqual(
+        trace.hedges.map((h: any) => h.step),
+        [2],
+      );
+      assert.equal(trace.final_step, 2);
     });
 
     const localSkip = dispatch === 'local' && 'hedge.after_ms needs task-queue dispatch (the config refuses it with local)';

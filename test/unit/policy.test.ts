@@ -107,7 +107,7 @@ describe('circuit breaker', () => {
     const deps = model('m').deployments;
     h.record('m@b', false, 'upstream_error');
     now = 1000;
-    assert.deepEqual(h.order(deps), { deployments: deps, probes: ['m@b'] });
+    assert.deepEqual(h.order(deps), { deployments: deps, probes: ['m@b'], backlogMs: {} });
     // m@a answered, so the probe of m@b was never made: after another pause someone else probes.
     now = 1500;
     assert.deepEqual(h.order(deps).probes, []);
