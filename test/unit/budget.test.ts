@@ -1,23 +1,12 @@
 /** The key budget's pure state transitions (workflows/budget.ts), without Temporal. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { testModel } from '../helpers/model-info.js';
 import type { ModelInfo, PolicySpec } from '../../common/types.js';
 import type { ReserveRequest } from '../../common/budget-messages.js';
 import { expired, initialState, refusal, reserve, reservedUsd, roll, settle, worstCaseCostUsd } from '../../workflows/budget.js';
 
-const model = (name: string, inUsd: number, outUsd: number): ModelInfo => ({
-  name,
-  inputUsdPer1M: inUsd,
-  outputUsdPer1M: outUsd,
-  contextWindow: 4096,
-  p50LatencyMs: 100,
-  p99LatencyMs: 500,
-  expectedOutputTokens: 100,
-  firstTokenTimeoutMs: 1000,
-  streamIdleTimeoutMs: 1000,
-  attemptTimeoutMs: 5000,
-  deployments: [{ id: `${name}@a`, pool: 'a', taskQueue: 'qa', fallback: false }],
-});
+const model = (name: string, inUsd: number, outUsd: number): ModelInfo => testModel(name, { inputUsdPer1M: inUsd, outputUsdPer1M: outUsd });
 const models = { small: model('small', 1, 2), large: model('large', 10, 30), judge: model('judge', 5, 5) };
 const ladder = (over: Partial<PolicySpec> = {}): PolicySpec => ({
   name: 'p',

@@ -4,6 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { testModel } from '../helpers/model-info.js';
 import type { CascadeInput, DeploymentRef, GenerateOutput, ModelInfo } from '../../common/types.js';
 import { runCascade, type CascadeEffects, type GenerateCall, type GenerateOutcome } from '../../workflows/cascade-core.js';
 import { joinContinuation, ownUsage, preferContinuing, textSent } from '../../workflows/continuation.js';
@@ -56,19 +57,7 @@ describe('continuation decisions', () => {
 });
 
 describe('the cascade continues a broken live answer (scripted effects)', () => {
-  const model: ModelInfo = {
-    name: 'm',
-    inputUsdPer1M: 1,
-    outputUsdPer1M: 2,
-    contextWindow: 4096,
-    p50LatencyMs: 100,
-    p99LatencyMs: 500,
-    expectedOutputTokens: 100,
-    firstTokenTimeoutMs: 1000,
-    streamIdleTimeoutMs: 1000,
-    attemptTimeoutMs: 5000,
-    deployments: [dep('m@a'), dep('m@b'), dep('m@c', { continuation: 'vllm' })],
-  };
+  const model: ModelInfo = testModel('m', { deployments: [dep('m@a'), dep('m@b'), dep('m@c', { continuation: 'vllm' })] });
   const input: CascadeInput = {
     requestId: 'r',
     requestHash: 'h',

@@ -1,6 +1,7 @@
 /** Learning from traffic, the pure part (workflows/learn.ts), and the cascade core driven by it in a closed loop. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { testModel } from '../helpers/model-info.js';
 import type { CascadeInput, CascadeTrace, GenerateOutput, LearnSettings, ModelInfo } from '../../common/types.js';
 import {
   addSummary,
@@ -126,19 +127,7 @@ describe('learning from traffic: the decision', () => {
   });
 });
 
-const model = (name: string, usdPer1M: number): ModelInfo => ({
-  name,
-  inputUsdPer1M: usdPer1M,
-  outputUsdPer1M: usdPer1M,
-  contextWindow: 100_000,
-  p50LatencyMs: 100,
-  p99LatencyMs: 500,
-  expectedOutputTokens: 100,
-  firstTokenTimeoutMs: 1000,
-  streamIdleTimeoutMs: 1000,
-  attemptTimeoutMs: 5000,
-  deployments: [{ id: `${name}@a`, pool: 'a', taskQueue: 'qa', fallback: false }],
-});
+const model = (name: string, usdPer1M: number): ModelInfo => testModel(name, { inputUsdPer1M: usdPer1M, outputUsdPer1M: usdPer1M, contextWindow: 100_000 });
 
 describe('learning from traffic: the cascade core in a closed loop', () => {
   it('stops calling a cheap step that is always rejected, probes it, and stays within top-alone cost plus the learning allowance', async () => {

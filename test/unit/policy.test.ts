@@ -5,24 +5,17 @@ import type { CascadeInput, GenerateOutput, ModelInfo } from '../../common/types
 import { attemptTimeouts, costUsd, estimatePromptTokens, firstTokenShareMs, roundUsd, stepFeasibility } from '../../workflows/policy.js';
 import { CascadeFailure, runCascade, type CascadeEffects, type GenerateCall, type GenerateOutcome } from '../../workflows/cascade-core.js';
 import { DeploymentHealth } from '../../activities/breaker.js';
+import { testModel } from '../helpers/model-info.js';
 
-const model = (name: string, over: Partial<ModelInfo> = {}): ModelInfo => ({
-  name,
-  inputUsdPer1M: 1,
-  outputUsdPer1M: 2,
-  contextWindow: 4096,
-  p50LatencyMs: 100,
-  p99LatencyMs: 500,
-  expectedOutputTokens: 100,
-  firstTokenTimeoutMs: 1000,
-  streamIdleTimeoutMs: 1000,
-  attemptTimeoutMs: 5000,
-  deployments: [
-    { id: `${name}@a`, pool: 'a', taskQueue: 'qa', fallback: false },
-    { id: `${name}@b`, pool: 'b', taskQueue: 'qb', fallback: false },
-  ],
-  ...over,
-});
+/** Two deployments (pools a and b) unless told otherwise. */
+const model = (name: string, over: Partial<ModelInfo> = {}): ModelInfo =>
+  testModel(name, {
+    deployments: [
+      { id: `${name}@a`, pool: 'a', taskQueue: 'qa', fallback: false },
+      { id: `${name}@b`, pool: 'b', taskQueue: 'qb', fallback: false },
+    ],
+    ...over,
+  });
 
 describe('policy math', () => {
   it('prices tokens per million and estimates prompts at ~4 characters per token', () => {
