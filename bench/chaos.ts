@@ -25,8 +25,7 @@ import { REPO_ROOT } from '../config/load.js';
 import { TEST_FARM_CONFIG, type Attempt } from '../farm/index.js';
 import { seededRandom } from '../common/random.js';
 import { createPrinter } from '../scripts/lib/log-lines.js';
-import { CascadeStack } from '../scripts/lib/stack.js';
-import { freePort } from '../scripts/temporal-dev-server.js';
+import { CascadeStack, isolatedStackEnv } from '../scripts/lib/stack.js';
 import { percentile, requestMix, runCallers, type ChaosOutcome } from './lib/chaos-load.js';
 import { UptimeTracker } from './lib/chaos-uptime.js';
 
@@ -166,12 +165,7 @@ async function main(): Promise<void> {
   const uptime = new UptimeTracker();
   const stack = new CascadeStack({
     env: {
-      PORT: String(await freePort()),
-      TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
-      CASCADE_UI_PORT: String(await freePort()),
-      CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
-      CASCADE_KEYS_FILE: join(dir, 'api-keys.json'), // a keys file in the checkout would turn authentication on
-      CASCADE_FARM_RANDOM_PORTS: '1',
+      ...(await isolatedStackEnv(dir)),
     },
     farmConfigPath: writeFarmConfig(dir),
     print: createPrinter((line) => {

@@ -18,8 +18,7 @@ import { parse, stringify } from 'yaml';
 import { DEFAULT_CONFIG_PATH } from '../../config/load.js';
 import { DEFAULT_FARM_CONFIG, type Attempt } from '../../farm/index.js';
 import { createPrinter } from '../../scripts/lib/log-lines.js';
-import { CascadeStack } from '../../scripts/lib/stack.js';
-import { freePort } from '../../scripts/temporal-dev-server.js';
+import { CascadeStack, isolatedStackEnv } from '../../scripts/lib/stack.js';
 
 export interface PoolTiming {
   ttft_ms: number;
@@ -92,12 +91,7 @@ export async function startLatencyStack(opts: { timeScale: number; verbose: bool
   const stack = new CascadeStack({
     env: {
       CASCADE_CONFIG: writeScaledConfig(dir, opts.timeScale),
-      PORT: String(await freePort()),
-      TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
-      CASCADE_UI_PORT: String(await freePort()),
-      CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
-      CASCADE_KEYS_FILE: join(dir, 'api-keys.json'), // a keys file in the checkout would turn authentication on
-      CASCADE_FARM_RANDOM_PORTS: '1',
+      ...(await isolatedStackEnv(dir)),
     },
     print,
     farmConfigPath: farm.path,

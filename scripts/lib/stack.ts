@@ -12,11 +12,11 @@
  * temporal.address: start no dev server even when the config names one), and whatever `${VAR}` the
  * config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB).
  */
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ApiFront } from './api-front.js';
 import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../config/load.js';
 import { loadFarmConfig } from '../../farm/index.js';
-import { startTemporalDevServer, type DevServer } from '../temporal-dev-server.js';
+import { freePort, startTemporalDevServer, type DevServer } from '../temporal-dev-server.js';
 import { loadKeyring } from '../../common/encryption-keys.js';
 import { keyFilePath } from '../../workers/connection.js';
 import type { Printer } from './log-lines.js';
@@ -24,6 +24,22 @@ import { describeOvercommit, overcommittedPools } from './pool-capacity.js';
 import { portsInUse, type WantedPort } from './ports.js';
 import { ensureSearchAttributes } from './search-attributes.js';
 import { StartupError, Supervisor, type ChildSpec } from './supervisor.js';
+
+/**
+ * The environment of a stack of its own, beside any running `npm start` (benchmarks, tests): free
+ * ports, its own Temporal history and keys file in `dir` (a keys file in the checkout would turn
+ * authentication on), the farm on random ports.
+ */
+export async function isolatedStackEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+  return {
+    PORT: String(await freePort()),
+    TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
+    CASCADE_UI_PORT: String(await freePort()),
+    CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
+    CASCADE_KEYS_FILE: join(dir, 'api-keys.json'),
+    CASCADE_FARM_RANDOM_PORTS: '1',
+  };
+}
 
 export interface CascadeStackOptions {
   env?: NodeJS.ProcessEnv;

@@ -11,9 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { REPO_ROOT } from '../../config/load.js';
-import { CascadeStack } from '../../scripts/lib/stack.js';
+import { CascadeStack, isolatedStackEnv } from '../../scripts/lib/stack.js';
 import { createPrinter } from '../../scripts/lib/log-lines.js';
-import { freePort } from '../../scripts/temporal-dev-server.js';
 
 const prompts = readFileSync(join(REPO_ROOT, '..', 'shared', 'data', 'routellm', 'gsm8k.jsonl'), 'utf8')
   .split('\n')
@@ -30,12 +29,7 @@ before(async () => {
   stack = new CascadeStack({
     env: {
       ...env,
-      PORT: String(await freePort()),
-      TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
-      CASCADE_UI_PORT: String(await freePort()),
-      CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
-      CASCADE_KEYS_FILE: join(dir, 'api-keys.json'), // a keys file in the checkout would turn authentication on
-      CASCADE_FARM_RANDOM_PORTS: '1',
+      ...(await isolatedStackEnv(dir)),
     },
     farmConfigPath: join(REPO_ROOT, 'config', 'farm.test.yaml'),
     print: createPrinter((s) => output.push(s)),
