@@ -42,6 +42,10 @@ before(async () => {
       raw.policies.learner = learner;
       raw.policies['doc-learner'] = docLearner;
       raw.documents.chunk_tokens = 100;
+      // Chunks in flight before the router's copy shows the decision all run the cheap step: with
+      // 8 at a time (the default) that is ~3 waves of 8 on a slow machine (CI saw 30 of 60), which
+      // says more about the machine than about learning. Two at a time keeps the lag to a few chunks.
+      raw.documents.concurrency = 2;
       raw.documents.overlap_tokens = 10;
     },
   });
