@@ -44,6 +44,12 @@ const { collectLearnOutcomes } = proxyLocalActivities<LearnActivities>({ startTo
 const OVERLAP_MS = 5000;
 /** When nothing new arrives, poll less often, up to this. */
 const MAX_IDLE_MS = 30_000;
+/**
+ * A run that has not yet seen min_samples requests keeps polling every refresh_ms for this many
+ * polls instead of backing off: it was started by traffic, which is most likely still arriving, and
+ * every request that runs before the first decision may pay for an unprofitable step.
+ */
+const LEARNING_POLLS = 100;
 const POLLS_PER_RUN = 500;
 
 export async function learnWorkflow(input: LearnWorkflowInput): Promise<void> {
@@ -77,7 +83,8 @@ export async function learnWorkflow(input: LearnWorkflowInput): Promise<void> {
       since = new Date(Math.max(Date.parse(since), Date.parse(newest) - OVERLAP_MS)).toISOString();
       seen = new Map([...seen].filter(([, closedAt]) => closedAt >= since));
     }
-    idleMs = found.length > 0 ? settings.refresh_ms : Math.min(MAX_IDLE_MS, idleMs * 2);
+    const learning = state.processed < settings.min_samples && poll < LEARNING_POLLS;
+    idleMs = found.length > 0 || learning ? settings.refresh_ms : Math.min(MAX_IDLE_MS, idleMs * 2);
     await sleep(idleMs);
   }
   await continueAsNew<typeof learnWorkflow>({ ...input, state, since, seen: [...seen.keys()] });

@@ -19,7 +19,7 @@ const prompts = readFileSync(new URL('../../../shared/data/routellm/gsm8k.jsonl'
   .filter(Boolean)
   .slice(0, 60)
   .map((l) => JSON.parse(l).prompt as string);
-const LEARN = { window: 100, min_samples: 5, probe_every: 4, margin: 0.1, refresh_ms: 200 };
+const LEARN = { window: 100, min_samples: 5, probe_every: 4, margin: 0.1, refresh_ms: 100 };
 // The recorded Mixtral answers are prose: asked for a JSON object, every one fails the validators.
 const learner = {
   steps: [{ model: MIXTRAL, evaluator: { type: 'validators' }, threshold: 0.5 }, { model: GPT4 }],
