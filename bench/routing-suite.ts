@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { parseCli } from '../common/cli.js';
 import YAML from 'yaml';
 import { loadDataset, loadModelPrices, splitOf } from '../common/dataset.js';
+import { predictionInterval } from '../evaluators/calibration/crossfit.js';
 import { calibrate, type CalibrateOptions } from '../evaluators/calibrate.js';
 import { viewOf } from '../evaluators/dataset-adapter.js';
 import { REPO_ROOT } from '../evaluators/head.js';
@@ -41,7 +42,7 @@ const modes: { mode: string; opts: Partial<CalibrateOptions>; twoModel: boolean 
   { mode: 'pre-router only (prompt)', opts: { evaluators: ['none'] }, twoModel: true },
 ];
 const lines = [
-  `Calibrated on \`train\`, reported on \`test\` (target quality ${values.target} × best single model, confidence ${values.confidence}). Two-model rows use the ladder cheapest → best model. Promised: the train bootstrap's one-sided bound [two-sided interval] of the quality share.`,
+  `Calibrated on \`train\`, reported on \`test\` (target quality ${values.target} × best single model, confidence ${values.confidence}). Two-model rows use the ladder cheapest → best model. Promised: the one-sided bound of the quality share cross-fitted on train [its prediction interval for a test split of this size] (docs/evaluators.md#calibration).`,
   '',
   '| dataset | evaluator | promised share (interval) | test quality (share of best) | cost share of best | APGR | CPT(50%) | CPT(80%) | step-1 AUROC | cost saving at 95% of best | false-accept rate |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -70,7 +71,9 @@ for (const f of files) {
         ...(m.twoModel ? { ladder: pair } : {}),
       });
       const ps = result.promise.share;
-      promised = `${result.promise.promised ? '≥ ' : 'not promised: '}${ps.lower.toFixed(3)} [${ps.interval[0].toFixed(3)}–${ps.interval[1].toFixed(3)}]`;
+      const testPrompts = (await loadDataset(data)).filter((r) => splitOf(r) === 'test').length;
+      const pi = ps.se > 0 ? predictionInterval(ps, testPrompts, Number(values.confidence)) : ps.interval;
+      promised = `${result.promise.promised ? '≥ ' : 'not promised: '}${ps.lower.toFixed(3)} [${pi[0].toFixed(3)}–${pi[1].toFixed(3)}]`;
       const slug = m.mode.split(' ')[0]!.replace(/[^a-z-]/g, '');
       const policyFile = join(outDir, 'policies', `${name}-${slug}.yaml`);
       await writeFile(policyFile, YAML.stringify({ ...result.policy, name: `${name}-${slug}` }));

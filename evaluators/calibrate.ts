@@ -12,8 +12,9 @@ import { basename, join } from 'node:path';
 import { loadDataset, loadModelPrices, splitOf } from '../common/dataset.js';
 import { quality, viewOf } from './dataset-adapter.js';
 import { REPO_ROOT } from './head.js';
-import type { ShareInterval } from './calibration/bound.js';
-import { search, type StepData } from './calibration/search.js';
+import { promptsNeeded } from './calibration/bound.js';
+import { promiseSearch, type PairedShare } from './calibration/crossfit.js';
+import type { StepData } from './calibration/search.js';
 import { pickSignal, signalsFor, type Signal } from './calibration/signals.js';
 import type { EvaluatorSpec } from './spec.js';
 import { fileHash } from './train/embeddings.js';
@@ -38,6 +39,8 @@ export interface CalibrateOptions {
   ladder?: string[];
   /** Whether the pre-router may be used (default: when trained). */
   prerouter?: boolean;
+  /** Folds of the cross-fitted promise (default 5; 0: the search's in-sample bootstrap only, optimistic). */
+  folds?: number;
   name?: string;
   log?: (msg: string) => void;
 }
@@ -57,15 +60,21 @@ export interface CalibrationResult {
   /** Expected quality / cost per request on the calibration split (search estimate). */
   expected: { quality: number; cost_per_request: number; quality_share_of_best: number; cost_share_of_best: number; feasible: boolean };
   best_single: { model: string; quality: number; cost: number };
-  /** The quality share with its bootstrap bound; `promised` when the bound meets the target. */
+  /**
+   * The quality share the procedure delivers on unseen prompts (cross-fitted, calibration/crossfit.ts)
+   * with its bound and interval; `promised` when the bound meets the target.
+   */
   promise: {
     target: number | null;
     confidence: number;
-    share: ShareInterval;
+    share: PairedShare;
     promised: boolean;
     prompts: number;
-    /** A cheaper policy that met the target on the estimate but not on the bound, and the labelled prompts it would need. */
-    shortfall: { cost_share_of_best: number; share: ShareInterval; prompts_needed: number; steps: number } | null;
+    folds: number;
+    /** The target the search ran at: above the user's when the selection's optimism had to be paid for. */
+    search_target: number | null;
+    /** The policy the search picks at the user's own target when it could not be promised, and the labelled prompts it would need. */
+    shortfall: { cost_share_of_best: number; share: PairedShare; prompts_needed: number; steps: number } | null;
   };
   /** Per model: the evaluator used and the AUROC of every evaluator the data supports. */
   signals: { model: string; chosen: string | null; auroc: Record<string, number> }[];
@@ -127,7 +136,10 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
     if (ladder.some((i) => i < 0)) throw new Error(`--ladder names a model not in the dataset (models: ${steps.map((a) => a.name).join(', ')})`);
   }
   const reference = steps.findIndex((s) => s.name === view.best.name);
-  const found = search(steps, {
+  const folds = opts.folds ?? 5;
+  if (!(Number.isInteger(folds) && folds >= 0)) throw new Error(`--folds must be a whole number >= 0, got ${opts.folds}`);
+  const searchStarted = Date.now();
+  const found = promiseSearch(steps, {
     target: opts.target,
     maxCost: opts.maxCost,
     confidence,
@@ -136,13 +148,15 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
     ladder,
     // Policies within 1% of the best model's cost are near-ties: fewer steps win.
     tieTolerance: 0.01 * view.best.cost,
+    folds,
+    progress: (m) => log(`calibrate: [${((Date.now() - searchStarted) / 1000).toFixed(1)} s] ${m}`),
   });
   const chosen = found.chosen;
   if (chosen.ladder.length > 1 && chosen.acceptAll.slice(0, -1).some((a, s) => !a && !chosenSignals[chosen.ladder[s]!]))
     throw new Error('internal: an early step without an evaluator');
   const n = rows.length;
-  if (opts.target !== undefined && !found.certified)
-    log(`calibrate: no policy, not even ${view.best.name} alone, can promise quality ${opts.target} of it; writing it alone`);
+  if (opts.target !== undefined && !found.promised)
+    log(`calibrate: no policy, not even ${view.best.name} alone, can promise quality ${opts.target} of it; writing the safest one`);
   const usesPrerouter = chosen.skip !== null && chosen.ladder.length > 1;
   let maxRowCost = 0;
   for (let r = 0; r < n; r++)
@@ -168,7 +182,7 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
   };
   const bestQ = view.best.quality;
   const costShare = (c: number) => (view.best.cost ? c / view.best.cost : 0);
-  const sf = found.shortfall;
+  const sf = found.atTarget;
   return {
     policy,
     expected: {
@@ -183,11 +197,19 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
       target: opts.target ?? null,
       confidence,
       share: found.share,
-      promised: opts.target !== undefined && found.certified && found.share.lower >= opts.target - 1e-12,
+      promised: opts.target !== undefined && found.promised,
       prompts: n,
-      shortfall: sf
-        ? { cost_share_of_best: costShare(sf.candidate.cost), share: sf.share, prompts_needed: sf.needed, steps: sf.candidate.ladder.length }
-        : null,
+      folds,
+      search_target: opts.target !== undefined ? found.searchTarget : null,
+      shortfall:
+        opts.target !== undefined && sf && sf.cost < chosen.cost - 1e-15
+          ? {
+              cost_share_of_best: costShare(sf.cost),
+              share: found.firstRound,
+              prompts_needed: promptsNeeded(n, found.firstRound, opts.target),
+              steps: sf.ladder.length,
+            }
+          : null,
     },
     signals: signalReport,
     pruned: found.pruned,

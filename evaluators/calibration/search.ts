@@ -263,9 +263,18 @@ export function search(steps: StepData[], opts: SearchOptions): SearchResult {
   pool.sort((a, b) => a.candidate.ladder.length - b.candidate.ladder.length || a.candidate.cost - b.candidate.cost);
   const won = pool[0];
   // The reference model alone always passes (its share is exactly 1), so `won` exists unless the target
-  // exceeds 1 or the ladder is fixed; a fixed ladder falls back to its safest setting (highest thresholds).
-  const first = opts.ladder ? all[0] : undefined;
-  const safest = first ? { ladder: first.ladder, acceptAll: first.acceptAll, skip: first.skip, thresholds: first.grids.map((g) => g[g.length - 1]!) } : null;
+  // exceeds 1 or the ladder is fixed; a fixed ladder falls back to its safest setting: highest thresholds,
+  // and of its structures (evaluator or pre-router, skip levels) the one with the best estimated quality.
+  let safest: Omit<Candidate, 'cost' | 'quality'> | null = null;
+  if (opts.ladder && !won) {
+    let bestQ = -Infinity;
+    for (const st of all) {
+      const c = { ladder: st.ladder, acceptAll: st.acceptAll, skip: st.skip, thresholds: st.grids.map((g) => g[g.length - 1]!) };
+      simulate(steps, c, p);
+      const q = p.reduce((a, b) => a + b, 0);
+      if (q > bestQ + 1e-12) [bestQ, safest] = [q, c];
+    }
+  }
   const chosen: Candidate = won?.candidate ?? {
     ...(safest ?? { ladder: [opts.reference], acceptAll: [true], thresholds: [0], skip: null }),
     cost: 0,

@@ -1,6 +1,6 @@
 /**
  * npm run calibrate -- --data <file.jsonl> [--split train] (--target 0.99 [--confidence 0.95] | --max-cost <usd>) [--out <policy.yaml>]
- *                      [--train] [--max-steps 3] [--evaluators answer-model,arithmetic,...] [--no-prerouter] [--ladder m1,m2]
+ *                      [--train] [--max-steps 3] [--folds 5] [--evaluators answer-model,arithmetic,...] [--no-prerouter] [--ladder m1,m2]
  *                      [--name <prefix>] [--manifest <file>] [--no-replay]
  *
  * Chooses ladder, evaluators, thresholds and pre-router use on one split, writes the policy file, and
@@ -12,6 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import YAML from 'yaml';
 import { calibrate, type CalibrationResult } from '../calibrate.js';
+import { predictionInterval } from '../calibration/crossfit.js';
 import { REPO_ROOT } from '../head.js';
 import type { EvaluatorSpec } from '../spec.js';
 import { train } from '../train/train.js';
@@ -30,6 +31,7 @@ Chooses ladder, evaluators, thresholds and pre-router use on one split and write
   --split train              split to calibrate on
   --out <policy.yaml>        default evaluators/policies/<name>.calibrated.yaml
   --max-steps 3              longest ladder to consider
+  --folds 5                  cross-fit the promise over this many folds (0: in-sample bootstrap only, optimistic)
   --evaluators a,b,...       evaluator types allowed (answer-model, arithmetic, validators, ...)
   --no-prerouter             no pre-router skip
   --ladder m1,m2             fixed ladder of models
@@ -56,6 +58,7 @@ const { values } = parseCli(USAGE, {
     name: { type: 'string' },
     manifest: { type: 'string' },
     'no-replay': { type: 'boolean', default: false },
+    folds: { type: 'string', default: '5' },
     'from-feedback': { type: 'boolean', default: false },
     policy: { type: 'string' },
   },
@@ -91,6 +94,7 @@ const result = await calibrate({
   confidence: Number(values.confidence),
   maxCost: values['max-cost'] !== undefined ? Number(values['max-cost']) : undefined,
   maxSteps: values['max-steps'] ? Number(values['max-steps']) : undefined,
+  folds: Number(values.folds),
   evaluators: values.evaluators ? (values.evaluators.split(',') as EvaluatorSpec['type'][]) : undefined,
   prerouter: !values['no-prerouter'],
   ladder: values.ladder ? values.ladder.split(',') : undefined,
@@ -104,7 +108,7 @@ const p = result.promise;
 await writeFile(
   out,
   `# Written by: npm run calibrate -- --data ${relative(REPO_ROOT, values.data)} --split ${values.split} ${target !== undefined ? `--target ${values.target} --confidence ${values.confidence}` : `--max-cost ${values['max-cost']}`}\n` +
-    `# Quality share of ${result.best_single.model} on "${values.split}" (${p.prompts} prompts): ${pct(p.share.estimate)}, ` +
+    `# Quality share of ${result.best_single.model} on unseen prompts like "${values.split}" (${p.prompts} prompts, ${p.folds >= 2 ? `cross-fitted over ${p.folds} folds` : 'in-sample'}): ${pct(p.share.estimate)}, ` +
     `${pct(p.confidence)} interval ${pct(p.share.interval[0])}–${pct(p.share.interval[1])}, one-sided bound ${pct(p.share.lower)}\n` +
     YAML.stringify(result.policy),
 );
@@ -141,25 +145,30 @@ function printReport(r: CalibrationResult): void {
   console.log(
     `calibrate: ladder ${r.policy.steps.map((s) => `${s.model} [${s.evaluator.type}${s.evaluator.type === 'none' ? '' : ` >= ${s.threshold}`}]`).join(' -> ')}${r.policy.prerouter ? `, pre-router skip below ${r.policy.prerouter.skip_below}` : ''}`,
   );
+  const pi = predictionInterval(p.share, p.prompts, p.confidence);
   console.log(
-    `calibrate: expected quality share ${pct(p.share.estimate)} of ${r.best_single.model} (${pct(p.confidence)} interval ${pct(p.share.interval[0])}–${pct(p.share.interval[1])}), cost ${usd(e.cost_per_request)}/request (${pct(e.cost_share_of_best)} of it), from ${p.prompts} out-of-fold prompts`,
+    `calibrate: expected quality share ${pct(p.share.estimate)} of ${r.best_single.model} on unseen prompts (${p.folds >= 2 ? `cross-fitted over ${p.folds} folds` : 'in-sample, optimistic'}; ${pct(p.confidence)} interval ${pct(p.share.interval[0])}–${pct(p.share.interval[1])}), cost ${usd(e.cost_per_request)}/request (${pct(e.cost_share_of_best)} of it), from ${p.prompts} prompts`,
   );
+  if (p.share.se > 0)
+    console.log(
+      `calibrate: measured on ${p.prompts} fresh prompts of your own, expect a share in ${pct(Math.max(0, pi[0]))}–${pct(pi[1])} (${pct(p.confidence)} prediction interval)`,
+    );
   if (p.target === null) return;
+  if (p.search_target !== null && p.search_target > p.target + 1e-9)
+    console.log(
+      `calibrate: the search ran at target ${pct(p.search_target)}: at ${pct(p.target)} its pick is optimistic on this data (selection among many candidates), and the promise is about what you will see`,
+    );
   if (p.promised)
     console.log(
       `calibrate: PROMISE: quality share >= ${pct(p.target)} on unseen prompts like these, with confidence ${pct(p.confidence)} (one-sided bound ${pct(p.share.lower)})`,
     );
-  else console.log(`calibrate: NO PROMISE possible: ${pct(p.target)} exceeds what even the best model alone can be shown to reach`);
+  else console.log(`calibrate: NO PROMISE possible: ${pct(p.target)} exceeds what this ladder can be shown to reach on this data`);
   const sf = p.shortfall;
   if (sf)
     console.log(
-      `calibrate: the data is too small for a cheaper policy: a ${sf.steps}-step policy at ${pct(sf.cost_share_of_best)} of the cost estimates ${pct(sf.share.estimate)} but its bound is ${pct(sf.share.lower)}; ` +
+      `calibrate: the data is too small for a cheaper policy: the search's pick at ${pct(p.target)} (${sf.steps} steps, ${pct(sf.cost_share_of_best)} of the cost) delivers ${pct(sf.share.estimate)} cross-fitted, bound ${pct(sf.share.lower)}; ` +
         (Number.isFinite(sf.prompts_needed)
           ? `about ${sf.prompts_needed} labelled prompts (now ${p.prompts}) would be needed to promise it`
-          : 'no amount of data would promise it'),
-    );
-  if (p.prompts < 100 && p.promised && r.policy.steps.length > 1)
-    console.log(
-      `calibrate: caution: only ${p.prompts} labelled prompts; a bootstrap over so few runs narrow, so treat the bound as approximate and label more prompts before relying on it`,
+          : 'its estimate is below the target already, so labelling more prompts would mostly shrink the selection optimism, not prove this policy'),
     );
 }
