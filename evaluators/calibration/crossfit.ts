@@ -199,15 +199,24 @@ export function promiseSearch(steps: StepData[], opts: PromiseOptions): PromiseR
   const n = steps[0]!.cost.length;
   const confidence = opts.confidence;
   const fitted = (o: SearchOptions) => {
-    const { p, ref } = crossFit(steps, o, opts.folds, opts.seed ?? 1);
+    const { p, ref } = crossFit(steps, o, folds, opts.seed ?? 1);
     return pairedShare(p, ref, confidence);
   };
-  if (opts.folds < 2) {
+  // Every fold's search needs prompts to choose on: at least two per fold.
+  const folds = Math.min(opts.folds, Math.floor(n / 2));
+  if (folds < 2) {
     const found = search(steps, opts);
     const p = new Float64Array(n);
     simulate(steps, found.chosen, p);
     const share = pairedShare(p, steps[opts.reference]!.quality, confidence);
-    const promised = opts.target !== undefined && found.certified && found.share.lower >= opts.target - 1e-12;
+    // Cross-fitting was asked for but there are too few prompts: promise on the small-sample interval.
+    const lower = opts.folds >= 2 ? share.lower : found.share.lower;
+    const promised = opts.target !== undefined && found.certified && lower >= opts.target - 1e-12;
+    if (opts.folds >= 2) {
+      opts.progress?.(`only ${n} prompts: too few to cross-fit; the promise uses the in-sample small-sample interval`);
+      if (opts.target !== undefined && !promised && !opts.ladder) return referenceAlone(steps, opts.reference, found, share, opts.target, 0);
+      return { ...found, share, searchTarget: opts.target ?? NaN, promised, firstRound: share, atTarget: null, rounds: 0 };
+    }
     return {
       ...found,
       share: { ...share, lower: found.share.lower, interval: found.share.interval },
@@ -219,7 +228,7 @@ export function promiseSearch(steps: StepData[], opts: PromiseOptions): PromiseR
     };
   }
   if (opts.target === undefined) {
-    opts.progress?.(`cross-fitting the chosen procedure over ${opts.folds} folds`);
+    opts.progress?.(`cross-fitting the chosen procedure over ${folds} folds`);
     const share = fitted(opts);
     const found = search(steps, opts);
     return { ...found, share, searchTarget: NaN, promised: false, firstRound: share, atTarget: null, rounds: 1 };
@@ -233,7 +242,7 @@ export function promiseSearch(steps: StepData[], opts: PromiseOptions): PromiseR
   let rounds = 0;
   while (rounds < maxRounds) {
     rounds++;
-    opts.progress?.(`round ${rounds}: search at target ${t.toFixed(4)}, cross-fitted over ${opts.folds} folds`);
+    opts.progress?.(`round ${rounds}: search at target ${t.toFixed(4)}, cross-fitted over ${folds} folds`);
     const share = fitted({ ...opts, target: t });
     first ??= share;
     last = share;
@@ -249,10 +258,15 @@ export function promiseSearch(steps: StepData[], opts: PromiseOptions): PromiseR
   const found = search(steps, { ...opts, target: lastT });
   const atTarget = search(steps, opts).chosen;
   if (opts.ladder) return { ...found, share: last!, searchTarget: lastT, promised: false, firstRound: first!, atTarget, rounds };
-  // Nothing cheaper can be promised from this data: the reference model alone is its own share, 1.
-  const chosen = alone(opts.reference);
+  return { ...referenceAlone(steps, opts.reference, found, first!, lastT, rounds), atTarget };
+}
+
+/** Nothing cheaper can be promised from this data: the reference model alone is its own share, 1. */
+function referenceAlone(steps: StepData[], reference: number, found: SearchResult, first: PairedShare, searchTarget: number, rounds: number): PromiseResult {
+  const n = steps[0]!.cost.length;
+  const chosen = alone(reference);
   chosen.cost = simulate(steps, chosen, null);
-  chosen.quality = steps[opts.reference]!.meanQuality;
+  chosen.quality = steps[reference]!.meanQuality;
   const exact: PairedShare = { estimate: 1, lower: 1, interval: [1, 1], se: 0, df: Math.max(1, n - 1), n };
-  return { ...found, chosen, certified: true, share: exact, searchTarget: lastT, promised: true, firstRound: first!, atTarget, rounds };
+  return { ...found, chosen, certified: true, share: exact, searchTarget, promised: true, firstRound: first, atTarget: found.chosen, rounds };
 }

@@ -60,3 +60,15 @@ describe('cross-fitted promise (pure)', () => {
     );
   });
 });
+
+describe('cross-fitted promise on tiny data', () => {
+  it('three prompts: no fold to choose on, so nothing cheaper than the reference is promised', () => {
+    const steps = correlated(3, 3, 11);
+    const res = promiseSearch(steps, { target: 0.9, confidence: 0.95, maxSteps: 2, reference: 2, tieTolerance: 0, folds: 5 });
+    assert.equal(res.rounds, 0);
+    assert.ok(Number.isFinite(res.share.se));
+    assert.deepEqual(res.chosen.ladder, [2], 'the reference alone');
+    assert.equal(res.share.lower, 1);
+    assert.ok(res.firstRound.lower < 0.9, `three prompts prove nothing cheaper: ${res.firstRound.lower}`);
+  });
+});
