@@ -191,19 +191,19 @@ const alone = (reference: number): Candidate => ({ ladder: [reference], acceptAl
  * Target mode: the search at the user's target, checked by cross-fitting; while the procedure's
  * cross-fitted bound is below the target, the search's target rises by half the shortfall (at
  * least 0.005; the procedure's share is noisy in its target, so whole steps overshoot) and the
- * check repeats, up to `rounds` (8) times. When no round meets it: the reference alone (its share is 1 by
- * definition) on a free search, or the fixed ladder's result, not promised. Cost-cap mode: the
- * search once, with the cross-fitted share as its honest interval.
+ * check repeats, up to `rounds` (8) times. When no round meets it: the reference alone (its share
+ * is 1 by definition) on a free search, or the fixed ladder's result, not promised. Cost-cap mode:
+ * the search once, with the cross-fitted share as its honest interval.
  */
 export function promiseSearch(steps: StepData[], opts: PromiseOptions): PromiseResult {
   const n = steps[0]!.cost.length;
   const confidence = opts.confidence;
+  // Every fold's search needs prompts to choose on: at least two per fold.
+  const folds = Math.min(opts.folds, Math.floor(n / 2));
   const fitted = (o: SearchOptions) => {
     const { p, ref } = crossFit(steps, o, folds, opts.seed ?? 1);
     return pairedShare(p, ref, confidence);
   };
-  // Every fold's search needs prompts to choose on: at least two per fold.
-  const folds = Math.min(opts.folds, Math.floor(n / 2));
   if (folds < 2) {
     const found = search(steps, opts);
     const p = new Float64Array(n);
