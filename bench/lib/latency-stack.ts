@@ -41,9 +41,17 @@ export interface LatencyStack {
 export function writeScaledFarm(dir: string, scale: number): { path: string; timings: LatencyStack['timings'] } {
   const raw = parse(readFileSync(DEFAULT_FARM_CONFIG, 'utf8')) as {
     data_root: string;
+    models?: Record<string, { gguf?: string }>;
     pools: Record<string, { models: Record<string, PoolTiming | null> }>;
   };
   raw.data_root = resolve(dirname(DEFAULT_FARM_CONFIG), raw.data_root);
+  // The local model's file, `${CASCADE_LOCAL_GGUF:-../.data/models/…}`: its default is relative to config/.
+  for (const m of Object.values(raw.models ?? {}))
+    if (m.gguf)
+      m.gguf = m.gguf.replace(
+        /^(\$\{[A-Z0-9_]+:-)?([^}]+)(\}?)$/,
+        (_, pre = '', path: string, post: string) => `${pre}${resolve(dirname(DEFAULT_FARM_CONFIG), path)}${post}`,
+      );
   const timings: LatencyStack['timings'] = {};
   for (const [pool, p] of Object.entries(raw.pools)) {
     timings[pool] = {};
@@ -61,6 +69,7 @@ export function writeScaledFarm(dir: string, scale: number): { path: string; tim
 
 interface RawCascade {
   policy_files?: string[];
+  encryption?: Record<string, unknown>;
   farm?: { config: string };
   models: Record<string, { latency_ms?: { p50: number; p99: number } }>;
   policies: Record<string, { steps: { hedge?: { after_ms?: number } }[] }>;
@@ -72,6 +81,8 @@ export function writeScaledConfig(dir: string, scale: number): string {
   const scaled = (ms: number) => Math.max(1, Math.round(ms * scale));
   const base = dirname(DEFAULT_CONFIG_PATH);
   raw.policy_files = raw.policy_files?.map((f) => resolve(base, f));
+  // Its own payload keys beside the copy (a relative default would land next to the temp dir).
+  raw.encryption = { ...raw.encryption, key_file: join(dir, 'encryption-keys') };
   if (raw.farm) raw.farm.config = resolve(base, raw.farm.config);
   for (const m of Object.values(raw.models)) if (m.latency_ms) m.latency_ms = { p50: scaled(m.latency_ms.p50), p99: scaled(m.latency_ms.p99) };
   for (const policy of Object.values(raw.policies)) {
