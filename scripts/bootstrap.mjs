@@ -123,8 +123,13 @@ function ensureLocalModel() {
 
 function main() {
   const [command, ...args] = process.argv.slice(2);
+  if (command === 'local-model') {
+    // For benchmarks that run the real farm without `npm start` having run (bench:latency).
+    ensureLocalModel();
+    return;
+  }
   if (command !== 'start' && command !== 'test') {
-    say('usage: node scripts/bootstrap.mjs start|test [args...]');
+    say('usage: node scripts/bootstrap.mjs start|test [args...] | local-model');
     process.exit(2);
   }
   ensureNodeModules();

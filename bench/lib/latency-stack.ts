@@ -11,11 +11,12 @@
  * configured: the router's own time does not scale, so a scaled deadline would cut answers that fit
  * at full speed. Policies of policy_files are read unchanged.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { DEFAULT_CONFIG_PATH } from '../../config/load.js';
+import { DEFAULT_CONFIG_PATH, REPO_ROOT } from '../../config/load.js';
 import { DEFAULT_FARM_CONFIG, type Attempt } from '../../farm/index.js';
 import { createPrinter } from '../../scripts/lib/log-lines.js';
 import { CascadeStack, isolatedStackEnv } from '../../scripts/lib/stack.js';
@@ -94,6 +95,9 @@ export function writeScaledConfig(dir: string, scale: number): string {
 }
 
 export async function startLatencyStack(opts: { timeScale: number; verbose: boolean; log: (s: string) => void }): Promise<LatencyStack> {
+  // The real farm's cheap tier needs the local model that `npm start` fetches; fetch it if not there yet.
+  const fetched = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts/bootstrap.mjs'), 'local-model'], { stdio: 'inherit' });
+  if (fetched.status !== 0) throw new Error('could not fetch the local model (scripts/bootstrap.mjs local-model, see above)');
   const dir = mkdtempSync(join(tmpdir(), 'cascade-latency-'));
   const farm = writeScaledFarm(dir, opts.timeScale);
   const print = createPrinter((s) => {
