@@ -17,6 +17,7 @@ import { REPO_ROOT } from '../head.js';
 import type { EvaluatorSpec } from '../spec.js';
 import { train } from '../train/train.js';
 import { exitWithUsage, parseCli } from '../../common/cli.js';
+import { loadDataset, splitOf } from '../../common/dataset.js';
 import { loadPolicyFile, runRoutingBenchmark } from '../../bench/lib/run.js';
 
 const USAGE = `usage: npm run calibrate -- --data <file.jsonl> (--target <share> | --max-cost <usd>) [options]
@@ -105,11 +106,17 @@ const out = values.out ?? join(REPO_ROOT, 'evaluators/policies', `${name}.calibr
 await mkdir(dirname(out), { recursive: true });
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 const p = result.promise;
+// Where a user will measure the policy: the file's other split(s) when it has them, else as many prompts again.
+const heldOut = (await loadDataset(values.data)).filter((r) => splitOf(r) !== values.split).length;
+const measuredOn = heldOut > 0 ? heldOut : p.prompts;
+const pi = p.share.se > 0 ? predictionInterval(p.share, measuredOn, p.confidence) : p.share.interval;
+const where = heldOut > 0 ? `the ${heldOut} prompts outside split "${values.split}"` : `${measuredOn} fresh prompts of your own`;
 await writeFile(
   out,
   `# Written by: npm run calibrate -- --data ${relative(REPO_ROOT, values.data)} --split ${values.split} ${target !== undefined ? `--target ${values.target} --confidence ${values.confidence}` : `--max-cost ${values['max-cost']}`}\n` +
     `# Quality share of ${result.best_single.model} on unseen prompts like "${values.split}" (${p.prompts} prompts, ${p.folds >= 2 ? `cross-fitted over ${p.folds} folds` : 'in-sample'}): ${pct(p.share.estimate)}, ` +
     `${pct(p.confidence)} interval ${pct(p.share.interval[0])}–${pct(p.share.interval[1])}, one-sided bound ${pct(p.share.lower)}\n` +
+    `# Measured on ${where}: expect ${pct(Math.max(0, pi[0]))}–${pct(pi[1])} (${pct(p.confidence)} prediction interval)\n` +
     YAML.stringify(result.policy),
 );
 printReport(result);
@@ -145,14 +152,11 @@ function printReport(r: CalibrationResult): void {
   console.log(
     `calibrate: ladder ${r.policy.steps.map((s) => `${s.model} [${s.evaluator.type}${s.evaluator.type === 'none' ? '' : ` >= ${s.threshold}`}]`).join(' -> ')}${r.policy.prerouter ? `, pre-router skip below ${r.policy.prerouter.skip_below}` : ''}`,
   );
-  const pi = predictionInterval(p.share, p.prompts, p.confidence);
   console.log(
     `calibrate: expected quality share ${pct(p.share.estimate)} of ${r.best_single.model} on unseen prompts (${p.folds >= 2 ? `cross-fitted over ${p.folds} folds` : 'in-sample, optimistic'}; ${pct(p.confidence)} interval ${pct(p.share.interval[0])}–${pct(p.share.interval[1])}), cost ${usd(e.cost_per_request)}/request (${pct(e.cost_share_of_best)} of it), from ${p.prompts} prompts`,
   );
   if (p.share.se > 0)
-    console.log(
-      `calibrate: measured on ${p.prompts} fresh prompts of your own, expect a share in ${pct(Math.max(0, pi[0]))}–${pct(pi[1])} (${pct(p.confidence)} prediction interval)`,
-    );
+    console.log(`calibrate: measured on ${where}, expect a share in ${pct(Math.max(0, pi[0]))}–${pct(pi[1])} (${pct(p.confidence)} prediction interval)`);
   if (p.target === null) return;
   if (p.search_target !== null && p.search_target > p.target + 1e-9)
     console.log(
