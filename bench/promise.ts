@@ -9,12 +9,12 @@
  * roles (heads trained on test into a temporary folder first): the leave-one-split-out check.
  * Writes bench/results/routing/PROMISE.md (or PROMISE-swap.md).
  */
-import { readdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import YAML from 'yaml';
 import { parseCli } from '../common/cli.js';
+import { datasetFiles } from './lib/datasets.js';
 import { loadDataset, splitOf } from '../common/dataset.js';
 import { calibrate } from '../evaluators/calibrate.js';
 import { predictionInterval } from '../evaluators/calibration/crossfit.js';
@@ -46,12 +46,7 @@ const lines = [
   `| dataset | target | ${calSplit} prompts | expected share (cross-fitted) | promised bound [prediction interval for ${realSplit}] | realised on ${realSplit} (prompts) | ≥ target − 0.5 pt | inside | cost share of best | chosen |`,
   '|---|--:|--:|--:|--:|--:|:-:|:-:|--:|---|',
 ];
-const files = readdirSync(values['data-dir'])
-  .filter((f) => f.endsWith('.jsonl') && (!values.only || f.includes(values.only)))
-  .sort();
-for (const f of files) {
-  const data = join(values['data-dir'], f);
-  const name = f.replace(/\.jsonl$/, '');
+for (const { data, name } of datasetFiles(values['data-dir'], values.only)) {
   const rows = await loadDataset(data);
   const realised = rows.filter((r) => splitOf(r) === realSplit).length;
   let manifest: string | undefined;

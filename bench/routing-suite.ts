@@ -6,10 +6,10 @@
  * table plus each run's report, table and plot under bench/results/routing/. The two-model
  * metrics use the ladder cheapest → best single model, so evaluators compare on the same ladder.
  */
-import { readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseCli } from '../common/cli.js';
+import { datasetFiles } from './lib/datasets.js';
 import YAML from 'yaml';
 import { loadDataset, loadModelPrices, splitOf } from '../common/dataset.js';
 import { predictionInterval } from '../evaluators/calibration/crossfit.js';
@@ -47,12 +47,7 @@ const lines = [
   '| dataset | evaluator | promised share (interval) | test quality (share of best) | cost share of best | APGR | CPT(50%) | CPT(80%) | step-1 AUROC | cost saving at 95% of best | false-accept rate |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
-const files = readdirSync(values['data-dir'])
-  .filter((f) => f.endsWith('.jsonl') && (!values.only || f.includes(values.only)))
-  .sort();
-for (const f of files) {
-  const data = join(values['data-dir'], f);
-  const name = f.replace(/\.jsonl$/, '');
+for (const { data, name } of datasetFiles(values['data-dir'], values.only)) {
   const train = (await loadDataset(data)).filter((r) => splitOf(r) === 'train');
   const view = viewOf(train, await loadModelPrices(data));
   const pair = [view.models[0]!.name, view.best.name];
