@@ -52,7 +52,7 @@ for (let set = 1; set <= sets; set++) {
   };
   const truth = share(population);
   const measured = share(test).share;
-  const pi = res.share.se > 0 ? predictionInterval(res.share, m, confidence) : res.share.interval;
+  const pi = predictionInterval(res.share, m, confidence);
   tally.truth += truth.share;
   tally.cost += truth.cost;
   if (res.chosen.ladder.length > 1 || res.chosen.ladder[0] !== reference) tally.cheaper++;

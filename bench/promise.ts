@@ -62,7 +62,7 @@ for (const { data, name } of datasetFiles(values['data-dir'], values.only)) {
     const { report } = await runRoutingBenchmark({ data, policy: await loadPolicyFile(file), split: realSplit, sweepSize: 0 });
     const s = report.summary;
     const ps = result.promise.share;
-    const pi = ps.se > 0 ? predictionInterval(ps, realised, confidence) : ps.interval;
+    const pi = predictionInterval(ps, realised, confidence);
     const share = s.quality_share_of_best;
     const chosen = result.policy.steps
       .map((st) => `${st.model.split('/').pop()}${st.evaluator.type === 'none' ? '' : ` [${st.evaluator.type} ≥ ${st.threshold}]`}`)

@@ -48,7 +48,9 @@ const lines = [
   '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const { data, name } of datasetFiles(values['data-dir'], values.only)) {
-  const train = (await loadDataset(data)).filter((r) => splitOf(r) === 'train');
+  const all = await loadDataset(data);
+  const train = all.filter((r) => splitOf(r) === 'train');
+  const testPrompts = all.filter((r) => splitOf(r) === 'test').length;
   const view = viewOf(train, await loadModelPrices(data));
   const pair = [view.models[0]!.name, view.best.name];
   for (const m of modes) {
@@ -66,8 +68,7 @@ for (const { data, name } of datasetFiles(values['data-dir'], values.only)) {
         ...(m.twoModel ? { ladder: pair } : {}),
       });
       const ps = result.promise.share;
-      const testPrompts = (await loadDataset(data)).filter((r) => splitOf(r) === 'test').length;
-      const pi = ps.se > 0 ? predictionInterval(ps, testPrompts, Number(values.confidence)) : ps.interval;
+      const pi = predictionInterval(ps, testPrompts, Number(values.confidence));
       promised = `${result.promise.promised ? '≥ ' : 'not promised: '}${ps.lower.toFixed(3)} [${pi[0].toFixed(3)}–${pi[1].toFixed(3)}]`;
       const slug = m.mode.split(' ')[0]!.replace(/[^a-z-]/g, '');
       const policyFile = join(outDir, 'policies', `${name}-${slug}.yaml`);

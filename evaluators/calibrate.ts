@@ -70,6 +70,8 @@ export interface CalibrationResult {
     share: PairedShare;
     promised: boolean;
     prompts: number;
+    /** Prompts of the file outside the calibration split (where a user would measure the policy). */
+    held_out: number;
     folds: number;
     /** The target the search ran at: above the user's when the selection's optimism had to be paid for. */
     search_target: number | null;
@@ -94,7 +96,8 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
   if (opts.target !== undefined && !(opts.target > 0 && opts.target <= 1)) throw new Error(`--target must be in (0, 1], got ${opts.target}`);
   const split = opts.split ?? 'train';
   const name = opts.name ?? basename(opts.data).replace(/\.jsonl$/, '');
-  const rows = (await loadDataset(opts.data)).filter((r) => splitOf(r) === split);
+  const all = await loadDataset(opts.data);
+  const rows = all.filter((r) => splitOf(r) === split);
   if (rows.length === 0) throw new Error(`${opts.data}: no rows in split "${split}"`);
   const view = viewOf(rows, await loadModelPrices(opts.data));
   const manifestPath = opts.manifest ?? join(REPO_ROOT, 'evaluators/models', `${name}.manifest.json`);
@@ -199,6 +202,7 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
       share: found.share,
       promised: opts.target !== undefined && found.promised,
       prompts: n,
+      held_out: all.length - n,
       folds,
       search_target: opts.target !== undefined ? found.searchTarget : null,
       shortfall:

@@ -103,8 +103,9 @@ export function pairedShare(p: ArrayLike<number>, ref: ArrayLike<number>, confid
   return { estimate, lower: s - one, interval: [s - two, s + two], se, df, n };
 }
 
-/** Where a share measured on `testPrompts` fresh prompts should land, at the interval's confidence. */
+/** Where a share measured on `testPrompts` fresh prompts should land, at the interval's confidence (an exact share stays exact). */
 export function predictionInterval(share: PairedShare, testPrompts: number, confidence: number): [number, number] {
+  if (share.se === 0) return share.interval;
   const centre = (share.interval[0] + share.interval[1]) / 2;
   const half = tQuantile((1 + confidence) / 2, share.df) * share.se * Math.sqrt(1 + share.n / Math.max(1, testPrompts));
   return [centre - half, centre + half];

@@ -17,7 +17,6 @@ import { REPO_ROOT } from '../head.js';
 import type { EvaluatorSpec } from '../spec.js';
 import { train } from '../train/train.js';
 import { exitWithUsage, parseCli } from '../../common/cli.js';
-import { loadDataset, splitOf } from '../../common/dataset.js';
 import { loadPolicyFile, runRoutingBenchmark } from '../../bench/lib/run.js';
 
 const USAGE = `usage: npm run calibrate -- --data <file.jsonl> (--target <share> | --max-cost <usd>) [options]
@@ -107,10 +106,9 @@ await mkdir(dirname(out), { recursive: true });
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 const p = result.promise;
 // Where a user will measure the policy: the file's other split(s) when it has them, else as many prompts again.
-const heldOut = (await loadDataset(values.data)).filter((r) => splitOf(r) !== values.split).length;
-const measuredOn = heldOut > 0 ? heldOut : p.prompts;
-const pi = p.share.se > 0 ? predictionInterval(p.share, measuredOn, p.confidence) : p.share.interval;
-const where = heldOut > 0 ? `the ${heldOut} prompts outside split "${values.split}"` : `${measuredOn} fresh prompts of your own`;
+const measuredOn = p.held_out > 0 ? p.held_out : p.prompts;
+const pi = predictionInterval(p.share, measuredOn, p.confidence);
+const where = p.held_out > 0 ? `the ${p.held_out} prompts outside split "${values.split}"` : `${measuredOn} fresh prompts of your own`;
 await writeFile(
   out,
   `# Written by: npm run calibrate -- --data ${relative(REPO_ROOT, values.data)} --split ${values.split} ${target !== undefined ? `--target ${values.target} --confidence ${values.confidence}` : `--max-cost ${values['max-cost']}`}\n` +
