@@ -37,24 +37,29 @@ function withFirstRoute(input: CascadeInput, route: ChatStarter['route']): Casca
   return route && first ? { ...input, firstRoute: { model: first.name, route: route(first, input) } } : input;
 }
 
-/** `keyId` (the caller's hashed API key) lets the usage ledger (server/ledger.ts) total per key. */
+/**
+ * `keyId` (the caller's hashed API key) lets the usage ledger (server/ledger.ts) total per key.
+ * `joined` is true when the Idempotency-Key named a workflow that an earlier request had started
+ * (running or finished): that request's calls and cost were counted with it, not again here.
+ */
 export async function startOrAttach(
   { client, taskQueue, eager, route }: ChatStarter,
   workflowId: string,
   input: CascadeInput,
   deadlineMs: number,
   keyId?: string,
-): Promise<ChatHandle> {
+): Promise<{ handle: ChatHandle; joined: boolean }> {
   try {
-    return await client.workflow.start<typeof cascadeWorkflow>('cascadeWorkflow', {
+    const handle = await client.workflow.start<typeof cascadeWorkflow>('cascadeWorkflow', {
       taskQueue,
       // The server hands the first workflow task back in the start response when it can; it
       // falls back to the task queue by itself (e.g. no free slot in the local worker).
       requestEagerStart: eager,
       workflowId,
       args: [withFirstRoute(input, route)],
-      // A request still running with the same key is joined, a finished one is not run again.
-      workflowIdConflictPolicy: 'USE_EXISTING',
+      // A request still running with the same key is joined, a finished one is not run again
+      // (both refuse the start, so this request knows it joined: below).
+      workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       // Safety net only: the workflow enforces the deadline itself and ends with a clean error.
       workflowExecutionTimeout: deadlineMs + 30_000,
@@ -64,8 +69,9 @@ export async function startOrAttach(
       typedSearchAttributes: [{ key: SearchAttr.Policy, value: input.policy.name }, ...(keyId ? [{ key: SearchAttr.KeyId, value: keyId }] : [])],
       staticSummary: `chat · ${input.policy.name} · ${input.policy.steps.map((s) => s.model).join(' → ')}`,
     });
+    return { handle, joined: false };
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { handle: client.workflow.getHandle(workflowId), joined: true };
     throw err;
   }
 }

@@ -17,6 +17,11 @@ import { stepOutcomes } from './trace-stats.js';
 /** What the route leaves for the metrics (and nothing else reads). */
 export interface ChatLocals {
   cascadeResult?: CascadeResult;
+  /**
+   * The Idempotency-Key named a workflow an earlier request started: the response counts as a
+   * request, but its trace's calls, cost and escalations were counted with that request.
+   */
+  cascadeJoined?: boolean;
 }
 
 const CONFIDENCE_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1];
@@ -33,6 +38,9 @@ export class ApiMetrics {
   private readonly savedUsd;
   private readonly failovers;
   private readonly retries;
+  private readonly earlyAborts;
+  private readonly hedges;
+  private readonly degraded;
   readonly inFlight;
 
   constructor(
@@ -106,6 +114,24 @@ export class ApiMetrics {
       labelNames: ['policy', 'model', 'pool'],
       registers,
     });
+    this.earlyAborts = new Counter({
+      name: 'cascade_early_aborts_total',
+      help: "Answers that streaming evaluation stopped before their end (paid for up to the stop, never returned)",
+      labelNames: ['policy', 'step', 'model'],
+      registers,
+    });
+    this.hedges = new Counter({
+      name: 'cascade_hedges_total',
+      help: 'Steps started alongside the step before them, by whether the hedged step gave the answer (won) or not (lost)',
+      labelNames: ['policy', 'step', 'result'],
+      registers,
+    });
+    this.degraded = new Counter({
+      name: 'cascade_degraded_total',
+      help: 'Requests answered with the best rejected answer because no stronger step could answer',
+      labelNames: ['policy'],
+      registers,
+    });
     this.inFlight = new Gauge({ name: 'cascade_requests_in_flight', help: 'Chat requests this API process is serving', registers });
     if (client)
       new Gauge({
@@ -132,6 +158,8 @@ export class ApiMetrics {
     ttftMs: number;
     result?: CascadeResult;
     trace?: CascadeTrace;
+    /** See ChatLocals.cascadeJoined. */
+    joined?: boolean;
   }) {
     const trace = o.result?.cascade ?? o.trace;
     const policy = trace?.policy ?? o.policy;
@@ -145,8 +173,11 @@ export class ApiMetrics {
     });
     this.totalSeconds.observe({ policy, stream }, o.totalMs / 1000);
     this.ttftSeconds.observe({ policy, stream }, o.ttftMs / 1000);
-    if (!trace) return;
+    if (!trace || o.joined) return;
     if (trace.escalations) this.escalations.inc({ policy }, trace.escalations);
+    if (trace.degraded) this.degraded.inc({ policy });
+    for (const h of trace.hedges ?? [])
+      this.hedges.inc({ policy, step: String(h.step), result: trace.final_step === h.step && !trace.degraded ? 'won' : 'lost' });
     for (const s of stepOutcomes(trace)) {
       const step = String(s.attempt.step);
       const model = s.attempt.model;
@@ -155,6 +186,7 @@ export class ApiMetrics {
       if (s.attempt.cost_usd > 0) this.costUsd.inc({ policy, model }, s.attempt.cost_usd);
       if (s.attempt.retries) this.retries.inc({ policy, model, pool: s.attempt.pool ?? '' }, s.attempt.retries);
       if (s.failedOver) this.failovers.inc({ policy, model, from_pool: s.attempt.pool ?? '' });
+      if (s.attempt.stopped_early) this.earlyAborts.inc({ policy, step, model });
     }
     const top = topModelCostUsd(topModelOf(this.config, policy), o.result?.usage);
     if (top !== null) {
@@ -194,6 +226,7 @@ export class ApiMetrics {
           ttftMs: (firstByte ?? now) - started,
           result: status < 400 ? (res.locals as ChatLocals).cascadeResult : undefined,
           trace: errorBody?.error?.cascade,
+          joined: (res.locals as ChatLocals).cascadeJoined === true,
         });
       });
       next();

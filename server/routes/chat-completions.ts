@@ -18,6 +18,7 @@ import type { StreamHub } from '../stream-hub.js';
 import { respondStreaming } from './chat-stream.js';
 import type { Budgets } from '../budgets.js';
 import { callerKey } from '../auth.js';
+import type { ChatLocals } from '../metrics.js';
 
 export interface ChatRouteDeps {
   config: CascadeConfig;
@@ -87,7 +88,8 @@ export function chatCompletionsRoute({ config, starter, logger, hub, budgets }: 
           drafts: body.cascade?.stream_drafts === true,
         });
       } else {
-        const handle = await startOrAttach(starter, workflowId, input, deadlineMs, res.locals.keyId as string | undefined);
+        const { handle, joined } = await startOrAttach(starter, workflowId, input, deadlineMs, res.locals.keyId as string | undefined);
+        (res.locals as ChatLocals).cascadeJoined = joined;
         // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
         const onClose = () => {
           if (!res.writableFinished && !idempotencyKey) handle.cancel().catch(() => {});
@@ -99,7 +101,7 @@ export function chatCompletionsRoute({ config, starter, logger, hub, budgets }: 
         res.setHeader('x-cascade-cost-usd', result.cascade.cost_usd.toFixed(8));
         res.json(renderCompletion(result, workflowId, body.logprobs === true));
       }
-      res.locals.cascadeResult = result; // for the metrics (server/metrics.ts)
+      (res.locals as ChatLocals).cascadeResult = result; // for the metrics (server/metrics.ts)
       logger.info(
         {
           request_id: requestId,

@@ -22,6 +22,7 @@ import { CompletionStream } from '../sse.js';
 import { ApiError, errorBody } from '../errors.js';
 import { awaitResult, startOrAttach, type ChatStarter } from '../chat-workflow.js';
 import { keyReused } from '../idempotency.js';
+import type { ChatLocals } from '../metrics.js';
 
 export interface StreamRequest {
   req: Request;
@@ -56,7 +57,8 @@ export async function respondStreaming(o: StreamRequest): Promise<CascadeResult>
     const streamInput: CascadeInput = session
       ? { ...input, stream: { url: callbackUrl(req, o.config), token: session.token, drafts: o.drafts, hub: o.hub.id } }
       : input;
-    const handle = await startOrAttach(o.starter, workflowId, streamInput, o.deadlineMs, res.locals.keyId as string | undefined);
+    const { handle, joined } = await startOrAttach(o.starter, workflowId, streamInput, o.deadlineMs, res.locals.keyId as string | undefined);
+    (res.locals as ChatLocals).cascadeJoined = joined;
     const onClose = () => {
       // A caller that gave up without an Idempotency-Key will never ask again: stop paying for it.
       if (!res.writableFinished && !o.idempotencyKey) handle.cancel().catch(() => {});

@@ -14,6 +14,7 @@ import { REPO_ROOT } from '../../config/load.js';
 import { attemptsOf as attemptsOfRequest, finalChunk, firstContentAt, streamChat as streamRequest } from '../helpers/stream-client.js';
 import type { Attempt } from '../../farm/index.js';
 import { GPT4, MIXTRAL, startStack, type Stack } from '../helpers/stack.js';
+import { apiMetricsUrl, scrape, sum } from '../helpers/metrics.js';
 
 const rows = readFileSync(new URL('../../../shared/data/routellm/gsm8k.jsonl', import.meta.url), 'utf8')
   .split('\n')
@@ -106,6 +107,7 @@ for (const dispatch of ['task-queue', 'local'] as const) {
     });
 
     it('early abort: the lost cheap answer is stopped before its end and the trace shows what was saved', async () => {
+      const metricsBefore = await scrape(apiMetricsUrl(stack.apiUrl));
       const r = await streamChat({ model: 'cascade:rejects-early' });
       const attempts = await attemptsOf(r.workflowId);
       const cheap = attempts.find((a) => a.model === MIXTRAL)!;
@@ -119,6 +121,9 @@ for (const dispatch of ['task-queue', 'local'] as const) {
       assert.ok(first.stopped_early.tokens < mixtralAnswer.length / 4, 'fewer tokens than the whole answer');
       assert.ok(first.stopped_early.saved_tokens_est > 0);
       assert.ok(first.cost_usd > 0, 'the tokens generated before the stop are billed');
+      const where = { policy: 'rejects-early', step: '1', model: MIXTRAL };
+      const metrics = await scrape(apiMetricsUrl(stack.apiUrl));
+      assert.equal(sum(metrics, 'cascade_early_aborts_total', where) - sum(metricsBefore, 'cascade_early_aborts_total', where), 1, 'one early abort in /metrics');
     });
 
     it('a dropped stream resumes with the same Idempotency-Key and Last-Event-ID: no new model call, no repeated text', async () => {
@@ -175,6 +180,7 @@ for (const dispatch of ['task-queue', 'local'] as const) {
 
   describe(`hedged escalation (dispatch: ${dispatch})`, () => {
     it('the next step starts alongside a slow one; the first acceptable answer wins and the loser is cancelled upstream', async () => {
+      const metricsBefore = await scrape(apiMetricsUrl(stack.apiUrl));
       const r = await streamChat({ model: 'cascade:hedged' });
       assert.equal(r.text, gpt4Answer);
       // The cancellation reaches the loser's activity with its next heartbeat (about a second).
@@ -193,6 +199,10 @@ for (const dispatch of ['task-queue', 'local'] as const) {
       assert.ok(loser && loser.cost_usd > 0, 'the loser is in the trace with its cost');
       const winner = trace.attempts.find((a: any) => a.accepted);
       assert.ok(Math.abs(trace.cost_usd - (loser.cost_usd + winner.cost_usd)) < 1e-12, 'both costs are in the total');
+      const metrics = await scrape(apiMetricsUrl(stack.apiUrl));
+      const delta = (name: string, where: Record<string, string>) => sum(metrics, name, where) - sum(metricsBefore, name, where);
+      assert.equal(delta('cascade_hedges_total', { policy: 'hedged', step: '2', result: 'won' }), 1, 'the hedge won, in /metrics');
+      assert.ok(Math.abs(delta('cascade_cost_usd_total', { policy: 'hedged', model: 'sim-small' }) - loser.cost_usd) < 1e-12, "the loser's cost is counted");
     });
 
     it('a hedge that outlives the step it hedged streams live: held until the other step lost, then at once and the rest as generated', async () => {

@@ -6,33 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { GPT4, MIXTRAL, startStack, type Stack } from '../helpers/stack.js';
+import { apiMetricsUrl, scrape, sum } from '../helpers/metrics.js';
 
 const janet = JSON.parse(readFileSync(new URL('../../../shared/data/routellm/gsm8k.jsonl', import.meta.url), 'utf8').split('\n')[0]!).prompt as string;
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-async function scrape(url: string): Promise<Sample[]> {
-  const res = await fetch(url);
-  assert.equal(res.status, 200, url);
-  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
-  return (await res.text())
-    .split('\n')
-    .filter((l) => l && !l.startsWith('#'))
-    .map((line) => {
-      const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-      assert.ok(m, `not an exposition line: ${line}`);
-      const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
-      return { name: m[1]!, labels, value: Number(m[3]) };
-    });
-}
-
-/** Sum of a series over the samples whose labels include `where`. */
-const sum = (samples: Sample[], name: string, where: Record<string, string> = {}) =>
-  samples.filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 
 const post = (stack: Stack, body: object, headers: Record<string, string> = {}) =>
   fetch(`${stack.apiUrl}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -74,7 +50,7 @@ describe('metrics', () => {
     );
     const failoverAttempts = (await stack.farmLog({ pool: 'cpu' })).filter((a) => a.fault === 'unavailable');
 
-    const api = await scrape(stack.apiUrl.replace(/\/v1$/, '/metrics'));
+    const api = await scrape(apiMetricsUrl(stack.apiUrl));
     assert.equal(sum(api, 'cascade_requests_total', { policy: 'default', final_step: '1', model: MIXTRAL, status: '200' }), 5);
     assert.equal(sum(api, 'cascade_requests_total', { policy: 'default', final_step: '2', model: GPT4, status: '200' }), 1);
     assert.equal(sum(api, 'cascade_requests_total', { status: '404', code: 'model_not_found' }), 1);
@@ -120,5 +96,25 @@ describe('metrics', () => {
       JSON.stringify(router.filter((s) => s.name === 'cascade_breaker_state')),
     );
     assert.equal(sum(router, 'cascade_breaker_state', { deployment: `${MIXTRAL}@gpu-a` }), 0);
+  });
+
+  it('a request repeated with its Idempotency-Key counts as a second request, but its calls and cost once', async () => {
+    const metricsUrl = apiMetricsUrl(stack.apiUrl);
+    const metricsBefore = await scrape(metricsUrl);
+    const headers = { 'idempotency-key': `metrics-repeat-${Date.now()}` };
+    const ask = { model: 'cascade', messages: [{ role: 'user', content: janet }] };
+    const first = await post(stack, ask, headers);
+    const firstBody = (await first.json()) as any;
+    const again = await post(stack, ask, headers);
+    const againBody = (await again.json()) as any;
+    assert.equal(again.headers.get('x-cascade-workflow-id'), first.headers.get('x-cascade-workflow-id'));
+    assert.equal(againBody.cascade.cost_usd, firstBody.cascade.cost_usd);
+    assert.equal((await stack.farmLog()).filter((a) => a.request_id?.startsWith(firstBody.cascade.workflow_id)).length, 1, 'one model call');
+    const metricsAfter = await scrape(metricsUrl);
+    const delta = (name: string, where: Record<string, string> = {}) => sum(metricsAfter, name, where) - sum(metricsBefore, name, where);
+    assert.equal(delta('cascade_requests_total', { policy: 'default', status: '200' }), 2);
+    assert.ok(Math.abs(delta('cascade_cost_usd_total', { policy: 'default' }) - firstBody.cascade.cost_usd) < 1e-9);
+    assert.equal(delta('cascade_evaluator_confidence_count', { policy: 'default' }), 1);
+    assert.equal(delta('cascade_step_seconds_count', { policy: 'default' }), firstBody.cascade.attempts.filter((a: any) => a.latency_ms !== null).length);
   });
 });
