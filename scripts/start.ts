@@ -3,9 +3,12 @@
  * farm, pool workers, router worker, API), then the ready line and a curl that works. Ctrl-C or
  * SIGTERM stops every process it started and exits 0; a failed start-up stops them and exits 1.
  *
- * Environment: CASCADE_CONFIG, PORT, CASCADE_UI_PORT, CASCADE_CODEC_PORT, CASCADE_FARM_RANDOM_PORTS=1, and whatever
+ * Environment: CASCADE_CONFIG, PORT, CASCADE_UI_PORT, CASCADE_CODEC_PORT, CASCADE_FARM_RANDOM_PORTS=1,
+ * CASCADE_PROMETHEUS_TARGETS (default .data/prometheus-targets.json), and whatever
  * `${VAR}` the config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB, ...).
  */
+import { join } from 'node:path';
+import { REPO_ROOT } from '../common/paths.js';
 import { createPrinter } from './lib/log-lines.js';
 import { CascadeStack } from './lib/stack.js';
 
@@ -30,7 +33,11 @@ async function main(): Promise<number> {
   let exitCode = 0;
   let finished!: () => void;
   const done = new Promise<void>((r) => (finished = r));
-  const stack: CascadeStack = new CascadeStack({ print, onFatal: (reason) => shutdown(`${reason}; stopping everything`, 1) });
+  const stack: CascadeStack = new CascadeStack({
+    print,
+    onFatal: (reason) => shutdown(`${reason}; stopping everything`, 1),
+    prometheusTargets: join(REPO_ROOT, '.data', 'prometheus-targets.json'),
+  });
   const shutdown = (reason: string, code: number) => {
     if (stack.stopped) return;
     exitCode = code;
@@ -53,6 +60,7 @@ async function main(): Promise<number> {
         `Temporal UI decrypts payloads through the codec endpoint ${stack.codecUrl} (CLI: temporal --codec-endpoint ${stack.codecUrl} workflow show -w <id>)`,
       );
     say(`Prometheus metrics, one endpoint per process: ${[...stack.metricsUrls].map(([name, url]) => `${name} ${url}`).join(', ')}`);
+    say(`Prometheus scrape targets (file_sd_configs, kept up to date): ${stack.prometheusTargetsFile}`);
     say('Try it:');
     process.stdout.write(`${sampleCurl(`${stack.apiBase}/v1`, stack.config.raw.server.api_keys_env, process.env)}\n`);
   } catch (err) {

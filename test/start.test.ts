@@ -70,6 +70,7 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
       CASCADE_CODEC_PORT: String(codecPort),
       CASCADE_TEMPORAL_DB: join(dir, 'temporal.db'),
       CASCADE_KEYS_FILE: join(dir, 'api-keys.json'), // a keys file in the checkout would turn authentication on
+      CASCADE_PROMETHEUS_TARGETS: join(dir, 'prometheus-targets.json'),
       CASCADE_FARM_RANDOM_PORTS: '1',
       CASCADE_LOCAL_GGUF: gguf,
     },
@@ -122,6 +123,17 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
     ['pool:cpu', 'process_cpu_seconds_total'],
   ])
     assert.match(await (await fetch(scrapeUrls[name!]!)).text(), new RegExp(`^${series}\\{[^}]*process="${name!.split('#')[0]}"`, 'm'));
+  // The same URLs in Prometheus's file-based discovery format, where npm start says it wrote them.
+  const targetsFile = join(dir, 'prometheus-targets.json');
+  assert.ok(lines.some((l) => l.includes(`Prometheus scrape targets (file_sd_configs, kept up to date): ${targetsFile}`)), 'targets file printed');
+  const targetsOf = () =>
+    Object.fromEntries(
+      (JSON.parse(readFileSync(targetsFile, 'utf8')) as { targets: string[]; labels: Record<string, string> }[]).map((g) => [
+        g.labels.cascade_process!,
+        `http://${g.targets[0]}${g.labels.__metrics_path__}`,
+      ]),
+    );
+  assert.deepEqual(targetsOf(), scrapeUrls);
   const names = pids.map((p) => p.name);
   for (const name of ['temporal', 'farm', 'pool:cpu', 'pool:gpu-a', 'pool:api', 'router#1', 'router#2', 'api#1', 'api#2'])
     assert.ok(names.includes(name), `${name} reported its pid`);
@@ -156,6 +168,8 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
   await nextLine(/pool:cpu \(pid \d+\) was killed by SIGKILL/, 5000, 'crash report');
   const restarted = await nextLine(/\| pool:cpu pid (\d+) ready \(restarted\)/, 30_000, 'restarted pool worker');
   assert.notEqual(Number(restarted[1]), victim);
+  // The targets file follows the restarted worker to its new port.
+  assert.match(await (await fetch(targetsOf()['pool:cpu']!)).text(), /^process_cpu_seconds_total\{[^}]*process="pool:cpu"/m);
 
   // The key is missed when a deployment that needs one is first called, once.
   await openai.chat.completions.create({ model: 'gpt-4', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5 });

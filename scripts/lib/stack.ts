@@ -6,12 +6,14 @@
  * overhead benchmark (which needs the production process layout, not workers inside one process).
  *
  * Environment (from `env`): CASCADE_CONFIG, PORT (API port), CASCADE_UI_PORT (Temporal UI port),
- * CASCADE_CODEC_PORT (the UI's codec endpoint),
+ * CASCADE_CODEC_PORT (the UI's codec endpoint), CASCADE_PROMETHEUS_TARGETS (where the scrape targets
+ * file goes when the stack writes one: `prometheusTargets`),
  * CASCADE_FARM_RANDOM_PORTS=1 (farm pools on free ports; the children get FARM_<POOL>_PORT, which
  * the config reads), CASCADE_TEMPORAL_EXTERNAL=1 (Temporal is a server or cluster already running at
  * temporal.address: start no dev server even when the config names one), and whatever `${VAR}` the
  * config uses (TEMPORAL_ADDRESS, CASCADE_TEMPORAL_DB).
  */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ApiFront } from './api-front.js';
 import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../config/load.js';
@@ -48,6 +50,11 @@ export interface CascadeStackOptions {
   farmConfigPath?: string;
   /** A process the stack cannot run without died after start-up (the Temporal dev server). */
   onFatal(reason: string): void;
+  /**
+   * Keep a Prometheus `file_sd_configs` file of every process's scrape URL up to date (rewritten
+   * when a restarted worker reports a new port): this path, or CASCADE_PROMETHEUS_TARGETS when set.
+   */
+  prometheusTargets?: string;
 }
 
 interface Plan {
@@ -72,10 +79,21 @@ export class CascadeStack {
   readonly farmUrls = new Map<string, string>();
   /** Child name → its Prometheus scrape URL (the workers report theirs when ready; the API's is on its port). */
   readonly metricsUrls = new Map<string, string>();
+  /** The Prometheus targets file this stack keeps up to date, when it keeps one. */
+  readonly prometheusTargetsFile: string | null;
 
   constructor(private readonly opts: CascadeStackOptions) {
     this.env = { ...process.env, ...opts.env };
     this.supervisor = new Supervisor(opts.print);
+    const targets = this.env.CASCADE_PROMETHEUS_TARGETS || opts.prometheusTargets;
+    this.prometheusTargetsFile = targets ? resolve(targets) : null;
+  }
+
+  /** A child's scrape URL, and the targets file rewritten when it changed. */
+  private setMetricsUrl(name: string, url: string): void {
+    if (this.metricsUrls.get(name) === url) return;
+    this.metricsUrls.set(name, url);
+    if (this.prometheusTargetsFile) writePrometheusTargets(this.prometheusTargetsFile, this.metricsUrls);
   }
 
   get config(): CascadeConfig {
@@ -198,7 +216,7 @@ export class CascadeStack {
     for (const spec of specs)
       spec.onLine = (line) => {
         const m = /"metrics":"(http[^"]+)"/.exec(line);
-        if (m) this.metricsUrls.set(spec.name, m[1]!);
+        if (m) this.setMetricsUrl(spec.name, m[1]!);
       };
     const front = (this.front = new ApiFront(p.host));
     await front.listen(p.apiPort);
@@ -216,7 +234,7 @@ export class CascadeStack {
           const port = /"api ready".*"port":(\d+)|"port":(\d+).*"api ready"/.exec(line);
           if (port) front.up(name, Number(port[1] ?? port[2]));
           // Each API process is scraped on its own port (the front would pick one at random).
-          if (port) this.metricsUrls.set(name, `http://${p.host}:${port[1] ?? port[2]}/metrics`);
+          if (port) this.setMetricsUrl(name, `http://${p.host}:${port[1] ?? port[2]}/metrics`);
         },
         onExit: () => front.down(name),
         restart: true,
@@ -301,4 +319,20 @@ async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new StartupError(`api did not answer ${url} with 200 within ${timeoutMs / 1000} s (${last})`);
+}
+
+/**
+ * Prometheus's file-based service discovery format: one target group per process, labelled
+ * `cascade_process` (api#1, pool:cpu, router#2, ...). Written to a temporary file and renamed, so
+ * Prometheus never reads half a file; it re-reads the file when it changes.
+ */
+export function writePrometheusTargets(path: string, urls: ReadonlyMap<string, string>): void {
+  const groups = [...urls].map(([name, url]) => {
+    const u = new URL(url);
+    return { targets: [u.host], labels: { cascade_process: name, __metrics_path__: u.pathname } };
+  });
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(groups, null, 2)}\n`);
+  renameSync(tmp, path);
 }

@@ -28,3 +28,14 @@ export const sum = (samples: Sample[], name: string, where: Record<string, strin
 
 /** The API's `/metrics` next to its `/v1` base URL. */
 export const apiMetricsUrl = (apiUrl: string) => apiUrl.replace(/\/v1$/, '/metrics');
+
+/** The series a process declares (`# TYPE` lines), histograms with their _bucket, _sum and _count. */
+export async function declaredSeries(url: string): Promise<Set<string>> {
+  const text = await (await fetch(url)).text();
+  const names = new Set<string>();
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    names.add(m[1]!);
+    if (m[2] === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(m[1]! + suffix);
+  }
+  return names;
+}

@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { GPT4, MIXTRAL, startStack, type Stack } from '../helpers/stack.js';
-import { apiMetricsUrl, scrape, sum } from '../helpers/metrics.js';
+import { apiMetricsUrl, declaredSeries, scrape, sum } from '../helpers/metrics.js';
+import { parser as promql } from '@prometheus-io/lezer-promql';
 
 const janet = JSON.parse(readFileSync(new URL('../../../shared/data/routellm/gsm8k.jsonl', import.meta.url), 'utf8').split('\n')[0]!).prompt as string;
 
@@ -116,5 +117,36 @@ describe('metrics', () => {
     assert.ok(Math.abs(delta('cascade_cost_usd_total', { policy: 'default' }) - firstBody.cascade.cost_usd) < 1e-9);
     assert.equal(delta('cascade_evaluator_confidence_count', { policy: 'default' }), 1);
     assert.equal(delta('cascade_step_seconds_count', { policy: 'default' }), firstBody.cascade.attempts.filter((a: any) => a.latency_ms !== null).length);
+  });
+
+  it('the Grafana dashboard in docs/ is valid PromQL over series the processes expose', async () => {
+    const dashboard = JSON.parse(readFileSync(new URL('../../docs/grafana/cascade-dashboard.json', import.meta.url), 'utf8')) as {
+      panels: { title: string; targets?: { expr: string }[] }[];
+    };
+    const exposed = new Set<string>();
+    for (const url of [apiMetricsUrl(stack.apiUrl), stack.metricsUrl('router'), stack.metricsUrl('pool:cpu')])
+      for (const name of await declaredSeries(url)) exposed.add(name);
+    const queried = new Set<string>();
+    let queries = 0;
+    for (const panel of dashboard.panels)
+      for (const { expr } of panel.targets ?? []) {
+        queries++;
+        // Grafana substitutes its variables before Prometheus sees the query.
+        const query = expr.replaceAll('$__rate_interval', '5m');
+        const tree = promql.parse(query);
+        tree.iterate({
+          enter: (node) => {
+            assert.ok(!node.type.isError, `${panel.title}: not PromQL at ${node.from}: ${query}`);
+            if (node.name === 'Identifier') queried.add(query.slice(node.from, node.to));
+          },
+        });
+      }
+    assert.ok(queries >= 20, `${queries} queries`);
+    const missing = [...queried].filter((name) => !exposed.has(name));
+    assert.deepEqual(missing, [], 'series the dashboard queries that no process exposes');
+    // Every Cascade series a process exposes has a panel (a histogram through any of its parts).
+    const shown = (n: string) => ['', '_bucket', '_sum', '_count'].some((suffix) => queried.has(n + suffix));
+    const unshown = [...exposed].filter((n) => n.startsWith('cascade_') && !/_(bucket|sum|count)$/.test(n) && !shown(n));
+    assert.deepEqual(unshown, [], 'Cascade series without a panel');
   });
 });
