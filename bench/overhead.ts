@@ -22,6 +22,7 @@
  * processes (and their children) to the CPU table.
  *
  *   npm run bench:overhead [-- --c1 300 --c32 2000 --max-seconds 60 --profile 60 --think-ms 0 --dispatch local --json --verbose]
+ *                          [--metrics-ab]  (only metrics on against off: bench/lib/overhead-metrics-ab.ts)
  *                          [--peer litellm] [--temporal-address 127.0.0.1:7233 --watch-pids temporal=123,postgres=456]
  */
 import { spawn } from 'node:child_process';
@@ -43,6 +44,7 @@ import { PEER_DESCRIPTION, PEER_PATHS, PeerGateways } from './lib/overhead-peer.
 import { comparePeers, renderTables, type Difference, type Profile } from './lib/overhead-report.js';
 import { FLOOR_ACTIVITY_QUEUE, FLOOR_WORKFLOW_QUEUE } from './floor/worker.js';
 import { parseDispatch, writeBenchConfig } from './lib/bench-config.js';
+import { METRICS_AB_API_ENV, runMetricsAb } from './lib/overhead-metrics-ab.js';
 
 const MIXTRAL = 'mistralai/Mixtral-8x7B-Instruct-v0.1';
 /** gsm8k-test-0: the farm replays Mixtral's recorded answer, which the default policy accepts. */
@@ -75,6 +77,8 @@ The latency the durable path adds over calling the same farm pool directly (and 
   --think-ms 0         pause of each caller between requests
   --db-dir <dir>       where the Temporal persistence file goes (default a temp dir)
   --dispatch <mode>    every pool's dispatch mode, task-queue or local (default: as configured)
+  --metrics-ab         only what Prometheus metrics add: the cascade on an API process with
+                       metrics against one without (CASCADE_METRICS=off), alternating blocks
   --json               print one JSON report
   --verbose            show the stack's output`;
 
@@ -97,6 +101,8 @@ const { values: args } = parseCli(USAGE, {
     'watch-pids': { type: 'string' },
     /** Every pool's dispatch mode for this run (default: as config/cascade.yaml says). */
     dispatch: { type: 'string' },
+    /** Only the metrics A/B: the two API processes, one with CASCADE_METRICS=off (bench/lib/overhead-metrics-ab.ts). */
+    'metrics-ab': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
@@ -156,6 +162,7 @@ async function main(): Promise<void> {
     env,
     print,
     farmConfigPath: TEST_FARM_CONFIG,
+    ...(args['metrics-ab'] && { apiEnv: METRICS_AB_API_ENV }),
     onFatal: (reason) => {
       log(reason);
       process.exit(1);
@@ -173,6 +180,17 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().then(() => process.exit(130)));
   try {
     await stack.start();
+    if (args['metrics-ab']) {
+      const phases = (
+        [
+          [1, Number(args.c1)],
+          [32, Number(args.c32)],
+        ] as const
+      ).filter(([, n]) => n > 0);
+      const rounds = 2 * ROUNDS;
+      process.stdout.write(await runMetricsAb(stack, { messages: MESSAGES, phases, rounds, warmup: Number(args.warmup), maxMs: Number(args['max-seconds']) * 1000, log }));
+      return;
+    }
     floor = await startFloorWorkers(stack.config.raw.temporal.address);
     if (args.peer) peers = await PeerGateways.start({ upstreamBaseUrl: stack.farmUrls.get('cpu')!, model: MIXTRAL, messages: MESSAGES, dir, say: log });
     await run(stack, floor, peers, watched, temporalKind);

@@ -2,6 +2,7 @@
  * Prometheus metrics (prom-client): one registry per process, labelled with the process name,
  * scraped per process at /metrics (the API on its own port, each worker on the port
  * CASCADE_METRICS_PORT gives it). Sums across processes are PromQL's job (docs/operations.md).
+ * CASCADE_METRICS=off leaves them out of a process.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -45,6 +46,11 @@ export async function serveMetrics(registry: Registry, port: number, logger: Log
   });
   server.unref(); // never what keeps a worker alive
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+}
+
+/** CASCADE_METRICS=off turns a process's metrics off: no /metrics, nothing observed per request or call. */
+export function metricsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CASCADE_METRICS !== 'off';
 }
 
 /** CASCADE_METRICS_PORT, or 0 (a free port). */

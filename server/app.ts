@@ -17,7 +17,7 @@ import { StreamHub } from './stream-hub.js';
 import { registerLocalStreamHub } from '../activities/stream-sink.js';
 import { STREAM_PATH } from '../common/stream.js';
 import type { Registry } from 'prom-client';
-import { createRegistry } from '../common/metrics.js';
+import { createRegistry, metricsEnabled } from '../common/metrics.js';
 import { ApiMetrics, metricsRoute } from './metrics.js';
 import { Ledger } from './ledger.js';
 import { usageRoutes } from './routes/usage.js';
@@ -50,7 +50,7 @@ export function createApp({
   embeddedRouter,
 }: AppDeps): Express {
   const app = express();
-  const apiMetrics = new ApiMetrics(metrics, config, client);
+  const apiMetrics = metricsEnabled(env) ? new ApiMetrics(metrics, config, client) : null;
   app.disable('x-powered-by');
   app.set('etag', false);
   const keys = new KeyStore(config, env, logger);
@@ -61,7 +61,7 @@ export function createApp({
   registerLocalStreamHub(hub); // local activities of an embedded router hand deltas over in memory
   app.post(`${STREAM_PATH}/:workflowId`, hub.ingest());
   // Outside /v1: scraped without an API key (the API listens on loopback unless configured otherwise).
-  app.get('/metrics', metricsRoute(metrics));
+  if (apiMetrics) app.get('/metrics', metricsRoute(metrics));
   const v1 = express.Router();
   v1.use(requireApiKey(keys));
   // Before the JSON parser below: documents have their own, larger limit and multipart uploads.
@@ -77,7 +77,7 @@ export function createApp({
   v1.get('/budget', budgets.statusRoute());
   v1.post(
     '/chat/completions',
-    apiMetrics.middleware(),
+    ...(apiMetrics ? [apiMetrics.middleware()] : []),
     chatCompletionsRoute({
       config,
       starter: chatStarter(

@@ -19,7 +19,7 @@ import type { DeploymentHealth } from '../activities/breaker.js';
 import { installRuntime } from '../workers/runtime.js';
 import { createApp } from './app.js';
 import { createCodecApp } from './codec.js';
-import { createRegistry } from '../common/metrics.js';
+import { createRegistry, metricsEnabled } from '../common/metrics.js';
 
 /**
  * CASCADE_CODEC_PORT overrides `encryption.codec_port`. A second API process on the same host
@@ -50,7 +50,7 @@ async function connect(
   const client = new Client({ connection, namespace: config.raw.temporal.namespace, dataConverter: dataConverter(config) });
   const health = deploymentHealth(config);
   const learned = new LearnedStats(client, config.raw.temporal.task_queue, logger);
-  const worker = await createRouterWorker({ config, connection, logger, metrics, health, learned });
+  const worker = await createRouterWorker({ config, connection, logger, ...(metricsEnabled() && { metrics }), health, learned });
   return { client, worker, health, learned };
 }
 

@@ -14,7 +14,7 @@ import { poolTaskQueue } from '../common/names.js';
 import { connectWorker, dataConverter } from './connection.js';
 import { installRuntime } from './runtime.js';
 import { poolMetricsInterceptor } from './metrics.js';
-import { createRegistry, metricsPort, serveMetrics } from '../common/metrics.js';
+import { createRegistry, metricsEnabled, metricsPort, serveMetrics } from '../common/metrics.js';
 import type { Registry } from 'prom-client';
 
 export async function createPoolWorker(opts: {
@@ -46,9 +46,9 @@ async function run(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(`pool-worker:${pool}`);
   installRuntime(logger);
-  const metrics = createRegistry(`pool:${pool}`);
-  const worker = await createPoolWorker({ config, pool, connection: await connectWorker(config), logger, metrics });
-  logger.info({ pool, pid: process.pid, metrics: await serveMetrics(metrics, metricsPort(), logger) }, 'pool worker ready');
+  const metrics = metricsEnabled() ? createRegistry(`pool:${pool}`) : undefined;
+  const worker = await createPoolWorker({ config, pool, connection: await connectWorker(config), logger, ...(metrics && { metrics }) });
+  logger.info({ pool, pid: process.pid, metrics: metrics ? await serveMetrics(metrics, metricsPort(), logger) : null }, 'pool worker ready');
   // The SDK's runtime drains the worker on SIGINT/SIGTERM.
   await worker.run();
 }

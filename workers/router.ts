@@ -19,7 +19,7 @@ import { createLearnActivities, LearnedStats } from '../activities/learned.js';
 import { installRuntime } from './runtime.js';
 import { workflowBundle } from './bundle.js';
 import { registerRouterMetrics } from './metrics.js';
-import { createRegistry, metricsPort, serveMetrics } from '../common/metrics.js';
+import { createRegistry, metricsEnabled, metricsPort, serveMetrics } from '../common/metrics.js';
 import type { Registry } from 'prom-client';
 
 export async function createRouterWorker(opts: {
@@ -82,10 +82,10 @@ async function run(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('router-worker');
   installRuntime(logger);
-  const metrics = createRegistry('router');
-  const worker = await createRouterWorker({ config, connection: await connectWorker(config), logger, metrics });
+  const metrics = metricsEnabled() ? createRegistry('router') : undefined;
+  const worker = await createRouterWorker({ config, connection: await connectWorker(config), logger, ...(metrics && { metrics }) });
   logger.info(
-    { task_queue: config.raw.temporal.task_queue, pid: process.pid, metrics: await serveMetrics(metrics, metricsPort(), logger) },
+    { task_queue: config.raw.temporal.task_queue, pid: process.pid, metrics: metrics ? await serveMetrics(metrics, metricsPort(), logger) : null },
     'router worker ready',
   );
   // The SDK's runtime drains the worker on SIGINT/SIGTERM.

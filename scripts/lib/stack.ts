@@ -20,6 +20,7 @@ import { DEFAULT_CONFIG_PATH, loadConfig, type CascadeConfig } from '../../confi
 import { loadFarmConfig } from '../../farm/index.js';
 import { freePort, startTemporalDevServer, type DevServer } from '../temporal-dev-server.js';
 import { loadKeyring } from '../../common/encryption-keys.js';
+import { metricsEnabled } from '../../common/metrics.js';
 import { keyFilePath } from '../../workers/connection.js';
 import type { Printer } from './log-lines.js';
 import { describeOvercommit, overcommittedPools } from './pool-capacity.js';
@@ -55,6 +56,8 @@ export interface CascadeStackOptions {
    * when a restarted worker reports a new port): this path, or CASCADE_PROMETHEUS_TARGETS when set.
    */
   prometheusTargets?: string;
+  /** Extra environment of the i-th API process (1-based), e.g. a benchmark's CASCADE_METRICS=off on one of them. */
+  apiEnv?: (i: number) => NodeJS.ProcessEnv;
 }
 
 interface Plan {
@@ -79,6 +82,8 @@ export class CascadeStack {
   readonly farmUrls = new Map<string, string>();
   /** Child name → its Prometheus scrape URL (the workers report theirs when ready; the API's is on its port). */
   readonly metricsUrls = new Map<string, string>();
+  /** API process name (api#1, ...) → its own base URL behind the front (`http://host:port/v1`). */
+  readonly apiUrls = new Map<string, string>();
   /** The Prometheus targets file this stack keeps up to date, when it keeps one. */
   readonly prometheusTargetsFile: string | null;
 
@@ -228,13 +233,14 @@ export class CascadeStack {
         args: ['server/main.ts'],
         ...(config.raw.temporal.embedded_router && { preload }),
         // A free port of its own, announced in its ready line; the first one also serves the UI's codec endpoint.
-        env: { ...childEnv, PORT: '0', CASCADE_CODEC_PORT: String(i === 1 ? (p.codecPort ?? 0) : 0) },
+        env: { ...childEnv, PORT: '0', CASCADE_CODEC_PORT: String(i === 1 ? (p.codecPort ?? 0) : 0), ...this.opts.apiEnv?.(i) },
         isReadyLine: (line) => line.includes('"api ready"'),
         onLine: (line) => {
           const port = /"api ready".*"port":(\d+)|"port":(\d+).*"api ready"/.exec(line);
           if (port) front.up(name, Number(port[1] ?? port[2]));
+          if (port) this.apiUrls.set(name, `http://${p.host}:${port[1] ?? port[2]}/v1`);
           // Each API process is scraped on its own port (the front would pick one at random).
-          if (port) this.setMetricsUrl(name, `http://${p.host}:${port[1] ?? port[2]}/metrics`);
+          if (port && metricsEnabled({ ...this.env, ...childEnv, ...this.opts.apiEnv?.(i) })) this.setMetricsUrl(name, `http://${p.host}:${port[1] ?? port[2]}/metrics`);
         },
         onExit: () => front.down(name),
         restart: true,
