@@ -44,7 +44,7 @@ import { PEER_DESCRIPTION, PEER_PATHS, PeerGateways } from './lib/overhead-peer.
 import { comparePeers, renderTables, type Difference, type Profile } from './lib/overhead-report.js';
 import { FLOOR_ACTIVITY_QUEUE, FLOOR_WORKFLOW_QUEUE } from './floor/worker.js';
 import { parseDispatch, writeBenchConfig } from './lib/bench-config.js';
-import { METRICS_AB_API_ENV, runMetricsAb } from './lib/overhead-metrics-ab.js';
+import { metricsAbApiEnv, runMetricsAb } from './lib/overhead-metrics-ab.js';
 
 const MIXTRAL = 'mistralai/Mixtral-8x7B-Instruct-v0.1';
 /** gsm8k-test-0: the farm replays Mixtral's recorded answer, which the default policy accepts. */
@@ -79,6 +79,7 @@ The latency the durable path adds over calling the same farm pool directly (and 
   --dispatch <mode>    every pool's dispatch mode, task-queue or local (default: as configured)
   --metrics-ab         only what Prometheus metrics add: the cascade on an API process with
                        metrics against one without (CASCADE_METRICS=off), alternating blocks
+  --metrics-ab-off 2   the API process without metrics (1 or 2; run both, the processes differ)
   --json               print one JSON report
   --verbose            show the stack's output`;
 
@@ -103,6 +104,8 @@ const { values: args } = parseCli(USAGE, {
     dispatch: { type: 'string' },
     /** Only the metrics A/B: the two API processes, one with CASCADE_METRICS=off (bench/lib/overhead-metrics-ab.ts). */
     'metrics-ab': { type: 'boolean', default: false },
+    /** Which API process runs without metrics in the A/B (1 or 2): run both to cancel what differs between them. */
+    'metrics-ab-off': { type: 'string', default: '2' },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
@@ -137,6 +140,8 @@ function parseWatchPids(value: string | undefined): Map<string, number> {
 async function main(): Promise<void> {
   if (args.peer !== undefined && args.peer !== 'litellm') throw new Error(`--peer: "${args.peer}" is not a known peer (litellm)`);
   const watched = parseWatchPids(args['watch-pids']);
+  const metricsAbOff = Number(args['metrics-ab-off']);
+  if (metricsAbOff !== 1 && metricsAbOff !== 2) throw new Error(`--metrics-ab-off: "${args['metrics-ab-off']}" is not 1 or 2`);
   const external = args['temporal-address'];
   const temporalKind = external ? `external server at ${external}` : 'dev server started by the benchmark';
   const dir = mkdtempSync(join(tmpdir(), 'cascade-bench-'));
@@ -162,7 +167,7 @@ async function main(): Promise<void> {
     env,
     print,
     farmConfigPath: TEST_FARM_CONFIG,
-    ...(args['metrics-ab'] && { apiEnv: METRICS_AB_API_ENV }),
+    ...(args['metrics-ab'] && { apiEnv: metricsAbApiEnv(metricsAbOff) }),
     onFatal: (reason) => {
       log(reason);
       process.exit(1);
@@ -188,7 +193,17 @@ async function main(): Promise<void> {
         ] as const
       ).filter(([, n]) => n > 0);
       const rounds = 2 * ROUNDS;
-      process.stdout.write(await runMetricsAb(stack, { messages: MESSAGES, phases, rounds, warmup: Number(args.warmup), maxMs: Number(args['max-seconds']) * 1000, log }));
+      process.stdout.write(
+        await runMetricsAb(stack, {
+          messages: MESSAGES,
+          phases,
+          rounds,
+          warmup: Number(args.warmup),
+          maxMs: Number(args['max-seconds']) * 1000,
+          off: metricsAbOff,
+          log,
+        }),
+      );
       return;
     }
     floor = await startFloorWorkers(stack.config.raw.temporal.address);

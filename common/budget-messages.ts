@@ -15,6 +15,13 @@ export interface KeyBudgetLimits {
   tokensPerMinute?: number;
 }
 
+/** A key with a budget or rate limit, as whatever reserves for it needs it (the key workflow starts with its limits). */
+export interface BudgetKey {
+  keyId: string;
+  tier: string;
+  limits: KeyBudgetLimits;
+}
+
 export interface ReserveRequest {
   /** The cascade workflow's id: a retried request (same Idempotency-Key) reserves once. */
   id: string;
@@ -27,6 +34,9 @@ export interface ReserveRequest {
 
 export type ReserveRefusal =
   { code: 'budget_exceeded'; message: string } | { code: 'rate_limit_exceeded'; kind: 'requests' | 'tokens'; message: string; retryAfterS: number };
+
+/** A reservation not settled this long after its request's deadline is checked against Temporal. */
+export const RESERVATION_GRACE_MS = 60_000;
 
 /** Failure type of a refused reservation (its details hold the ReserveRefusal). */
 export const RESERVATION_REFUSED = 'reservation_refused';

@@ -65,7 +65,8 @@ export function createApp({
   const v1 = express.Router();
   v1.use(requireApiKey(keys));
   // Before the JSON parser below: documents have their own, larger limit and multipart uploads.
-  v1.use('/documents', documentsRoutes({ config, client, logger }));
+  const budgets = new Budgets(client, config);
+  v1.use('/documents', documentsRoutes({ config, client, logger, budgets }));
   // Any content type is parsed as JSON: clients that forget the header still get a clear answer.
   v1.use(express.json({ limit: config.raw.server.max_body_bytes, type: () => true, strict: false }));
   v1.get('/models', modelsRoute(config));
@@ -73,7 +74,6 @@ export function createApp({
   const feedback = new FeedbackStore(client, config.raw.temporal.task_queue);
   v1.use(usageRoutes(ledger, feedback));
   v1.use(feedbackRoutes(ledger, feedback));
-  const budgets = new Budgets(client, config);
   v1.get('/budget', budgets.statusRoute());
   v1.post(
     '/chat/completions',

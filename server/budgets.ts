@@ -5,21 +5,17 @@
  * the reservation with its real cost when it ends (workflows/cascade.ts), so a dead API process
  * leaks nothing. A refused reservation is a 402 (budget) or a 429 with Retry-After (rate).
  */
-import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { RequestHandler } from 'express';
 import type { CascadeConfig, Target } from '../config/load.js';
 import { resolveTarget } from '../config/load.js';
 import type { CascadeInput } from '../common/types.js';
-import { RESERVATION_REFUSED, keyBudgetWorkflowId, reserveUpdate, statusQuery, type KeyBudgetLimits, type ReserveRefusal } from '../common/budget-messages.js';
+import { RESERVATION_GRACE_MS, keyBudgetWorkflowId, statusQuery, type BudgetKey, type ReserveRefusal } from '../common/budget-messages.js';
+import { reserveInKeyWorkflow } from '../common/budget-reserve.js';
 import { estimatedTokens, worstCaseCostUsd } from '../workflows/budget.js';
-import type { keyBudgetWorkflow } from '../workflows/index.js';
 import { ApiError } from './errors.js';
 import { callerKey } from './auth.js';
-import type { CallerKey } from './keys.js';
-
-/** A reservation not settled this long after the request's deadline is checked against Temporal. */
-const RESERVATION_GRACE_MS = 60_000;
+import { budgetLimitsOf, type CallerKey } from './keys.js';
 
 export class Budgets {
   constructor(
@@ -27,10 +23,13 @@ export class Budgets {
     private readonly config: CascadeConfig,
   ) {}
 
-  /** What `model` runs for this key: `cascade` is the key's default policy, and the key may be limited to some. */
-  target(key: CallerKey | undefined, model: string): Target | null {
+  /**
+   * What `model` runs for this key: `cascade` is the key's default policy (or, without one, a
+   * document task's policy), and the key may be limited to some.
+   */
+  target(key: CallerKey | undefined, model: string, task?: Parameters<typeof resolveTarget>[2]): Target | null {
     const requested = model === 'cascade' && key?.limits.default_policy ? `cascade:${key.limits.default_policy}` : model;
-    const target = resolveTarget(this.config, requested);
+    const target = resolveTarget(this.config, requested, task);
     const allow = key?.limits.allow;
     if (!target || !key || !allow) return target;
     const name = target.policy.name;
@@ -49,7 +48,7 @@ export class Budgets {
    * undefined when the key has no budget or rate limit (nothing to enforce, no round trip).
    */
   async reserve(key: CallerKey | undefined, workflowId: string, input: CascadeInput): Promise<CascadeInput['budget']> {
-    const limits = key && budgetLimits(key);
+    const limits = key && budgetLimitsOf(key);
     if (!key || !limits) return undefined;
     const keyWorkflowId = keyBudgetWorkflowId(key.id);
     const request = {
@@ -59,23 +58,15 @@ export class Budgets {
       ttlMs: (input.deadlineMs ?? input.policy.deadline_ms) + RESERVATION_GRACE_MS,
       limits,
     };
-    try {
-      await this.client.workflow.executeUpdateWithStart(reserveUpdate, {
-        args: [request],
-        startWorkflowOperation: new WithStartWorkflowOperation<typeof keyBudgetWorkflow>('keyBudgetWorkflow', {
-          workflowId: keyWorkflowId,
-          taskQueue: this.config.raw.temporal.task_queue,
-          args: [{ keyId: key.id, limits }],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          staticSummary: `budget · ${key.id} · tier ${key.tier}`,
-        }),
-      });
-    } catch (err) {
-      const cause = err instanceof WorkflowUpdateFailedError ? err.cause : null;
-      if (cause instanceof ApplicationFailure && cause.type === RESERVATION_REFUSED) throw refusedError(cause.details?.[0] as ReserveRefusal);
-      throw err;
-    }
+    const refused = await reserveInKeyWorkflow(this.client, this.config.raw.temporal.task_queue, { keyId: key.id, tier: key.tier, limits }, request);
+    if (refused) throw refusedError(refused);
     return { keyWorkflowId };
+  }
+
+  /** The key as a document job carries it, to reserve each chunk itself; undefined when it has no budget or rate limit. */
+  budgetKey(key: CallerKey | undefined): BudgetKey | undefined {
+    const limits = key && budgetLimitsOf(key);
+    return key && limits ? { keyId: key.id, tier: key.tier, limits } : undefined;
   }
 
   /** GET /v1/budget: the caller's key, its limits, and what it spent and holds in flight. */
@@ -83,7 +74,7 @@ export class Budgets {
     return async (_req, res) => {
       const key = callerKey(res.locals);
       if (!key) throw new ApiError(404, 'No API keys are configured: there is no budget to show', 'invalid_request_error', 'no_api_key');
-      const limits = budgetLimits(key);
+      const limits = budgetLimitsOf(key);
       let status = null;
       if (limits) {
         try {
@@ -95,18 +86,6 @@ export class Budgets {
       res.json({ object: 'cascade.budget', key_id: key.id, name: key.name, tier: key.tier, limits: key.limits, usage: status });
     };
   }
-}
-
-/** The key's limits as the budget workflow applies them; null when it has none. */
-function budgetLimits(key: CallerKey): KeyBudgetLimits | null {
-  const { budget_usd: b, rate_limit: r } = key.limits;
-  const limits: KeyBudgetLimits = {
-    ...(b?.day !== undefined && { dayUsd: b.day }),
-    ...(b?.month !== undefined && { monthUsd: b.month }),
-    ...(r?.requests_per_minute !== undefined && { requestsPerMinute: r.requests_per_minute }),
-    ...(r?.tokens_per_minute !== undefined && { tokensPerMinute: r.tokens_per_minute }),
-  };
-  return Object.keys(limits).length > 0 ? limits : null;
 }
 
 function refusedError(refusal: ReserveRefusal): ApiError {

@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { keyLimitsProblems, type CascadeConfig } from '../config/load.js';
 import type { KeyLimits } from '../config/schema.js';
 import { keyIdOf, readKeysFile, sha256Hex, type KeyEntry } from '../common/api-keys.js';
+import type { KeyBudgetLimits } from '../common/budget-messages.js';
 
 export interface CallerKey {
   id: string;
@@ -52,6 +53,13 @@ export class KeyStore {
     this.refresh();
     const digest = sha256Hex(presented);
     return this.fileKeys.get(digest) ?? this.envKeys.get(digest) ?? null;
+  }
+
+  /** A key by its id, as it is now (its tier's and its own limits); null when revoked or gone. */
+  byId(keyId: string): CallerKey | null {
+    this.refresh();
+    for (const key of [...this.fileKeys.values(), ...this.envKeys.values()]) if (key.id === keyId) return key;
+    return null;
   }
 
   private tierLimits(tier: string): KeyLimits {
@@ -105,4 +113,16 @@ export class KeyStore {
     this.fileKeys = next;
     this.fileExists = existsSync(path);
   }
+}
+
+/** A key's limits as its budget workflow applies them; null when it has neither budget nor rate limit. */
+export function budgetLimitsOf(key: Pick<CallerKey, 'limits'>): KeyBudgetLimits | null {
+  const { budget_usd: b, rate_limit: r } = key.limits;
+  const limits: KeyBudgetLimits = {
+    ...(b?.day !== undefined && { dayUsd: b.day }),
+    ...(b?.month !== undefined && { monthUsd: b.month }),
+    ...(r?.requests_per_minute !== undefined && { requestsPerMinute: r.requests_per_minute }),
+    ...(r?.tokens_per_minute !== undefined && { tokensPerMinute: r.tokens_per_minute }),
+  };
+  return Object.keys(limits).length > 0 ? limits : null;
 }

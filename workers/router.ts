@@ -21,6 +21,7 @@ import { workflowBundle } from './bundle.js';
 import { registerRouterMetrics } from './metrics.js';
 import { createRegistry, metricsEnabled, metricsPort, serveMetrics } from '../common/metrics.js';
 import type { Registry } from 'prom-client';
+import { KeyStore } from '../server/keys.js';
 
 export async function createRouterWorker(opts: {
   config: CascadeConfig;
@@ -53,7 +54,7 @@ export async function createRouterWorker(opts: {
     activities: {
       ...routerActivities,
       ...createLearnActivities(learned.client),
-      ...createBudgetActivities(),
+      ...createBudgetActivities(new KeyStore(config, process.env, logger)),
       ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),
       ...(localPools.length > 0 && createPoolActivities({ config, pools: localPools, limitConcurrency: true, logger, evaluate: routerActivities.evaluate })),
     },

@@ -4,6 +4,7 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { ModelInfo, PolicySpec, RetrySettings } from '../common/types.js';
+import type { BudgetKey } from '../common/budget-messages.js';
 
 export const DOCUMENT_TASKS = ['summarize', 'extract', 'classify', 'qa'] as const;
 export type DocumentTask = (typeof DOCUMENT_TASKS)[number];
@@ -43,6 +44,12 @@ export interface DocumentJobInput {
   retryFailedRounds: number;
   retryFailedAfterMs: number;
   webhookUrl?: string;
+  /**
+   * The API key that submitted the job: its id labels every chunk (trace, ledger); with a budget
+   * or rate limit, each chunk reserves its worst-case cost before its cascade starts and settles
+   * it when it ends, as a chat request does.
+   */
+  key?: { keyId: string; tier: string; budget?: BudgetKey };
   /** When the API accepted the job (elapsed time spans every continued run). */
   submittedAtMs: number;
   /** State carried over by continue-as-new; absent on the first run. */
@@ -69,6 +76,8 @@ export interface JobState {
   failed: number[];
   /** Paused jobs start no new units (running ones finish). */
   paused: boolean;
+  /** Why the job paused itself (its key's budget ran out); absent when a caller paused it. */
+  pausedFor?: string;
   chunksTotal: number;
   chunksDone: number;
   chunksFailed: number;
@@ -110,6 +119,8 @@ export interface JobProgress {
   elapsed_ms: number;
   eta_ms: number | null;
   runs: number;
+  /** Set while the job waits for its key's budget: resume it once there is budget again. */
+  paused_reason?: string;
 }
 
 export interface DocumentJobOutcome {

@@ -12,6 +12,7 @@ import {
   executeChild,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -20,7 +21,10 @@ import {
 } from '@temporalio/workflow';
 import { ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
 import type { DocumentActivities } from '../activities/document.js';
-import type { CascadeInput, CascadeTrace } from '../common/types.js';
+import type { BudgetActivities } from '../activities/budget.js';
+import type { CascadeInput, CascadeTrace, ChatParams } from '../common/types.js';
+import { RESERVATION_GRACE_MS, keyBudgetWorkflowId } from '../common/budget-messages.js';
+import { estimatedTokens, worstCaseCostUsd } from './budget.js';
 import { SearchAttr } from '../common/names.js';
 import { cascadeWorkflow } from './cascade.js';
 import { costOfUsage, roundUsd } from './policy.js';
@@ -42,6 +46,7 @@ const docs = proxyActivities<DocumentActivities>({
   startToCloseTimeout: '2m',
   retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 20 },
 });
+const keyBudget = proxyLocalActivities<BudgetActivities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 5, initialInterval: '1s' } });
 const webhook = proxyActivities<DocumentActivities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 6 },
@@ -104,6 +109,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       // Sequential time per chunk already includes the concurrency, so it extrapolates directly.
       eta_ms: finished ? 0 : perChunkMs === null ? null : Math.round((mapLeft + reduceLeft) * perChunkMs),
       runs: s.runs + 1,
+      ...(s.paused && s.pausedFor && { paused_reason: s.pausedFor }),
     };
   };
   const showDetails = () => {
@@ -126,6 +132,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
   });
   setHandler(resumeSignal, () => {
     s.paused = false;
+    delete s.pausedFor;
     tick++;
     showDetails();
   });
@@ -162,11 +169,46 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     unsaved.push(r);
   };
 
+  const budget = input.key?.budget;
+  /**
+   * With a key budget or rate limit, a unit's worst-case cost is reserved before its cascade
+   * starts (the cascade settles it when it ends, as a chat request's does). False when the unit
+   * cannot start now: the budget is used up (the job pauses itself until resumed), or the rate
+   * limit said to wait (waited out here; running units go on meanwhile).
+   */
+  const admit = async (workflowId: string, params: ChatParams): Promise<boolean> => {
+    if (!budget) return true;
+    const unit = { params, ...cascade };
+    const refused = await keyBudget.reserveForKey({
+      key: budget,
+      request: {
+        id: workflowId,
+        usd: worstCaseCostUsd(unit),
+        tokens: estimatedTokens(unit),
+        ttlMs: cascade.policy.deadline_ms + RESERVATION_GRACE_MS,
+        limits: budget.limits,
+      },
+    });
+    if (!refused) return true;
+    if (refused.code === 'rate_limit_exceeded') await sleep(refused.retryAfterS * 1000);
+    else {
+      Object.assign(s, { paused: true, pausedFor: `${refused.code}: ${refused.message}` });
+      showDetails();
+    }
+    return false;
+  };
+
   /** Runs one unit as a child cascade workflow; its outcome is recorded, never thrown. */
-  const startUnit = (index: number, text: string) => {
+  const startUnit = (index: number, params: ChatParams) => {
     const workflowId = unitWorkflowId(index);
-    const params = unitParams(task, options, s.phase, index, s.units, text);
-    const childInput: CascadeInput = { requestId: workflowId, requestHash: '', params, ...cascade };
+    const childInput: CascadeInput = {
+      requestId: workflowId,
+      requestHash: '',
+      params,
+      ...cascade,
+      ...(input.key && { caller: { keyId: input.key.keyId, tier: input.key.tier } }),
+      ...(budget && { budget: { keyWorkflowId: keyBudgetWorkflowId(budget.keyId) } }),
+    };
     const label =
       s.phase.kind === 'map' ? `chunk ${index + 1}/${s.units} · ${task}` : `reduce level ${s.phase.level} · group ${index + 1}/${s.units} · ${task}`;
     const base = { index, workflowId, escalations: 0, costUsd: 0, baselineCostUsd: 0, degraded: false };
@@ -177,6 +219,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       typedSearchAttributes: [
         { key: SearchAttr.Policy, value: cascade.policy.name },
         { key: SearchAttr.DocumentTask, value: task },
+        ...(input.key ? [{ key: SearchAttr.KeyId, value: input.key.keyId }] : []),
       ],
     }).then(
       (result) =>
@@ -247,9 +290,15 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     for (;;) {
       while (!s.paused && running.size < input.concurrency && s.next < count && !mustContinue()) {
         const k = s.next;
+        const index = order ? order[k]! : k;
         const text = await textOf(k, order, count);
+        const params = unitParams(task, options, s.phase, index, s.units, text);
+        if (!(await admit(unitWorkflowId(index), params))) {
+          texts.set(index, text); // started later, after a resume or the rate limit's wait
+          continue;
+        }
         s.next++;
-        startUnit(order ? order[k]! : k, text);
+        startUnit(index, params);
       }
       if (unsaved.length >= SAVE_BATCH) await flush();
       if (running.size === 0) {

@@ -11,17 +11,33 @@ import type { CascadeStack } from '../../scripts/lib/stack.js';
 import { runLoad, summarise, type CallResult, type LoadResult } from './overhead-load.js';
 import { snapshot } from './overhead-cpu.js';
 
-/** API process → its metrics: the first on, the second off. */
-export const METRICS_AB_API_ENV = (i: number): NodeJS.ProcessEnv => (i === 2 ? { CASCADE_METRICS: 'off' } : {});
-const SIDES = [
-  { name: 'metrics on', api: 'api#1' },
-  { name: 'metrics off', api: 'api#2' },
-] as const;
+/** The environment of API process i when process `off` (1 or 2) runs without metrics. */
+export const metricsAbApiEnv =
+  (off: number) =>
+  (i: number): NodeJS.ProcessEnv =>
+    i === off ? { CASCADE_METRICS: 'off' } : {};
+
+/** Which API process runs with metrics and which without: `--metrics-ab-off` swaps them, so a run of each cancels what differs between the two processes. */
+const sidesOf = (off: number) =>
+  [
+    { name: 'metrics on', api: `api#${3 - off}` },
+    { name: 'metrics off', api: `api#${off}` },
+  ] as const;
 
 export async function runMetricsAb(
   stack: CascadeStack,
-  o: { messages: { role: 'user'; content: string }[]; phases: (readonly [number, number])[]; rounds: number; warmup: number; maxMs: number; log: (s: string) => void },
+  o: {
+    messages: { role: 'user'; content: string }[];
+    phases: (readonly [number, number])[];
+    rounds: number;
+    warmup: number;
+    maxMs: number;
+    /** The API process (1 or 2) that runs without metrics. */
+    off: number;
+    log: (s: string) => void;
+  },
 ): Promise<string> {
+  const SIDES = sidesOf(o.off);
   const calls = SIDES.map(({ api }) => {
     const baseURL = stack.apiUrls.get(api);
     if (!baseURL) throw new Error(`${api} reported no port (the config must run 2 API processes)`);
@@ -32,11 +48,16 @@ export async function runMetricsAb(
       return { workflowId: response.headers.get('x-cascade-workflow-id') };
     };
   });
-  const scrape = await fetch(stack.apiUrls.get('api#2')!.replace(/\/v1$/, '/metrics'));
-  if (scrape.status !== 404) throw new Error(`api#2 should have no /metrics with CASCADE_METRICS=off (got ${scrape.status})`);
-  const loadStart = loadavg().map((l) => l.toFixed(2)).join(' ');
+  const scrape = await fetch(stack.apiUrls.get(SIDES[1].api)!.replace(/\/v1$/, '/metrics'));
+  if (scrape.status !== 404) throw new Error(`${SIDES[1].api} should have no /metrics with CASCADE_METRICS=off (got ${scrape.status})`);
+  const loadStart = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   for (const call of calls) await runLoad({ concurrency: 1, requests: o.warmup, maxMs: o.maxMs, call });
-  const lines = ['| c | | requests | p50 ms | p99 ms | API process CPU ms / request | all processes CPU ms / request |', '| --: | --- | --: | --: | --: | --: | --: |'];
+  const lines = [
+    '| c | | requests | p50 ms | p99 ms | API process CPU ms / request | all processes CPU ms / request |',
+    '| --: | --- | --: | --: | --: | --: | --: |',
+  ];
   const diffs: string[] = [];
   for (const [concurrency, requests] of o.phases) {
     const merged = SIDES.map((): LoadResult => ({ samples: [], wallMs: 0 }));

@@ -33,6 +33,8 @@ import {
 } from '../../workflows/document-types.js';
 import type { documentWorkflow } from '../../workflows/index.js';
 import { ApiError } from '../errors.js';
+import { callerKey } from '../auth.js';
+import type { Budgets } from '../budgets.js';
 import { idempotencyKeyOf, idempotentWorkflowId, keyReused, sha256 } from '../idempotency.js';
 import { documentRequestSchema, type DocumentRequest } from './documents.schema.js';
 import { uploadedText } from './documents-text.js';
@@ -41,6 +43,8 @@ export interface DocumentRoutesDeps {
   config: CascadeConfig;
   client: Client;
   logger: Logger;
+  /** Keys' tiers and budgets: a job runs what the key may use, and each chunk reserves in its budget. */
+  budgets?: Budgets;
   store?: DocumentStore;
 }
 
@@ -48,7 +52,7 @@ type AjvInstance = import('ajv').default;
 const Ajv = (AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule;
 const ajv: AjvInstance = new (Ajv as unknown as new (o: object) => AjvInstance)({ strict: false });
 
-export function documentsRoutes({ config, client, logger, store = createDocumentStore(config) }: DocumentRoutesDeps): Router {
+export function documentsRoutes({ config, client, logger, budgets, store = createDocumentStore(config) }: DocumentRoutesDeps): Router {
   const limits = config.raw.documents;
   const forwarded = config.raw.server.forward_headers.map((h) => h.toLowerCase());
   const router = express.Router();
@@ -80,8 +84,11 @@ export function documentsRoutes({ config, client, logger, store = createDocument
     try {
       const body = parseRequest(req.body);
       const text = await documentText(req, body, limits.max_bytes);
-      const target = resolveTarget(config, body.model, body.task);
+      // The key's tier picks what `cascade` runs and which policies it may use, as for chat.
+      const key = callerKey(res.locals);
+      const target = budgets ? budgets.target(key, body.model, body.task) : resolveTarget(config, body.model, body.task);
       if (!target) throw ApiError.modelNotFound(body.model, config.policies.keys());
+      const budgetKey = budgets?.budgetKey(key);
       const options = taskOptions(body);
       let webhookUrl: string | undefined;
       if (body.webhook_url !== undefined) {
@@ -124,6 +131,7 @@ export function documentsRoutes({ config, client, logger, store = createDocument
         retryFailedRounds: limits.retry_failed_rounds,
         retryFailedAfterMs: limits.retry_failed_after_ms,
         ...(webhookUrl && { webhookUrl }),
+        ...(key && { key: { keyId: key.id, tier: key.tier, ...(budgetKey && { budget: budgetKey }) } }),
         submittedAtMs: Date.now(),
       };
       await store.put(documentKey, text);
@@ -141,6 +149,7 @@ export function documentsRoutes({ config, client, logger, store = createDocument
             { key: SearchAttr.DocumentTask, value: body.task },
             { key: SearchAttr.DocumentChunksDone, value: 0 },
             { key: SearchAttr.DocumentChunksTotal, value: 0 },
+            ...(key ? [{ key: SearchAttr.KeyId, value: key.id }] : []),
           ],
           staticSummary: `document · ${body.task} · ${name.replace(/\s+/g, ' ').slice(0, 80)} · ${policy.name}`,
         });

@@ -20,6 +20,8 @@ import { modelsForPolicy, resolveTarget } from '../../config/load.js';
 import { worstCaseCostUsd } from '../../workflows/budget.js';
 import type { KeyLimits } from '../../config/schema.js';
 import { idempotentWorkflowId } from '../../server/idempotency.js';
+import { unitParams } from '../../workflows/document-tasks.js';
+import { documentText } from '../documents/helpers.js';
 
 const ROUNDS = Number(process.env.BUDGET_TEST_ROUNDS ?? 1);
 const PROMPT = [{ role: 'user' as const, content: 'Write a short poem about budgets that hold under concurrency.' }];
@@ -85,6 +87,8 @@ before(async () => {
         limited: { rate_limit: { requests_per_minute: 3 } },
         narrow: { default_policy: 'simulated', allow: ['cascade:simulated', 'mixtral'] },
       };
+      // Small chunks, two at a time: a short document is many chunk cascades.
+      Object.assign(raw.documents, { chunk_tokens: 64, overlap_tokens: 8, concurrency: 2 });
     },
   });
   second = createServer(createApp({ config: stack.config, client: stack.client, logger: pino({ level: 'silent' }) }));
@@ -262,5 +266,70 @@ describe('key budgets and rate limits', () => {
       (await stack.farmLog({ model: 'sim-large' })).some((a) => a.fault === 'slow-first-token'),
       'the call reached the farm',
     );
+  });
+
+  it("a document job's chunks reserve in the key's budget: the job pauses itself when it runs out, and resumes to the end once raised", async () => {
+    const labels = ['value', 'result'];
+    const text = documentText(30, 'budgeted');
+    // About three chunks' worst case (each chunk: every step of the policy, max_tokens long).
+    const target = resolveTarget(stack.config, 'cascade:simulated')!;
+    const chunk = documentText(1, 'budgeted');
+    const worst = worstCaseCostUsd({
+      params: unitParams('classify', { labels }, { kind: 'map' }, 0, 30, chunk),
+      policy: target.policy,
+      models: modelsForPolicy(stack.config, target.policy),
+    });
+    const budget = Number((3 * worst).toFixed(10));
+    const { key, id: keyId } = addKey('documents', 'metered', { budget_usd: { day: budget } });
+    await sleep(1100);
+    const api = apis[1]!;
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+    const submitted = await fetch(`${api}/documents`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ model: 'cascade:simulated', task: 'classify', labels, text }),
+    });
+    assert.equal(submitted.status, 202, await submitted.clone().text());
+    const { id } = (await submitted.json()) as { id: string };
+    const job = () => get(api, key, `/documents/${id}`);
+
+    const paused = await until(job, (j) => j.status === 'paused', 'the job to pause itself');
+    assert.match(paused.paused_reason, /^budget_exceeded: This key's daily budget/);
+    const settled = await until(
+      () => get(api, key, '/budget'),
+      (b) => b.usage?.in_flight === 0,
+      'the running chunks to settle',
+    );
+    const stopped = await until(job, (j) => Math.abs(j.cost_usd - settled.usage.spent_today_usd) < 1e-9, 'the job to record its chunks');
+    assert.ok(stopped.chunks.done >= 1 && stopped.chunks.done < stopped.chunks.total, `${stopped.chunks.done} of ${stopped.chunks.total} chunks`);
+    assert.ok(settled.usage.spent_today_usd <= budget + 1e-12, `spent $${settled.usage.spent_today_usd} of $${budget}`);
+    // Only the admitted chunks reached the farm.
+    const called = new Set((await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${id}-chunk-`)).map((a) => a.request_id!.split('/')[0]));
+    assert.equal(called.size, stopped.chunks.done + stopped.chunks.failed);
+
+    // Resumed under the same budget, it pauses again at once; with the budget raised, it finishes.
+    assert.equal((await fetch(`${api}/documents/${id}/resume`, { method: 'POST', headers })).status, 202);
+    await until(job, (j) => j.status === 'paused' && j.chunks.done === stopped.chunks.done, 'the job to pause again');
+    const file = readKeysFile(stack.config.keysFilePath);
+    file.keys.find((k) => k.id === keyId)!.limits = { budget_usd: { day: 1000 } };
+    writeKeysFile(stack.config.keysFilePath, file);
+    await sleep(1100);
+    assert.equal((await fetch(`${api}/documents/${id}/resume`, { method: 'POST', headers })).status, 202);
+    const done = await until(job, (j) => j.status === 'completed', 'the job to complete');
+    assert.equal(done.chunks.done, done.chunks.total);
+    assert.equal(done.paused_reason, undefined);
+    // Budget, job and ledger agree; every chunk is the key's in the ledger.
+    const status = await until(
+      () => get(api, key, '/budget'),
+      (b) => b.usage?.in_flight === 0 && Math.abs(b.usage.spent_today_usd - done.cost_usd) < 1e-9,
+      'the budget to hold the job cost',
+    );
+    assert.equal(status.usage.reserved_usd, 0);
+    const usage = await until(
+      () => get(api, key, `/usage?key=${keyId}`),
+      (u) => u.totals.requests === done.chunks.total,
+      'the ledger',
+    );
+    assert.ok(Math.abs(usage.totals.cost_usd - done.cost_usd) < 1e-9, `ledger $${usage.totals.cost_usd}, job $${done.cost_usd}`);
   });
 });
