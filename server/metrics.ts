@@ -116,7 +116,7 @@ export class ApiMetrics {
     });
     this.earlyAborts = new Counter({
       name: 'cascade_early_aborts_total',
-      help: "Answers that streaming evaluation stopped before their end (paid for up to the stop, never returned)",
+      help: 'Answers that streaming evaluation stopped before their end (paid for up to the stop, never returned)',
       labelNames: ['policy', 'step', 'model'],
       registers,
     });

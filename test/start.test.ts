@@ -125,7 +125,10 @@ it('npm start runs the stack, survives a killed pool worker and stops everything
     assert.match(await (await fetch(scrapeUrls[name!]!)).text(), new RegExp(`^${series}\\{[^}]*process="${name!.split('#')[0]}"`, 'm'));
   // The same URLs in Prometheus's file-based discovery format, where npm start says it wrote them.
   const targetsFile = join(dir, 'prometheus-targets.json');
-  assert.ok(lines.some((l) => l.includes(`Prometheus scrape targets (file_sd_configs, kept up to date): ${targetsFile}`)), 'targets file printed');
+  assert.ok(
+    lines.some((l) => l.includes(`Prometheus scrape targets (file_sd_configs, kept up to date): ${targetsFile}`)),
+    'targets file printed',
+  );
   const targetsOf = () =>
     Object.fromEntries(
       (JSON.parse(readFileSync(targetsFile, 'utf8')) as { targets: string[]; labels: Record<string, string> }[]).map((g) => [

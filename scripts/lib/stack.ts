@@ -240,7 +240,8 @@ export class CascadeStack {
           if (port) front.up(name, Number(port[1] ?? port[2]));
           if (port) this.apiUrls.set(name, `http://${p.host}:${port[1] ?? port[2]}/v1`);
           // Each API process is scraped on its own port (the front would pick one at random).
-          if (port && metricsEnabled({ ...this.env, ...childEnv, ...this.opts.apiEnv?.(i) })) this.setMetricsUrl(name, `http://${p.host}:${port[1] ?? port[2]}/metrics`);
+          if (port && metricsEnabled({ ...this.env, ...childEnv, ...this.opts.apiEnv?.(i) }))
+            this.setMetricsUrl(name, `http://${p.host}:${port[1] ?? port[2]}/metrics`);
         },
         onExit: () => front.down(name),
         restart: true,

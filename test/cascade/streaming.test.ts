@@ -123,7 +123,11 @@ for (const dispatch of ['task-queue', 'local'] as const) {
       assert.ok(first.cost_usd > 0, 'the tokens generated before the stop are billed');
       const where = { policy: 'rejects-early', step: '1', model: MIXTRAL };
       const metrics = await scrape(apiMetricsUrl(stack.apiUrl));
-      assert.equal(sum(metrics, 'cascade_early_aborts_total', where) - sum(metricsBefore, 'cascade_early_aborts_total', where), 1, 'one early abort in /metrics');
+      assert.equal(
+        sum(metrics, 'cascade_early_aborts_total', where) - sum(metricsBefore, 'cascade_early_aborts_total', where),
+        1,
+        'one early abort in /metrics',
+      );
     });
 
     it('a dropped stream resumes with the same Idempotency-Key and Last-Event-ID: no new model call, no repeated text', async () => {
