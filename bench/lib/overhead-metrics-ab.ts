@@ -3,7 +3,8 @@
  * stack runs its two API processes alike except that the second has CASCADE_METRICS=off (no
  * middleware, no /metrics); the same cascade request is sent straight to each process's own port,
  * in alternating blocks, at concurrency 1 and 32. Prints p50/p99 of each, the difference (target:
- * ≤ 1 ms p50), and each API process's CPU per request.
+ * ≤ 1 ms p50), and each API process's CPU per request. The blocks alternate A-B, B-A; run it with
+ * `--metrics-ab-off 1` and 2, so that what differs between the two processes cancels out.
  */
 import OpenAI from 'openai';
 import { loadavg } from 'node:os';
@@ -63,7 +64,9 @@ export async function runMetricsAb(
     const merged = SIDES.map((): LoadResult => ({ samples: [], wallMs: 0 }));
     const cpu = SIDES.map(() => ({ api: 0, all: 0 }));
     for (let round = 0; round < o.rounds; round++)
-      for (const [i, side] of SIDES.entries()) {
+      // A-B, B-A, ...: neither side always runs first in its round.
+      for (const i of round % 2 === 0 ? [0, 1] : [1, 0]) {
+        const side = SIDES[i]!;
         o.log(`metrics A/B c=${concurrency} ${side.name}: block ${round + 1}/${o.rounds} ...`);
         const before = snapshot(stack.pids());
         const r = await runLoad({ concurrency, requests: Math.ceil(requests / o.rounds), maxMs: o.maxMs / o.rounds, call: calls[i]! });
