@@ -24,16 +24,19 @@ export class Budgets {
   ) {}
 
   /**
-   * What `model` runs for this key: `cascade` is the key's default policy (or, without one, a
-   * document task's policy), and the key may be limited to some.
+   * What `model` runs for this key: `cascade` is the key's default policy, and the key may be
+   * limited to some. A document job's `cascade` is its task's policy when the key may use it, else
+   * the key's default policy.
    */
   target(key: CallerKey | undefined, model: string, task?: Parameters<typeof resolveTarget>[2]): Target | null {
+    if (task && model === 'cascade') {
+      const forTask = resolveTarget(this.config, model, task);
+      if (forTask && allows(key, forTask, this.config)) return forTask;
+    }
     const requested = model === 'cascade' && key?.limits.default_policy ? `cascade:${key.limits.default_policy}` : model;
     const target = resolveTarget(this.config, requested, task);
-    const allow = key?.limits.allow;
-    if (!target || !key || !allow) return target;
-    const name = target.policy.name;
-    if (name === key.limits.default_policy || allow.some((entry) => resolveTarget(this.config, entry)?.policy.name === name)) return target;
+    if (!target || !key || allows(key, target, this.config)) return target;
+    const allow = key.limits.allow ?? [];
     throw new ApiError(
       403,
       `This key (tier ${key.tier}) may not use '${model}'. Allowed: cascade${key.limits.default_policy ? ` (= cascade:${key.limits.default_policy})` : ''}, ${allow.join(', ')}.`,
@@ -86,6 +89,14 @@ export class Budgets {
       res.json({ object: 'cascade.budget', key_id: key.id, name: key.name, tier: key.tier, limits: key.limits, usage: status });
     };
   }
+}
+
+/** Whether the key's tier lets it run `target` (no key or no allow list: everything). */
+function allows(key: CallerKey | undefined, target: Target, config: CascadeConfig): boolean {
+  const allow = key?.limits.allow;
+  if (!key || !allow) return true;
+  const name = target.policy.name;
+  return name === key.limits.default_policy || allow.some((entry) => resolveTarget(config, entry)?.policy.name === name);
 }
 
 function refusedError(refusal: ReserveRefusal): ApiError {

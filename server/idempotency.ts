@@ -19,8 +19,13 @@ export function idempotencyKeyOf(req: Request): string | undefined {
   return key;
 }
 
-/** Workflow id for a key: `<prefix>-idem-<40 hex digits>`. */
-export const idempotentWorkflowId = (prefix: string, key: string) => `${prefix}-idem-${sha256(key).slice(0, 40)}`;
+/**
+ * Workflow id for a key: `<prefix>-idem-<40 hex digits>`. With API keys, each caller's
+ * Idempotency-Keys are its own (`apiKeyId`): two callers who both count 1, 2, 3 never meet in
+ * one workflow, and one cannot read another's answer by sending the same body and key.
+ */
+export const idempotentWorkflowId = (prefix: string, key: string, apiKeyId?: string) =>
+  `${prefix}-idem-${sha256(apiKeyId ? `${apiKeyId}\n${key}` : key).slice(0, 40)}`;
 
 export const keyReused = () =>
   new ApiError(

@@ -46,7 +46,9 @@ const docs = proxyActivities<DocumentActivities>({
   startToCloseTimeout: '2m',
   retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 20 },
 });
-const keyBudget = proxyLocalActivities<BudgetActivities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 5, initialInterval: '1s' } });
+// A chunk's reservation is retried until Temporal answers (no attempt limit): an outage of the
+// key's budget workflow delays the job, it must not fail it.
+const keyBudget = proxyLocalActivities<BudgetActivities>({ startToCloseTimeout: '10s', retry: { initialInterval: '1s', maximumInterval: '30s' } });
 const webhook = proxyActivities<DocumentActivities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 6 },

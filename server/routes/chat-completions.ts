@@ -43,7 +43,7 @@ export function chatCompletionsRoute({ config, starter, logger, hub, budgets }: 
       const params = toChatParams(body);
       const requestHash = hashRequest(body);
       const idempotencyKey = idempotencyKeyOf(req);
-      const workflowId = idempotencyKey ? idempotentWorkflowId('chat', idempotencyKey) : `chat-${randomUUID()}`;
+      const workflowId = idempotencyKey ? idempotentWorkflowId('chat', idempotencyKey, key?.id) : `chat-${randomUUID()}`;
       const { policy } = target;
       const deadlineMs = Math.min(body.cascade?.deadline_ms ?? policy.deadline_ms, policy.deadline_ms);
       const input: CascadeInput = {

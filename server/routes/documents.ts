@@ -103,7 +103,7 @@ export function documentsRoutes({ config, client, logger, budgets, store = creat
       const policy = policyForTask(body.task, target.policy);
       const idempotencyKey = idempotencyKeyOf(req);
       const requestHash = sha256(JSON.stringify([text, body.task, options, body.model, webhookUrl ?? null]));
-      const jobId = idempotencyKey ? idempotentWorkflowId('doc', idempotencyKey) : `doc-${randomUUID()}`;
+      const jobId = idempotencyKey ? idempotentWorkflowId('doc', idempotencyKey, key?.id) : `doc-${randomUUID()}`;
       const accepted = (status: string) => ({ id: jobId, object: 'document.job', task: body.task, status, policy: policy.name });
       /** A job already started with this key: the same job again, or a 409 for another body. */
       const replay = (existing: WorkflowExecutionDescription) => {
@@ -168,7 +168,7 @@ export function documentsRoutes({ config, client, logger, budgets, store = creat
 
   router.get('/:id', async (req, res, next) => {
     try {
-      res.json(await jobView(client, store, req.params.id!));
+      res.json(await jobView(client, store, req.params.id!, callerKey(res.locals)?.id));
     } catch (err) {
       next(err);
     }
@@ -176,8 +176,9 @@ export function documentsRoutes({ config, client, logger, budgets, store = creat
 
   router.delete('/:id', async (req, res, next) => {
     try {
-      const { handle, running } = await findJob(client, req.params.id!);
-      if (!running) return res.json(await jobView(client, store, req.params.id!));
+      const keyId = callerKey(res.locals)?.id;
+      const { handle, running } = await findJob(client, req.params.id!, keyId);
+      if (!running) return res.json(await jobView(client, store, req.params.id!, keyId));
       await handle.cancel();
       logger.info({ job_id: req.params.id }, 'document job cancel requested');
       res.status(202).json({ id: req.params.id, object: 'document.job', status: 'cancelling' });
@@ -192,7 +193,7 @@ export function documentsRoutes({ config, client, logger, budgets, store = creat
   ] as const) {
     router.post(`/:id/${action}`, async (req, res, next) => {
       try {
-        const { handle, running } = await findJob(client, req.params.id!);
+        const { handle, running } = await findJob(client, req.params.id!, callerKey(res.locals)?.id);
         if (!running) throw new ApiError(409, `Job ${req.params.id} is no longer running`, 'invalid_request_error', 'job_not_running');
         await handle.signal(signal);
         res.status(202).json({ id: req.params.id, object: 'document.job', status: action === 'pause' ? 'paused' : 'running' });
@@ -265,16 +266,26 @@ function pickHeaders(headers: Record<string, string | string[] | undefined>, nam
   return Object.keys(out).length ? out : undefined;
 }
 
-async function findJob(client: Client, id: string): Promise<{ handle: WorkflowHandle<typeof documentWorkflow>; running: boolean; status: string }> {
+/**
+ * The job, for the caller with API key `keyId`: a job another key submitted is not found (404,
+ * as if it did not exist). Jobs submitted without a key (an open API) are anyone's.
+ */
+async function findJob(
+  client: Client,
+  id: string,
+  keyId: string | undefined,
+): Promise<{ handle: WorkflowHandle<typeof documentWorkflow>; running: boolean; status: string }> {
   const notFound = () => new ApiError(404, `No document job ${id}`, 'invalid_request_error', 'job_not_found', 'id');
   if (!/^doc-([0-9a-f-]{36}|idem-[0-9a-f]{40})$/.test(id)) throw notFound();
   const desc = await describeJob(client, id);
   if (desc?.type !== 'documentWorkflow') throw notFound();
+  const owner = desc.typedSearchAttributes.get(SearchAttr.KeyId);
+  if (keyId && owner && owner !== keyId) throw notFound();
   return { handle: client.workflow.getHandle<typeof documentWorkflow>(id), running: desc.status.name === 'RUNNING', status: desc.status.name };
 }
 
-async function jobView(client: Client, store: DocumentStore, id: string): Promise<Record<string, unknown>> {
-  const { handle, status } = await findJob(client, id);
+async function jobView(client: Client, store: DocumentStore, id: string, keyId: string | undefined): Promise<Record<string, unknown>> {
+  const { handle, status } = await findJob(client, id, keyId);
   const base = { id, object: 'document.job' };
   if (status === 'RUNNING') {
     // A job whose router workers are all down cannot answer; say so instead of hanging.

@@ -197,7 +197,7 @@ describe('key budgets and rate limits', () => {
   });
 
   it('kill -9 of the API process mid-request leaks no reservation: the cascade settles it', async () => {
-    const { key } = addKey('crash', 'metered', { budget_usd: { day: 1 } });
+    const { key, id: keyId } = addKey('crash', 'metered', { budget_usd: { day: 1 } });
     await sleep(1100);
     const idempotencyKey = `crash-${Date.now()}`;
     const pending = chat(
@@ -208,7 +208,7 @@ describe('key budgets and rate limits', () => {
     ).catch((err: Error) => err);
     // Killed once its cascade is at the farm (killed between reserve and start, the reservation
     // waits for its expiry instead: deadline + 60 s, then Temporal says the cascade never started).
-    const workflowId = idempotentWorkflowId('chat', idempotencyKey);
+    const workflowId = idempotentWorkflowId('chat', idempotencyKey, keyId);
     await until(
       () => stack.farmLog({ model: 'sim-large' }),
       (log) => log.some((a) => a.request_id?.startsWith(workflowId)),
@@ -331,5 +331,45 @@ describe('key budgets and rate limits', () => {
       'the ledger',
     );
     assert.ok(Math.abs(usage.totals.cost_usd - done.cost_usd) < 1e-9, `ledger $${usage.totals.cost_usd}, job $${done.cost_usd}`);
+  });
+
+  it("each key's Idempotency-Keys and document jobs are its own", async () => {
+    const a = addKey('tenant a', 'default');
+    const b = addKey('tenant b', 'default');
+    await sleep(1100);
+    const api = apis[1]!;
+    // Both count from 1: different bodies under the same Idempotency-Key, no 409, two workflows.
+    const headers = { 'idempotency-key': '1' };
+    const fromA = await chat(api, a.key, { messages: [{ role: 'user', content: 'Tenant A asks about apples.' }] }, { headers });
+    const fromB = await chat(api, b.key, { messages: [{ role: 'user', content: 'Tenant B asks about pears.' }] }, { headers });
+    assert.equal(fromA.status, 200, JSON.stringify(fromA.body));
+    assert.equal(fromB.status, 200, JSON.stringify(fromB.body));
+    assert.notEqual(fromA.headers.get('x-cascade-workflow-id'), fromB.headers.get('x-cascade-workflow-id'));
+    const againA = await chat(api, a.key, { messages: [{ role: 'user', content: 'Tenant A asks about apples.' }] }, { headers });
+    assert.equal(againA.headers.get('x-cascade-workflow-id'), fromA.headers.get('x-cascade-workflow-id'), "A's retry joins A's request");
+
+    const submitted = await fetch(`${api}/documents`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${a.key}` },
+      body: JSON.stringify({ model: 'cascade:simulated', task: 'classify', labels: ['value', 'result'], text: documentText(3, 'tenant') }),
+    });
+    assert.equal(submitted.status, 202);
+    const { id } = (await submitted.json()) as { id: string };
+    const as = (key: string, path = '', method = 'GET') => fetch(`${api}/documents/${id}${path}`, { method, headers: { authorization: `Bearer ${key}` } });
+    for (const [path, method] of [
+      ['', 'GET'],
+      ['/pause', 'POST'],
+      ['', 'DELETE'],
+    ] as const) {
+      const other = await as(b.key, path, method);
+      assert.equal(other.status, 404, `${method} ${path} by another key`);
+      assert.equal(((await other.json()) as any).error.code, 'job_not_found');
+    }
+    const done = await until(
+      async () => (await as(a.key)).json() as Promise<any>,
+      (j) => j.status === 'completed',
+      "A's job",
+    );
+    assert.equal(done.chunks.done, done.chunks.total);
   });
 });
