@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { SearchAttr } from '../common/names.js';
-import type { BudgetKey, ReserveRefusal, ReserveRequest } from '../common/budget-messages.js';
+import type { KeyBudgetLimits, ReserveRefusal, ReserveRequest } from '../common/budget-messages.js';
 import { reserveInKeyWorkflow } from '../common/budget-reserve.js';
 import { budgetLimitsOf, type KeyStore } from '../server/keys.js';
 
@@ -35,15 +35,28 @@ export function createBudgetActivities(keys?: KeyStore) {
     },
     /**
      * Reserves a document chunk's worst-case cost in its key's budget, under the key's limits as
-     * they are now; the refusal, or null when granted (or when the key has no limits any more).
+     * the keys file has them now (`limits`, from when the job was submitted, serve only a worker
+     * without a keys file). `reserved: false` when the key has no budget or rate limit: nothing to
+     * reserve, and the chunk's cascade settles nothing.
      */
-    async reserveForKey({ key, request }: { key: BudgetKey; request: ReserveRequest }): Promise<KeyRefusal | null> {
-      const current = keys?.byId(key.keyId);
-      if (keys && !current) return { code: 'key_revoked', message: `Key ${key.keyId} was revoked or removed from the keys file.` };
-      const limits = current ? budgetLimitsOf(current) : key.limits;
-      if (!limits) return null;
+    async reserveForKey({
+      keyId,
+      tier,
+      limits: submitted,
+      request,
+    }: {
+      keyId: string;
+      tier: string;
+      limits?: KeyBudgetLimits;
+      request: Omit<ReserveRequest, 'limits'>;
+    }): Promise<{ refused: KeyRefusal } | { reserved: boolean }> {
+      const current = keys?.byId(keyId);
+      if (keys && !current) return { refused: { code: 'key_revoked', message: `Key ${keyId} was revoked or removed from the keys file.` } };
+      const limits = current ? budgetLimitsOf(current) : submitted;
+      if (!limits) return { reserved: false };
       const ctx = Context.current();
-      return reserveInKeyWorkflow(ctx.client, ctx.info.taskQueue, { ...key, limits }, { ...request, limits });
+      const refused = await reserveInKeyWorkflow(ctx.client, ctx.info.taskQueue, { keyId, tier, limits }, { ...request, limits });
+      return refused ? { refused } : { reserved: true };
     },
   };
 }

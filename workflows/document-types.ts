@@ -45,9 +45,10 @@ export interface DocumentJobInput {
   retryFailedAfterMs: number;
   webhookUrl?: string;
   /**
-   * The API key that submitted the job: its id labels every chunk (trace, ledger); with a budget
-   * or rate limit, each chunk reserves its worst-case cost before its cascade starts and settles
-   * it when it ends, as a chat request does.
+   * The API key that submitted the job: its id labels every chunk (trace, ledger); while the key
+   * has a budget or rate limit (as the keys file says when the chunk is due), each chunk reserves
+   * its worst-case cost before its cascade starts and settles it when it ends, as a chat request
+   * does. `budget`: the key's limits at submission, used only by a worker without the keys file.
    */
   key?: { keyId: string; tier: string; budget?: BudgetKey };
   /** When the API accepted the job (elapsed time spans every continued run). */

@@ -171,37 +171,35 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     unsaved.push(r);
   };
 
-  const budget = input.key?.budget;
   /**
-   * With a key budget or rate limit, a unit's worst-case cost is reserved before its cascade
-   * starts (the cascade settles it when it ends, as a chat request's does). False when the unit
-   * cannot start now: the budget is used up (the job pauses itself until resumed), or the rate
-   * limit said to wait (waited out here; running units go on meanwhile).
+   * A job submitted with an API key reserves each unit's worst-case cost in the key's budget
+   * before its cascade starts, when the key has a budget or rate limit as the keys file says now
+   * (the cascade settles it when it ends, as a chat request's does): 'reserved', or 'free' for a
+   * key without limits. Null when the unit cannot start now: the budget is used up or the key was
+   * revoked (the job pauses itself until resumed), or the rate limit said to wait (waited out
+   * here; running units go on meanwhile).
    */
-  const admit = async (workflowId: string, params: ChatParams): Promise<boolean> => {
-    if (!budget) return true;
+  const admit = async (workflowId: string, params: ChatParams): Promise<'reserved' | 'free' | null> => {
+    if (!input.key) return 'free';
     const unit = { params, ...cascade };
-    const refused = await keyBudget.reserveForKey({
-      key: budget,
-      request: {
-        id: workflowId,
-        usd: worstCaseCostUsd(unit),
-        tokens: estimatedTokens(unit),
-        ttlMs: cascade.policy.deadline_ms + RESERVATION_GRACE_MS,
-        limits: budget.limits,
-      },
+    const outcome = await keyBudget.reserveForKey({
+      keyId: input.key.keyId,
+      tier: input.key.tier,
+      ...(input.key.budget && { limits: input.key.budget.limits }),
+      request: { id: workflowId, usd: worstCaseCostUsd(unit), tokens: estimatedTokens(unit), ttlMs: cascade.policy.deadline_ms + RESERVATION_GRACE_MS },
     });
-    if (!refused) return true;
+    if ('reserved' in outcome) return outcome.reserved ? 'reserved' : 'free';
+    const { refused } = outcome;
     if (refused.code === 'rate_limit_exceeded') await sleep(refused.retryAfterS * 1000);
     else {
       Object.assign(s, { paused: true, pausedFor: `${refused.code}: ${refused.message}` });
       showDetails();
     }
-    return false;
+    return null;
   };
 
   /** Runs one unit as a child cascade workflow; its outcome is recorded, never thrown. */
-  const startUnit = (index: number, params: ChatParams) => {
+  const startUnit = (index: number, params: ChatParams, reserved: boolean) => {
     const workflowId = unitWorkflowId(index);
     const childInput: CascadeInput = {
       requestId: workflowId,
@@ -209,7 +207,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       params,
       ...cascade,
       ...(input.key && { caller: { keyId: input.key.keyId, tier: input.key.tier } }),
-      ...(budget && { budget: { keyWorkflowId: keyBudgetWorkflowId(budget.keyId) } }),
+      ...(reserved && input.key && { budget: { keyWorkflowId: keyBudgetWorkflowId(input.key.keyId) } }),
     };
     const label =
       s.phase.kind === 'map' ? `chunk ${index + 1}/${s.units} · ${task}` : `reduce level ${s.phase.level} · group ${index + 1}/${s.units} · ${task}`;
@@ -295,12 +293,13 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
         const index = order ? order[k]! : k;
         const text = await textOf(k, order, count);
         const params = unitParams(task, options, s.phase, index, s.units, text);
-        if (!(await admit(unitWorkflowId(index), params))) {
+        const admitted = await admit(unitWorkflowId(index), params);
+        if (!admitted) {
           texts.set(index, text); // started later, after a resume or the rate limit's wait
           continue;
         }
         s.next++;
-        startUnit(index, params);
+        startUnit(index, params, admitted === 'reserved');
       }
       if (unsaved.length >= SAVE_BATCH) await flush();
       if (running.size === 0) {
