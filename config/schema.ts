@@ -168,6 +168,11 @@ export const keyLimitsSchema = z
     default_policy: z.string().min(1).optional(),
     /** `cascade:<policy>` and model names (or aliases) the key may ask for; `cascade` is always its default policy. */
     allow: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * What the ledger shows this key (`/v1/usage`, `/v1/cascade/{id}`): `own` requests only, or
+     * `all` keys' (an operator's view). Absent = `all`.
+     */
+    usage: z.enum(['own', 'all']).optional(),
   })
   .strict();
 

@@ -15,7 +15,7 @@ usage: npm run keys -- add --name <name> [--tier <tier>] [limits]   print a new 
 
 limits of the key's own (over its tier's, config keys.tiers):
   --budget-day <usd>  --budget-month <usd>  --rpm <requests/min>  --tpm <tokens/min>
-  --default-policy <policy>  --allow <cascade:policy,model,...>
+  --default-policy <policy>  --allow <cascade:policy,model,...>  --usage own|all (what its ledger shows it)
 The file is config keys.file (CASCADE_CONFIG picks the config); once it exists, the API requires a key.
 `;
 
@@ -30,6 +30,7 @@ const { values, positionals } = parseCli(USAGE, {
     tpm: { type: 'string' },
     'default-policy': { type: 'string' },
     allow: { type: 'string' },
+    usage: { type: 'string' },
   },
 });
 
@@ -47,6 +48,7 @@ if (command === 'add') {
     ...((values.rpm || values.tpm) && { rate_limit: { requests_per_minute: num(values.rpm), tokens_per_minute: num(values.tpm) } }),
     ...(values['default-policy'] && { default_policy: values['default-policy'] }),
     ...(values.allow && { allow: values.allow.split(',').map((s) => s.trim()) }),
+    ...(values.usage && { usage: values.usage }),
   };
   const limits = keyLimitsSchema.safeParse(JSON.parse(JSON.stringify(raw)));
   if (!limits.success) exitWithUsage(USAGE, `invalid limit ${limits.error.issues[0]!.path.join('.')}: ${limits.error.issues[0]!.message}`);

@@ -8,6 +8,8 @@ import express, { type Router } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import type { Ledger } from '../ledger.js';
+import { callerKey } from '../auth.js';
+import { hiddenFrom } from './usage.js';
 import type { FeedbackStore } from '../feedback.js';
 import { ApiError } from '../errors.js';
 
@@ -36,7 +38,9 @@ export function feedbackRoutes(ledger: Ledger, feedback: FeedbackStore): Router 
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     });
-    if (!record) throw new ApiError(404, `No cascade request ${id}`, 'invalid_request_error', 'request_not_found', 'id');
+    // A key that sees only its own requests labels only its own (labels steer the policy's calibration).
+    if (!record || hiddenFrom(callerKey(res.locals), record))
+      throw new ApiError(404, `No cascade request ${id}`, 'invalid_request_error', 'request_not_found', 'id');
     if ('running' in record)
       throw new ApiError(409, `Request ${id} is still running; label it once it has finished`, 'invalid_request_error', 'request_running', 'id');
     const { label, score, note } = parsed.data;

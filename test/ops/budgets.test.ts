@@ -86,6 +86,7 @@ before(async () => {
         metered: {},
         limited: { rate_limit: { requests_per_minute: 3 } },
         narrow: { default_policy: 'simulated', allow: ['cascade:simulated', 'mixtral'] },
+        tenant: { usage: 'own' },
       };
       // Small chunks, two at a time: a short document is many chunk cascades.
       Object.assign(raw.documents, { chunk_tokens: 64, overlap_tokens: 8, concurrency: 2 });
@@ -333,9 +334,10 @@ describe('key budgets and rate limits', () => {
     assert.ok(Math.abs(usage.totals.cost_usd - done.cost_usd) < 1e-9, `ledger $${usage.totals.cost_usd}, job $${done.cost_usd}`);
   });
 
-  it("each key's Idempotency-Keys and document jobs are its own", async () => {
-    const a = addKey('tenant a', 'default');
-    const b = addKey('tenant b', 'default');
+  it("each key's Idempotency-Keys and document jobs are its own, and with usage: own its ledger too", async () => {
+    const a = addKey('tenant a', 'tenant');
+    const b = addKey('tenant b', 'tenant');
+    const operator = addKey('operator', 'default');
     await sleep(1100);
     const api = apis[1]!;
     // Both count from 1: different bodies under the same Idempotency-Key, no 409, two workflows.
@@ -347,6 +349,30 @@ describe('key budgets and rate limits', () => {
     assert.notEqual(fromA.headers.get('x-cascade-workflow-id'), fromB.headers.get('x-cascade-workflow-id'));
     const againA = await chat(api, a.key, { messages: [{ role: 'user', content: 'Tenant A asks about apples.' }] }, { headers });
     assert.equal(againA.headers.get('x-cascade-workflow-id'), fromA.headers.get('x-cascade-workflow-id'), "A's retry joins A's request");
+
+    // The ledger: A sees its own requests only; the operator's tier (usage: all) sees every key's.
+    const wfB = fromB.headers.get('x-cascade-workflow-id')!;
+    const wfA = fromA.headers.get('x-cascade-workflow-id')!;
+    const usageA = await until(
+      () => get(api, a.key, '/usage'),
+      (u) => u.totals.requests === 1,
+      "A's request in A's ledger",
+    );
+    assert.deepEqual(Object.keys(usageA.by_key), [a.id]);
+    const denied = await fetch(`${api}/usage?key=${b.id}`, { headers: { authorization: `Bearer ${a.key}` } });
+    assert.equal(denied.status, 403);
+    assert.equal(((await denied.json()) as any).error.code, 'usage_not_allowed');
+    assert.equal((await get(api, a.key, `/cascade/${wfA}`)).workflow_id, wfA);
+    assert.equal((await get(api, a.key, `/cascade/${wfB}`)).error.code, 'request_not_found');
+    const label = await fetch(`${api}/cascade/${wfB}/feedback`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${a.key}` },
+      body: JSON.stringify({ label: 'bad' }),
+    });
+    assert.equal(label.status, 404, "A cannot label B's request");
+    assert.equal((await get(api, operator.key, `/cascade/${wfB}`)).key_id, b.id);
+    const all = await get(api, operator.key, `/usage?key=${b.id}`);
+    assert.equal(all.totals.requests, 1);
 
     const submitted = await fetch(`${api}/documents`, {
       method: 'POST',
