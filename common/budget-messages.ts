@@ -33,7 +33,16 @@ export interface ReserveRequest {
 }
 
 export type ReserveRefusal =
-  { code: 'budget_exceeded'; message: string } | { code: 'rate_limit_exceeded'; kind: 'requests' | 'tokens'; message: string; retryAfterS: number };
+  | {
+      code: 'budget_exceeded';
+      message: string;
+      period: 'day' | 'month';
+      /** It would fit but for other requests' reservations (they settle within seconds). */
+      heldByInFlight: boolean;
+      /** When that period's budget is whole again (epoch ms). */
+      resetsAtMs: number;
+    }
+  | { code: 'rate_limit_exceeded'; kind: 'requests' | 'tokens'; message: string; retryAfterS: number };
 
 /** A reservation not settled this long after its request's deadline is checked against Temporal. */
 export const RESERVATION_GRACE_MS = 60_000;

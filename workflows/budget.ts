@@ -46,6 +46,12 @@ export function initialState(keyId: string, limits: KeyBudgetLimits, now: number
   return { keyId, limits, day, dayUsd: 0, month, monthUsd: 0, reservations: {}, window: [], settled: {} };
 }
 
+/** When the next UTC day or month begins (epoch ms): when a spent budget of that period is whole again. */
+export function nextPeriodStart(period: 'day' | 'month', now: number): number {
+  const d = new Date(now);
+  return period === 'day' ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1) : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}
+
 export function periodsOf(now: number): { day: string; month: string } {
   const iso = new Date(now).toISOString();
   return { day: iso.slice(0, 10), month: iso.slice(0, 7) };
@@ -142,6 +148,10 @@ export function refusal(s: KeyBudgetState, req: ReserveRequest, now: number): Re
       message:
         `This key's ${period === 'day' ? 'daily' : 'monthly'} budget of $${limit} is used up: $${roundUsd(spent)} spent, ` +
         `$${reserved} reserved by requests in flight, and this request may cost up to $${req.usd}.`,
+      period,
+      // The reservations of requests in flight are what stands in the way: they settle within seconds.
+      heldByInFlight: spent + req.usd <= limit + 1e-12,
+      resetsAtMs: nextPeriodStart(period, now),
     };
   }
   const second = Math.floor(now / 1000);

@@ -79,6 +79,8 @@ export interface JobState {
   paused: boolean;
   /** Why the job paused itself (its key's budget ran out); absent when a caller paused it. */
   pausedFor?: string;
+  /** When a job paused for its key's budget resumes by itself (the next UTC day or month). */
+  resumeAtMs?: number;
   chunksTotal: number;
   chunksDone: number;
   chunksFailed: number;
@@ -122,6 +124,8 @@ export interface JobProgress {
   runs: number;
   /** Set while the job waits for its key's budget: resume it once there is budget again. */
   paused_reason?: string;
+  /** When it resumes by itself (the next UTC day or month of the budget it ran out of). */
+  resumes_at?: string;
 }
 
 export interface DocumentJobOutcome {

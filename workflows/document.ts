@@ -56,6 +56,8 @@ const webhook = proxyActivities<DocumentActivities>({
 
 /** Continue as new before the history reaches this size too (Temporal warns at 10 MB, fails at 50 MB). */
 const HISTORY_BYTES_LIMIT = 4 * 1024 * 1024;
+/** A chunk refused because other requests' reservations are in flight asks again this much later. */
+const IN_FLIGHT_RETRY_MS = 5000;
 /** Results are written to the store in batches of this many (fewer activities in the history). */
 const SAVE_BATCH = 32;
 /** Chunk texts loaded per activity: at most ~1 MB, well under Temporal's 2 MB payload limit. */
@@ -112,6 +114,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       eta_ms: finished ? 0 : perChunkMs === null ? null : Math.round((mapLeft + reduceLeft) * perChunkMs),
       runs: s.runs + 1,
       ...(s.paused && s.pausedFor && { paused_reason: s.pausedFor }),
+      ...(s.paused && s.resumeAtMs !== undefined && { resumes_at: new Date(s.resumeAtMs).toISOString() }),
     };
   };
   const showDetails = () => {
@@ -127,17 +130,17 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     const p = progress();
     return p.status === 'completed' || p.status === 'cancelled' ? { ...p, status: 'finishing' } : p;
   });
-  setHandler(pauseSignal, () => {
-    s.paused = true;
-    tick++;
-    showDetails();
-  });
-  setHandler(resumeSignal, () => {
-    s.paused = false;
+  /** Pauses or resumes; a caller's pause or resume replaces a pause the job made itself (and its automatic resume). */
+  const setPaused = (paused: boolean, why?: { reason: string; resumeAtMs?: number }) => {
+    s.paused = paused;
     delete s.pausedFor;
+    delete s.resumeAtMs;
+    if (why) Object.assign(s, { pausedFor: why.reason }, why.resumeAtMs !== undefined && { resumeAtMs: why.resumeAtMs });
     tick++;
     showDetails();
-  });
+  };
+  setHandler(pauseSignal, () => setPaused(true));
+  setHandler(resumeSignal, () => setPaused(false));
 
   const flush = async () => {
     if (unsaved.length > 0) {
@@ -191,10 +194,17 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     if ('reserved' in outcome) return outcome.reserved ? 'reserved' : 'free';
     const { refused } = outcome;
     if (refused.code === 'rate_limit_exceeded') await sleep(refused.retryAfterS * 1000);
-    else {
-      Object.assign(s, { paused: true, pausedFor: `${refused.code}: ${refused.message}` });
-      showDetails();
-    }
+    else if (refused.code === 'budget_exceeded' && (running.size > 0 || refused.heldByInFlight)) {
+      // What stands in the way settles soon: this job's running units (whose real cost is below
+      // what they reserved), or other requests in flight. Try again when one of ours ends.
+      const seen = tick;
+      if (running.size > 0) await condition(() => tick !== seen);
+      else await condition(() => tick !== seen, IN_FLIGHT_RETRY_MS);
+    } else
+      setPaused(true, {
+        reason: `${refused.code}: ${refused.message}`,
+        ...(refused.code === 'budget_exceeded' && { resumeAtMs: refused.resetsAtMs }),
+      });
     return null;
   };
 
@@ -306,7 +316,10 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
         if (s.next >= count) return true;
         if (mustContinue()) return false;
         const seen = tick;
-        await condition(() => tick !== seen);
+        // Paused for its key's budget: it resumes by itself when the budget's day or month begins.
+        if (s.paused && s.resumeAtMs !== undefined) {
+          if (!(await condition(() => tick !== seen, Math.max(1, s.resumeAtMs - Date.now())))) setPaused(false);
+        } else await condition(() => tick !== seen);
         continue;
       }
       const seen = tick;

@@ -269,7 +269,7 @@ describe('key budgets and rate limits', () => {
     );
   });
 
-  it("a document job's chunks reserve in the key's budget: the job pauses itself when it runs out, and resumes to the end once raised", async () => {
+  it("a document job's chunks reserve in the key's budget: the job pauses itself when it runs out, and resumes to the end once raised", async (t) => {
     const labels = ['value', 'result'];
     const text = documentText(30, 'budgeted');
     // About three chunks' worst case (each chunk: every step of the policy, max_tokens long).
@@ -296,6 +296,12 @@ describe('key budgets and rate limits', () => {
 
     const paused = await until(job, (j) => j.status === 'paused', 'the job to pause itself');
     assert.match(paused.paused_reason, /^budget_exceeded: This key's daily budget/);
+    const now = new Date();
+    assert.equal(
+      paused.resumes_at,
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString(),
+      'resumes when the UTC day begins',
+    );
     const settled = await until(
       () => get(api, key, '/budget'),
       (b) => b.usage?.in_flight === 0,
@@ -304,6 +310,7 @@ describe('key budgets and rate limits', () => {
     const stopped = await until(job, (j) => Math.abs(j.cost_usd - settled.usage.spent_today_usd) < 1e-9, 'the job to record its chunks');
     assert.ok(stopped.chunks.done >= 1 && stopped.chunks.done < stopped.chunks.total, `${stopped.chunks.done} of ${stopped.chunks.total} chunks`);
     assert.ok(settled.usage.spent_today_usd <= budget + 1e-12, `spent $${settled.usage.spent_today_usd} of $${budget}`);
+    t.diagnostic(`paused after ${stopped.chunks.done} of ${stopped.chunks.total} chunks, $${settled.usage.spent_today_usd} spent of $${budget}`);
     // Only the admitted chunks reached the farm.
     const called = new Set((await stack.farmLog()).filter((a) => a.request_id?.startsWith(`${id}-chunk-`)).map((a) => a.request_id!.split('/')[0]));
     assert.equal(called.size, stopped.chunks.done + stopped.chunks.failed);

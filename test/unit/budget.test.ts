@@ -61,6 +61,10 @@ describe('key budget state', () => {
     const refused = refusal(s, req('r4', 0.01), T0);
     assert.equal(refused?.code, 'budget_exceeded');
     assert.match(refused!.message, /daily budget of \$1 .*\$1 reserved/);
+    assert.ok(refused?.code === 'budget_exceeded');
+    assert.equal(refused.period, 'day');
+    assert.equal(refused.heldByInFlight, true, 'nothing is spent yet: the reservations in flight are what blocks');
+    assert.equal(refused.resetsAtMs, Date.UTC(2026, 11, 3), 'the next UTC day');
     // The same request again (an Idempotency-Key retry) is already paid for.
     assert.equal(refusal(s, req('r0', 0.25), T0), null);
   });
@@ -87,6 +91,9 @@ describe('key budget state', () => {
     const r = req('b', 0.9, { limits: { dayUsd: 1, monthUsd: 1.5 } });
     assert.equal(refusal(s, r, tomorrow)?.code, 'budget_exceeded'); // the month: 0.9 + 0.9 > 1.5
     assert.match(refusal(s, r, tomorrow)!.message, /monthly/);
+    const monthly = refusal(s, r, tomorrow);
+    assert.ok(monthly?.code === 'budget_exceeded');
+    assert.deepEqual([monthly.period, monthly.heldByInFlight, monthly.resetsAtMs], ['month', false, Date.UTC(2027, 0, 1)], 'spent, not held: the next month');
     roll(s, tomorrow);
     assert.equal(s.dayUsd, 0);
     assert.equal(s.monthUsd, 0.9);
