@@ -7,14 +7,11 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { SearchAttr } from '../common/names.js';
-import type { KeyBudgetLimits, ReserveRefusal, ReserveRequest } from '../common/budget-messages.js';
+import type { KeyBudgetLimits, KeyRefusal, ReserveRequest } from '../common/budget-messages.js';
 import { reserveInKeyWorkflow } from '../common/budget-reserve.js';
 import { budgetLimitsOf, type KeyStore } from '../server/keys.js';
 
 export type CascadeOutcome = { kind: 'not_started' } | { kind: 'running' } | { kind: 'closed'; costUsd: number | null };
-
-/** Why a document chunk cannot reserve: the key's budget or rate limit, or the key is gone. */
-export type KeyRefusal = ReserveRefusal | { code: 'key_revoked'; message: string };
 
 /** `keys`: the keys file as it is now (limits edited or a key revoked after a job started apply to its next chunk). */
 export function createBudgetActivities(keys?: KeyStore) {

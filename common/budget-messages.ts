@@ -44,6 +44,9 @@ export type ReserveRefusal =
     }
   | { code: 'rate_limit_exceeded'; kind: 'requests' | 'tokens'; message: string; retryAfterS: number };
 
+/** Why a document chunk cannot reserve: the key's budget or rate limit, or the key is gone. */
+export type KeyRefusal = ReserveRefusal | { code: 'key_revoked'; message: string };
+
 /** A reservation not settled this long after its request's deadline is checked against Temporal. */
 export const RESERVATION_GRACE_MS = 60_000;
 

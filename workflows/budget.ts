@@ -6,7 +6,7 @@
  * makes reserve-then-spend atomic across API processes; unit-tested directly.
  */
 import type { CascadeInput } from '../common/types.js';
-import type { KeyBudgetLimits, ReserveRequest, ReserveRefusal } from '../common/budget-messages.js';
+import type { KeyBudgetLimits, KeyRefusal, ReserveRequest, ReserveRefusal } from '../common/budget-messages.js';
 import { ErrorType } from '../common/errors.js';
 import { costUsd, estimatePromptTokens, roundUsd, stepFeasibility } from './policy.js';
 import { extraCallsOf, extraSamplesOf, judgeModelOf } from './evidence.js';
@@ -224,4 +224,26 @@ export function expired(s: KeyBudgetState, now: number): [string, Reservation][]
 export function nextExpiry(s: KeyBudgetState): number | null {
   const times = Object.values(s.reservations).map((r) => r.expiresAt);
   return times.length ? Math.min(...times) : null;
+}
+
+/** A refused chunk asks again this much later when only other requests' reservations stand in the way. */
+export const IN_FLIGHT_RETRY_MS = 5000;
+
+/** What a document job does with a chunk its key refused. */
+export type ChunkWait =
+  /** Wait for one of the job's own running chunks to end (they settle below what they reserved), then ask again. */
+  | { kind: 'own-chunk' }
+  /** Ask again after this long (a rate limit's Retry-After, or other requests' reservations). */
+  | { kind: 'sleep'; ms: number }
+  /** Pause the job; with `resumeAtMs`, it resumes by itself then (the budget's next day or month). */
+  | { kind: 'pause'; reason: string; resumeAtMs?: number };
+
+/** The decision for a refused chunk, given how many of the job's chunks are running. Pure. */
+export function chunkWait(refused: KeyRefusal, runningChunks: number): ChunkWait {
+  if (refused.code === 'rate_limit_exceeded') return { kind: 'sleep', ms: refused.retryAfterS * 1000 };
+  const reason = `${refused.code}: ${refused.message}`;
+  if (refused.code === 'key_revoked') return { kind: 'pause', reason };
+  if (runningChunks > 0) return { kind: 'own-chunk' };
+  if (refused.heldByInFlight) return { kind: 'sleep', ms: IN_FLIGHT_RETRY_MS };
+  return { kind: 'pause', reason, resumeAtMs: refused.resetsAtMs };
 }

@@ -24,7 +24,7 @@ import type { DocumentActivities } from '../activities/document.js';
 import type { BudgetActivities } from '../activities/budget.js';
 import type { CascadeInput, CascadeTrace, ChatParams } from '../common/types.js';
 import { RESERVATION_GRACE_MS, keyBudgetWorkflowId } from '../common/budget-messages.js';
-import { estimatedTokens, worstCaseCostUsd } from './budget.js';
+import { chunkWait, estimatedTokens, worstCaseCostUsd } from './budget.js';
 import { SearchAttr } from '../common/names.js';
 import { cascadeWorkflow } from './cascade.js';
 import { costOfUsage, roundUsd } from './policy.js';
@@ -56,8 +56,6 @@ const webhook = proxyActivities<DocumentActivities>({
 
 /** Continue as new before the history reaches this size too (Temporal warns at 10 MB, fails at 50 MB). */
 const HISTORY_BYTES_LIMIT = 4 * 1024 * 1024;
-/** A chunk refused because other requests' reservations are in flight asks again this much later. */
-const IN_FLIGHT_RETRY_MS = 5000;
 /** Results are written to the store in batches of this many (fewer activities in the history). */
 const SAVE_BATCH = 32;
 /** Chunk texts loaded per activity: at most ~1 MB, well under Temporal's 2 MB payload limit. */
@@ -131,7 +129,7 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
     return p.status === 'completed' || p.status === 'cancelled' ? { ...p, status: 'finishing' } : p;
   });
   /** Pauses or resumes; a caller's pause or resume replaces a pause the job made itself (and its automatic resume). */
-  const setPaused = (paused: boolean, why?: { reason: string; resumeAtMs?: number }) => {
+  const setPaused = (paused: boolean, why?: { reason: string; resumeAtMs?: number | undefined }) => {
     s.paused = paused;
     delete s.pausedFor;
     delete s.resumeAtMs;
@@ -178,9 +176,8 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
    * A job submitted with an API key reserves each unit's worst-case cost in the key's budget
    * before its cascade starts, when the key has a budget or rate limit as the keys file says now
    * (the cascade settles it when it ends, as a chat request's does): 'reserved', or 'free' for a
-   * key without limits. Null when the unit cannot start now: the budget is used up or the key was
-   * revoked (the job pauses itself until resumed), or the rate limit said to wait (waited out
-   * here; running units go on meanwhile).
+   * key without limits. Null when the unit cannot start now; what the job does meanwhile is
+   * `chunkWait`'s decision (workflows/budget.ts): wait for one of its own units, sleep, or pause.
    */
   const admit = async (workflowId: string, params: ChatParams): Promise<'reserved' | 'free' | null> => {
     if (!input.key) return 'free';
@@ -192,19 +189,11 @@ export async function documentWorkflow(input: DocumentJobInput): Promise<Documen
       request: { id: workflowId, usd: worstCaseCostUsd(unit), tokens: estimatedTokens(unit), ttlMs: cascade.policy.deadline_ms + RESERVATION_GRACE_MS },
     });
     if ('reserved' in outcome) return outcome.reserved ? 'reserved' : 'free';
-    const { refused } = outcome;
-    if (refused.code === 'rate_limit_exceeded') await sleep(refused.retryAfterS * 1000);
-    else if (refused.code === 'budget_exceeded' && (running.size > 0 || refused.heldByInFlight)) {
-      // What stands in the way settles soon: this job's running units (whose real cost is below
-      // what they reserved), or other requests in flight. Try again when one of ours ends.
-      const seen = tick;
-      if (running.size > 0) await condition(() => tick !== seen);
-      else await condition(() => tick !== seen, IN_FLIGHT_RETRY_MS);
-    } else
-      setPaused(true, {
-        reason: `${refused.code}: ${refused.message}`,
-        ...(refused.code === 'budget_exceeded' && { resumeAtMs: refused.resetsAtMs }),
-      });
+    const wait = chunkWait(outcome.refused, running.size);
+    const seen = tick;
+    if (wait.kind === 'own-chunk') await condition(() => tick !== seen);
+    else if (wait.kind === 'sleep') await sleep(wait.ms);
+    else setPaused(true, wait);
     return null;
   };
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { testModel } from '../helpers/model-info.js';
 import type { ModelInfo, PolicySpec } from '../../common/types.js';
 import type { ReserveRequest } from '../../common/budget-messages.js';
-import { expired, initialState, refusal, reserve, reservedUsd, roll, settle, worstCaseCostUsd } from '../../workflows/budget.js';
+import { IN_FLIGHT_RETRY_MS, chunkWait, expired, initialState, refusal, reserve, reservedUsd, roll, settle, worstCaseCostUsd } from '../../workflows/budget.js';
 
 const model = (name: string, inUsd: number, outUsd: number): ModelInfo => testModel(name, { inputUsdPer1M: inUsd, outputUsdPer1M: outUsd });
 const models = { small: model('small', 1, 2), large: model('large', 10, 30), judge: model('judge', 5, 5) };
@@ -128,5 +128,20 @@ describe('key budget state', () => {
       expired(s, T0 + 5000).map(([id]) => id),
       ['a'],
     );
+  });
+});
+
+describe('a document chunk its key refused', () => {
+  const spent = { code: 'budget_exceeded' as const, message: 'used up', period: 'day' as const, heldByInFlight: false, resetsAtMs: Date.UTC(2026, 11, 3) };
+  it("waits for the job's own running chunks before it pauses, and pauses until the budget's period begins", () => {
+    assert.deepEqual(chunkWait(spent, 2), { kind: 'own-chunk' });
+    assert.deepEqual(chunkWait(spent, 0), { kind: 'pause', reason: 'budget_exceeded: used up', resumeAtMs: Date.UTC(2026, 11, 3) });
+  });
+  it("asks again soon when only other requests' reservations stand in the way, and waits out a rate limit", () => {
+    assert.deepEqual(chunkWait({ ...spent, heldByInFlight: true }, 0), { kind: 'sleep', ms: IN_FLIGHT_RETRY_MS });
+    assert.deepEqual(chunkWait({ code: 'rate_limit_exceeded', kind: 'requests', message: 'rpm', retryAfterS: 7 }, 3), { kind: 'sleep', ms: 7000 });
+  });
+  it('pauses without a time to resume when the key was revoked', () => {
+    assert.deepEqual(chunkWait({ code: 'key_revoked', message: 'gone' }, 2), { kind: 'pause', reason: 'key_revoked: gone' });
   });
 });
