@@ -34,6 +34,8 @@ export interface AppDeps {
   env?: NodeJS.ProcessEnv;
   /** The process's metrics registry (GET /metrics); a fresh one when absent. */
   metrics?: Registry;
+  /** The API keys (keys file and env); read from `env` and the config when absent. */
+  keys?: KeyStore;
   /**
    * A router worker shares `client`'s connection in this process (`temporal.embedded_router`):
    * workflows start eagerly on it, with the first step routed by its routing state.
@@ -47,13 +49,13 @@ export function createApp({
   logger,
   env = process.env,
   metrics = createRegistry('api', { processMetrics: false }),
+  keys = new KeyStore(config, env, logger),
   embeddedRouter,
 }: AppDeps): Express {
   const app = express();
   const apiMetrics = metricsEnabled(env) ? new ApiMetrics(metrics, config, client) : null;
   app.disable('x-powered-by');
   app.set('etag', false);
-  const keys = new KeyStore(config, env, logger);
 
   app.get('/healthz', healthRoute(client));
   // Live answers from the model-call workers (authenticated per request by a token, not an API key).

@@ -20,6 +20,7 @@ import { installRuntime } from '../workers/runtime.js';
 import { createApp } from './app.js';
 import { createCodecApp } from './codec.js';
 import { createRegistry, metricsEnabled } from '../common/metrics.js';
+import { KeyStore } from './keys.js';
 
 /**
  * CASCADE_CODEC_PORT overrides `encryption.codec_port`. A second API process on the same host
@@ -43,6 +44,7 @@ async function connect(
   config: CascadeConfig,
   logger: Logger,
   metrics: Registry,
+  keys: KeyStore,
 ): Promise<{ client: Client; worker: Worker | null; health?: DeploymentHealth; learned?: LearnedStats }> {
   if (!config.raw.temporal.embedded_router) return { client: await connectClient(config), worker: null };
   installRuntime(logger); // before the first native connection
@@ -50,7 +52,7 @@ async function connect(
   const client = new Client({ connection, namespace: config.raw.temporal.namespace, dataConverter: dataConverter(config) });
   const health = deploymentHealth(config);
   const learned = new LearnedStats(client, config.raw.temporal.task_queue, logger);
-  const worker = await createRouterWorker({ config, connection, logger, ...(metricsEnabled() && { metrics }), health, learned });
+  const worker = await createRouterWorker({ config, connection, logger, ...(metricsEnabled() && { metrics }), health, learned, keys });
   return { client, worker, health, learned };
 }
 
@@ -58,9 +60,11 @@ async function run(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('api');
   const metrics = createRegistry('api');
-  const { client, worker, health, learned } = await connect(config, logger, metrics);
+  // One reader of the keys file for the API and its embedded router's budget activities.
+  const keys = new KeyStore(config, process.env, logger);
+  const { client, worker, health, learned } = await connect(config, logger, metrics, keys);
   const port = process.env.PORT ? Number(process.env.PORT) : config.raw.server.port;
-  const server = createServer(createApp({ config, client, logger, metrics, ...(health && { embeddedRouter: { health, learned } }) }));
+  const server = createServer(createApp({ config, client, logger, metrics, keys, ...(health && { embeddedRouter: { health, learned } }) }));
   server.headersTimeout = 10_000;
   server.requestTimeout = 0; // long cascades are bounded by their own deadline
   serveCodecEndpoint(config, logger);

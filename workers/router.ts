@@ -33,6 +33,8 @@ export async function createRouterWorker(opts: {
   health?: DeploymentHealth;
   /** Learned stats shared with the API process it is embedded in (the first step's decision travels with the start). */
   learned?: LearnedStats;
+  /** The keys file, shared with the API process it is embedded in; its own reader when absent. */
+  keys?: KeyStore;
 }): Promise<Worker> {
   const { config, connection, logger, metrics } = opts;
   const health = opts.health ?? deploymentHealth(config);
@@ -54,7 +56,7 @@ export async function createRouterWorker(opts: {
     activities: {
       ...routerActivities,
       ...createLearnActivities(learned.client),
-      ...createBudgetActivities(new KeyStore(config, process.env, logger)),
+      ...createBudgetActivities(opts.keys ?? new KeyStore(config, process.env, logger)),
       ...createDocumentActivities({ store: createDocumentStore(config), logger, webhookAllowHosts: config.raw.documents.webhook_allow_hosts }),
       ...(localPools.length > 0 && createPoolActivities({ config, pools: localPools, limitConcurrency: true, logger, evaluate: routerActivities.evaluate })),
     },

@@ -228,20 +228,23 @@ export class CascadeStack {
     const apis = config.raw.server.processes;
     for (let i = 1; i <= apis; i++) {
       const name = numbered('api', i, apis);
+      // A free port of its own, announced in its ready line; the first one also serves the UI's codec endpoint.
+      const env = { ...childEnv, PORT: '0', CASCADE_CODEC_PORT: String(i === 1 ? (p.codecPort ?? 0) : 0), ...this.opts.apiEnv?.(i) };
+      const scraped = metricsEnabled({ ...this.env, ...env });
       specs.push({
         name,
         args: ['server/main.ts'],
         ...(config.raw.temporal.embedded_router && { preload }),
-        // A free port of its own, announced in its ready line; the first one also serves the UI's codec endpoint.
-        env: { ...childEnv, PORT: '0', CASCADE_CODEC_PORT: String(i === 1 ? (p.codecPort ?? 0) : 0), ...this.opts.apiEnv?.(i) },
+        env,
         isReadyLine: (line) => line.includes('"api ready"'),
         onLine: (line) => {
-          const port = /"api ready".*"port":(\d+)|"port":(\d+).*"api ready"/.exec(line);
-          if (port) front.up(name, Number(port[1] ?? port[2]));
-          if (port) this.apiUrls.set(name, `http://${p.host}:${port[1] ?? port[2]}/v1`);
+          const m = /"api ready".*"port":(\d+)|"port":(\d+).*"api ready"/.exec(line);
+          if (!m) return;
+          const port = Number(m[1] ?? m[2]);
+          front.up(name, port);
+          this.apiUrls.set(name, `http://${p.host}:${port}/v1`);
           // Each API process is scraped on its own port (the front would pick one at random).
-          if (port && metricsEnabled({ ...this.env, ...childEnv, ...this.opts.apiEnv?.(i) }))
-            this.setMetricsUrl(name, `http://${p.host}:${port[1] ?? port[2]}/metrics`);
+          if (scraped) this.setMetricsUrl(name, `http://${p.host}:${port}/metrics`);
         },
         onExit: () => front.down(name),
         restart: true,

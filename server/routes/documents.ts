@@ -17,7 +17,7 @@ import {
 } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { SearchAttr } from '../../common/names.js';
-import { modelsForPolicy, resolveTarget, type CascadeConfig } from '../../config/load.js';
+import { modelsForPolicy, type CascadeConfig } from '../../config/load.js';
 import { createDocumentStore, type DocumentStore } from '../../activities/document-store.js';
 import { checkWebhookUrl, WebhookRejected } from '../../activities/document-webhook.js';
 import { policyForTask } from '../../workflows/document-tasks.js';
@@ -44,7 +44,7 @@ export interface DocumentRoutesDeps {
   client: Client;
   logger: Logger;
   /** Keys' tiers and budgets: a job runs what the key may use, and each chunk reserves in its budget. */
-  budgets?: Budgets;
+  budgets: Budgets;
   store?: DocumentStore;
 }
 
@@ -86,9 +86,9 @@ export function documentsRoutes({ config, client, logger, budgets, store = creat
       const text = await documentText(req, body, limits.max_bytes);
       // The key's tier picks what `cascade` runs and which policies it may use, as for chat.
       const key = callerKey(res.locals);
-      const target = budgets ? budgets.target(key, body.model, body.task) : resolveTarget(config, body.model, body.task);
+      const target = budgets.target(key, body.model, body.task);
       if (!target) throw ApiError.modelNotFound(body.model, config.policies.keys());
-      const budgetKey = budgets?.budgetKey(key);
+      const budgetKey = budgets.budgetKey(key);
       const options = taskOptions(body);
       let webhookUrl: string | undefined;
       if (body.webhook_url !== undefined) {
